@@ -1,0 +1,38 @@
+# loginwatch — every command an operator or a developer needs, installing what is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: test lint typecheck unit bench demo chaos system-deps broker clean
+
+test: system-deps broker $(STAMP) lint typecheck
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check schemas producer consumer tests
+	$(VENV)/bin/ruff format --check schemas producer consumer tests
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -m "not integration"
+
+bench: system-deps broker $(STAMP)
+	$(PY) -m tests.bench
+
+system-deps:
+	@sh tests/tools/system-deps.sh
+
+broker:
+	@sh tests/tools/ensure-broker.sh
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[central,dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

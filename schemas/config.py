@@ -1,0 +1,203 @@
+"""The one TOML configuration file, shared by the hook and the central side.
+
+Decoded into frozen msgspec Structs; unknown keys are errors (a typo must not
+silently fall back to a default), and every error names the file and the key:
+``/etc/loginwatch/loginwatch.toml: $.smtp.port: expected int, got str``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from pathlib import Path
+from typing import Annotated, Final, Literal
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import msgspec
+
+from schemas.errors import ConfigError
+
+DEFAULT_PATH: Final = "/etc/loginwatch/loginwatch.toml"
+ENV_VAR: Final = "LOGINWATCH_CONFIG"
+
+Duration = Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?(s|m|h|d|w)$")]
+Glob = Annotated[str, msgspec.Meta(min_length=1)]
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s<>]+@[^@\s<>]+$")]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class BrokerConfig(_Section, frozen=True):
+    url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    password_file: str | None = None
+    connect_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    # The detached publisher gives up after this long; what it did not get
+    # confirmed stays in the spool for the next login or the flush timer.
+    publish_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 20.0
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if urlsplit(self.url).scheme not in ("amqp", "amqps"):
+            raise ValueError("expected an amqp:// or amqps:// URL")
+
+
+class HostConfig(_Section, frozen=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=253)] | None = None
+
+
+class SpoolConfig(_Section, frozen=True):
+    dir: str = "/var/spool/loginwatch"
+    max_events: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    max_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 64 * 1024 * 1024
+
+
+class SmtpConfig(_Section, frozen=True, rename={"from_": "from"}):
+    host: str = "localhost"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 25
+    from_: Email = "loginwatch@localhost"
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password_file: str | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 15.0
+    ca_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.starttls and self.ssl:
+            raise ValueError("starttls and ssl exclude each other")
+
+
+class Route(_Section, frozen=True):
+    to: Annotated[tuple[Email, ...], msgspec.Meta(min_length=1)]
+    mode: Literal["immediate", "digest", "ignore"] = "immediate"
+    hosts: tuple[Glob, ...] = ()
+    users: tuple[Glob, ...] = ()
+    kinds: tuple[Glob, ...] = ()
+
+
+class StoreConfig(_Section, frozen=True):
+    url: str = "/var/lib/loginwatch/loginwatch.db"
+    keep: Duration = "90d"
+
+
+class DigestConfig(_Section, frozen=True):
+    every: Duration = "1d"
+    at: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] | None = None
+    timezone: str = "UTC"
+
+
+class Config(_Section, frozen=True):
+    broker: BrokerConfig = BrokerConfig()
+    host: HostConfig = HostConfig()
+    spool: SpoolConfig = SpoolConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    route: tuple[Route, ...] = ()
+    store: StoreConfig = StoreConfig()
+    digest: DigestConfig = DigestConfig()
+
+
+def config_path(cli_value: str | None, environ: dict[str, str] | None = None) -> str:
+    """``--config PATH``, else ``$LOGINWATCH_CONFIG``, else the default path."""
+    env = os.environ if environ is None else environ
+    return cli_value or env.get(ENV_VAR) or DEFAULT_PATH
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Decode TOML text into a ``Config``.
+
+    Raises:
+        ConfigError: bad TOML or a bad value, naming ``source`` and the key.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_key_first(str(exc))}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and decode the config file at ``path``.
+
+    Raises:
+        ConfigError: unreadable file, bad TOML or a bad value.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    return parse_config(text, str(path))
+
+
+_MSGSPEC_ERROR: Final = re.compile(r"^(?P<what>.*?) - at `(?P<key>[^`]*)`$", re.S)
+
+
+def _key_first(message: str) -> str:
+    """``Expected `int`, got `str` - at `$.smtp.port``` → ``$.smtp.port: expected int, got str``."""
+    match = _MSGSPEC_ERROR.match(message)
+    if not match:
+        return message
+    what = match["what"].replace("`", "")
+    return f"{match['key']}: {what[:1].lower()}{what[1:]}"
+
+
+def read_secret(path: str, key: str) -> str:
+    """The first line of a secret file that only its owner may read.
+
+    Raises:
+        ConfigError: missing file, or one that group or others can read,
+            naming ``key`` (e.g. ``$.smtp.password_file``).
+    """
+    try:
+        with open(path, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            raw = handle.read(4096)
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{key}: {path} is readable by group or others (mode {stat.S_IMODE(mode):04o});"
+            " chmod 600 it"
+        )
+    return raw.decode("utf-8", "replace").splitlines()[0] if raw.strip() else ""
+
+
+def broker_url(broker: BrokerConfig) -> str:
+    """The broker URL with the password from ``password_file`` when one is set.
+
+    Raises:
+        ConfigError: the password file is missing or too open.
+    """
+    if broker.password_file is None:
+        return broker.url
+    password = read_secret(broker.password_file, "$.broker.password_file")
+    parts = urlsplit(broker.url)
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(unquote(user), safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def broker_user(broker: BrokerConfig) -> str:
+    """The AMQP user name in the URL (what the broker checks ``user_id`` against)."""
+    return unquote(urlsplit(broker.url).username or "guest")
+
+
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def seconds(duration: str) -> float:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"2w"`` in seconds (validated by ``Duration``)."""
+    return float(duration[:-1]) * _UNITS[duration[-1]]
