@@ -7,6 +7,7 @@ the digest scheduler stores everything for the periodic summary.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 EXCHANGE: Final = "loginwatch.events"
@@ -41,3 +42,61 @@ def retry_queue(delay_s: int) -> str:
 
 def routing_key(kind: str) -> str:
     return kind
+
+
+# The declarations themselves, as data: `loginwatch setup` declares them and
+# deploy/ generates RabbitMQ definitions from them, so the two never disagree.
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    arguments: dict[str, str | int]
+    bindings: tuple[tuple[str, str], ...]  # (exchange, routing key)
+
+
+def _quorum(dead_letter_key: str, **extra: str | int) -> dict[str, str | int]:
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": REROUTE_EXCHANGE,
+        "x-dead-letter-routing-key": dead_letter_key,
+        # At-least-once dead-lettering needs reject-publish overflow.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        **extra,
+    }
+
+
+def queue_specs() -> tuple[QueueSpec, ...]:
+    """Every queue of the pipeline with its arguments and bindings."""
+    work = [
+        QueueSpec(
+            name,
+            _quorum(DEAD_QUEUE, **{"x-delivery-limit": DELIVERY_LIMIT}),
+            ((EXCHANGE, BINDING_KEY), (REROUTE_EXCHANGE, name)),
+        )
+        for name in (ALERTS_QUEUE, DIGEST_QUEUE)
+    ]
+    # A parked alert waits out its delay at the head of its retry queue, then
+    # dead-letters back to the alerts queue.
+    retries = [
+        QueueSpec(
+            retry_queue(delay),
+            _quorum(ALERTS_QUEUE, **{"x-message-ttl": delay * 1000}),
+            ((REROUTE_EXCHANGE, retry_queue(delay)),),
+        )
+        for delay in RETRY_DELAYS_S
+    ]
+    dead = QueueSpec(DEAD_QUEUE, {"x-queue-type": "quorum"}, ((REROUTE_EXCHANGE, DEAD_QUEUE),))
+    return (*work, *retries, dead)
+
+
+# Exchanges: (name, type). Both durable.
+EXCHANGES: Final = ((EXCHANGE, EXCHANGE_TYPE), (REROUTE_EXCHANGE, "direct"))
+
+# What a host's broker user may do: publish to the events exchange, nothing else.
+HOST_PERMISSIONS: Final = {
+    "configure": "^$",
+    "write": f"^{EXCHANGE.replace('.', r'[.]')}$",
+    "read": "^$",
+}
