@@ -92,6 +92,24 @@ class DigestConfig(_Section, frozen=True):
     timezone: str = "UTC"
 
 
+class WorkerConfig(_Section, frozen=True):
+    """``[worker]``: the central worker's runtime (consumer/worker.py)."""
+
+    # Unacked deliveries the broker hands one worker at a time.
+    prefetch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
+    # Delays (seconds) of the retry queues a parked alert waits in, in order;
+    # each delay is its own queue (`loginwatch.retry.<delay>s`), declared by setup.
+    retry_delays: Annotated[
+        tuple[Annotated[int, msgspec.Meta(ge=1)], ...], msgspec.Meta(min_length=1, max_length=16)
+    ] = (30, 120, 600, 1800)
+    # When hosts publish with their own broker users (`loginwatch host add NAME`
+    # creates `host-NAME`), refuse events whose user_id does not speak for the
+    # host they name: `host-<event.host>`, or a user listed in `host_users`.
+    require_user_id: bool = False
+    # broker user -> host names (globs) it may speak for, beyond `host-<name>`.
+    host_users: dict[str, tuple[Glob, ...]] = {}
+
+
 class Config(_Section, frozen=True):
     broker: BrokerConfig = BrokerConfig()
     host: HostConfig = HostConfig()
@@ -100,6 +118,7 @@ class Config(_Section, frozen=True):
     route: tuple[Route, ...] = ()
     store: StoreConfig = StoreConfig()
     digest: DigestConfig = DigestConfig()
+    worker: WorkerConfig = WorkerConfig()
 
 
 def config_path(cli_value: str | None, environ: dict[str, str] | None = None) -> str:

@@ -31,6 +31,7 @@ MESSAGE_TYPE: Final = "loginwatch.LoginEvent"
 HEADER_REASON: Final = "x-loginwatch-reason"  # why a message is in the dead queue
 HEADER_ORIGIN: Final = "x-loginwatch-origin"  # the work queue a retry returns to
 HEADER_ATTEMPT: Final = "x-loginwatch-attempt"  # parked deliveries so far
+HEADER_DEAD_AT: Final = "x-loginwatch-dead-at"  # when the worker dead-lettered it (epoch s)
 
 # How long a work queue redelivers a message that keeps crashing a worker.
 DELIVERY_LIMIT: Final = 20
@@ -67,8 +68,12 @@ def _quorum(dead_letter_key: str, **extra: str | int) -> dict[str, str | int]:
     }
 
 
-def queue_specs() -> tuple[QueueSpec, ...]:
-    """Every queue of the pipeline with its arguments and bindings."""
+def queue_specs(retry_delays: tuple[int, ...] = RETRY_DELAYS_S) -> tuple[QueueSpec, ...]:
+    """Every queue of the pipeline with its arguments and bindings.
+
+    ``retry_delays`` is ``[worker] retry_delays``: a queue's TTL is fixed when it
+    is declared, so each delay has its own queue name.
+    """
     work = [
         QueueSpec(
             name,
@@ -85,7 +90,7 @@ def queue_specs() -> tuple[QueueSpec, ...]:
             _quorum(ALERTS_QUEUE, **{"x-message-ttl": delay * 1000}),
             ((REROUTE_EXCHANGE, retry_queue(delay)),),
         )
-        for delay in RETRY_DELAYS_S
+        for delay in retry_delays
     ]
     dead = QueueSpec(DEAD_QUEUE, {"x-queue-type": "quorum"}, ((REROUTE_EXCHANGE, DEAD_QUEUE),))
     return (*work, *retries, dead)
