@@ -32,6 +32,14 @@ class PublishRefused(BrokerError):
     """The broker nacked or returned a message (unroutable, forged user_id…)."""
 
 
+class TopologyConflict(BrokerError):
+    """A queue or exchange exists with other arguments than ours (PRECONDITION_FAILED)."""
+
+
+class QueueMissing(BrokerError):
+    """A queue we expected does not exist (``loginwatch setup`` was not run)."""
+
+
 class StoreError(LoginwatchError):
     """The store (SQLite or PostgreSQL) failed."""
 

@@ -32,6 +32,10 @@ HEADER_REASON: Final = "x-loginwatch-reason"  # why a message is in the dead que
 HEADER_ORIGIN: Final = "x-loginwatch-origin"  # the work queue a retry returns to
 HEADER_ATTEMPT: Final = "x-loginwatch-attempt"  # parked deliveries so far
 HEADER_DEAD_AT: Final = "x-loginwatch-dead-at"  # when the worker dead-lettered it (epoch s)
+# The host's broker user, carried along when the worker republishes an event
+# (park, replay) under its own user: trusted only on messages whose user_id
+# property is the central side's own broker user, which hosts cannot forge.
+HEADER_USER_ID: Final = "x-loginwatch-user-id"
 
 # How long a work queue redelivers a message that keeps crashing a worker.
 DELIVERY_LIMIT: Final = 20
