@@ -7,10 +7,12 @@ silently fall back to a default), and every error names the file and the key:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Final, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -74,11 +76,72 @@ class SmtpConfig(_Section, frozen=True, rename={"from_": "from"}):
 
 
 class Route(_Section, frozen=True):
+    """``[[route]]``: who gets mail for which events, and how.
+
+    Every route whose globs all match applies (all-matches); an empty glob list
+    matches everything. A recipient named by several matching routes is decided
+    by the first of them, so an earlier ``mode = "ignore"`` route can exempt one
+    recipient from a later catch-all. Globs are fnmatch patterns (``*``, ``?``,
+    ``[ab]``) over the literal host (case-insensitive), user and kind
+    (login, logout, failure, auth, account, password, unknown).
+    """
+
     to: Annotated[tuple[Email, ...], msgspec.Meta(min_length=1)]
     mode: Literal["immediate", "digest", "ignore"] = "immediate"
     hosts: tuple[Glob, ...] = ()
     users: tuple[Glob, ...] = ()
     kinds: tuple[Glob, ...] = ()
+
+
+class Silence(_Section, frozen=True):
+    """``[[silence]]``: no immediate mail for matching events until ``until``.
+
+    Silenced events still reach the digest (marked silenced). All given
+    matchers must match; at least one is required. ``sources`` are networks
+    (``"192.0.2.0/24"``); ``to`` limits the silence to some recipients.
+    """
+
+    until: datetime
+    hosts: tuple[Glob, ...] = ()
+    users: tuple[Glob, ...] = ()
+    kinds: tuple[Glob, ...] = ()
+    sources: tuple[str, ...] = ()
+    to: tuple[Email, ...] = ()
+    comment: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+    def __post_init__(self) -> None:
+        if self.until.tzinfo is None:
+            raise ValueError("until needs a time zone offset, e.g. 2026-12-01T18:00:00Z")
+        if not (self.hosts or self.users or self.kinds or self.sources):
+            raise ValueError("a silence needs at least one of hosts, users, kinds, sources")
+        for source in self.sources:
+            ipaddress.ip_network(source, strict=False)
+
+
+class PolicyConfig(_Section, frozen=True):
+    """``[policy]``: flood control per recipient (all workers together)."""
+
+    # Past this many immediate mails to one recipient within flood_window, one
+    # "burst" mail goes out and further events only reach the digest.
+    flood_max: Annotated[int, msgspec.Meta(ge=1)] = 10
+    flood_window: Duration = "10m"
+
+
+class EnrichConfig(_Section, frozen=True):
+    """``[enrich]``: reverse DNS and GeoIP of the client address."""
+
+    dns: bool = True
+    dns_timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 1.0
+    dns_cache_size: Annotated[int, msgspec.Meta(ge=0)] = 4096
+    dns_cache_ttl: Duration = "1h"
+    # A MaxMind GeoLite2/GeoIP2 City or Country database (.mmdb); none: no GeoIP.
+    geoip_db: str | None = None
+
+
+class RenderConfig(_Section, frozen=True):
+    """``[render]``: a directory whose templates override the packaged ones."""
+
+    templates: str | None = None
 
 
 class StoreConfig(_Section, frozen=True):
@@ -119,6 +182,10 @@ class Config(_Section, frozen=True):
     store: StoreConfig = StoreConfig()
     digest: DigestConfig = DigestConfig()
     worker: WorkerConfig = WorkerConfig()
+    silence: tuple[Silence, ...] = ()
+    policy: PolicyConfig = PolicyConfig()
+    enrich: EnrichConfig = EnrichConfig()
+    render: RenderConfig = RenderConfig()
 
 
 def config_path(cli_value: str | None, environ: dict[str, str] | None = None) -> str:

@@ -1,0 +1,164 @@
+"""The frozen objects passed between the worker's stages, and the pipeline contract.
+
+One event goes through the stages like this (the worker builds this in one function)::
+
+    event    = decode(body)                                  # schemas.event.decode
+    enriched = enricher(event, now)                          # stages.enrich.Enricher
+    state    = store.flood_state(now, policy.flood_window)   # one query: mails per recipient
+    for decision in policy.decide(enriched, state, now):     # pure; log decision.reason
+        if decision.action not in MAILING:
+            continue                                         # digest/ignore/silenced/folded
+        key = delivery_key(event, decision)
+        if store.delivered(key):
+            continue                                         # redelivered: mail already went out
+        msg = renderer.render(enriched, decision)            # stages.render.Renderer
+        sender.send(msg)                                     # stages.deliver.SmtpSender
+        store.record_delivery(key, now)                      # record-after (STYLE.md #4)
+        store.note_mail(decision.recipient, now, burst=decision.action is Action.BURST)
+    ack
+
+Errors, all from ``schemas.errors``:
+
+- ``enricher`` raises ``StoreError`` when the store fails (park the message and retry later);
+  DNS and GeoIP failures never raise, they just leave the fields empty.
+- ``renderer.render`` raises ``PermanentDelivery`` for a broken (operator) template.
+- ``sender.send`` raises ``TransientDelivery`` only after its own short tenacity retries
+  (park in the retry queues), ``PermanentDelivery`` for 5xx / refused recipients (dead queue).
+
+Delivery is at least once: if the SMTP server accepted a mail but the connection dropped before
+its final reply reached us, ``send`` reports ``TransientDelivery`` and the mail may arrive twice
+(with the same ``Message-ID``, which most mail stores fold). The delivery log prevents every
+other duplicate: a mail whose ``record_delivery`` committed is never sent again.
+
+Flood control is counted per recipient in the store (shared by every worker); two workers that
+decide at the same instant may each send one mail past ``flood_max`` — the limit is a calm-down
+threshold, not an exact quota.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final, Protocol, TypeVar
+
+import msgspec
+
+from schemas.event import LoginEvent
+
+
+class FirstSeen(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether this is the user's first login from this address / network / country.
+
+    Each is False when the event has nothing to compare (no client address, no country).
+    """
+
+    address: bool = False
+    network: bool = False
+    country: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.address or self.network or self.country
+
+
+class Enriched(msgspec.Struct, frozen=True, kw_only=True):
+    """An event plus what the central side learned about its source."""
+
+    event: LoginEvent
+    rdns: str | None = None
+    # True only when the name resolves back to the client address (forward-confirmed).
+    rdns_verified: bool = False
+    # ISO 3166 code (``"DE"``) and English names from the GeoIP database.
+    country: str | None = None
+    country_name: str | None = None
+    city: str | None = None
+    # The client's /24 (IPv4) or /64 (IPv6), e.g. ``"192.0.2.0/24"``; None without an address.
+    network: str | None = None
+    first_seen: FirstSeen = FirstSeen()
+
+
+class Action(enum.Enum):
+    """What happens for one recipient of one event."""
+
+    IMMEDIATE = "immediate"  # an alert mail now
+    BURST = "burst"  # flood limit reached: one "burst" mail now, the rest folds into the digest
+    FOLDED = "folded"  # flood limit reached and the burst mail already went: digest only
+    DIGEST = "digest"  # the route says digest-only
+    SILENCED = "silenced"  # a [[silence]] matched: digest only
+    IGNORE = "ignore"  # the route says ignore, or no route matched
+
+
+MAILING: Final = frozenset({Action.IMMEDIATE, Action.BURST})
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """The policy's verdict for one recipient (``decide`` returns one per recipient).
+
+    ``recipient`` is None only for the single IGNORE decision of an event no route matched.
+    ``reason`` is one human sentence, shown in the logs and in the mail.
+    ``route`` is the 0-based index of the ``[[route]]`` that decided, -1 for none.
+    ``sent`` is how many mails the recipient got within the flood window before this event.
+    """
+
+    action: Action
+    reason: str
+    recipient: str | None = None
+    route: int = -1
+    sent: int = 0
+
+
+class FloodCount(msgspec.Struct, frozen=True, kw_only=True):
+    """Mails one recipient got within the flood window (all workers together)."""
+
+    sent: int = 0
+    burst_sent: bool = False
+
+
+class PolicyState(msgspec.Struct, frozen=True, kw_only=True):
+    """The snapshot ``decide`` needs besides the event: flood counts per recipient."""
+
+    flood: Mapping[str, FloodCount] = msgspec.field(default_factory=dict)
+
+    def count(self, recipient: str) -> FloodCount:
+        return self.flood.get(recipient.lower(), _NO_MAIL)
+
+
+_NO_MAIL: Final = FloodCount()
+
+In_contra = TypeVar("In_contra", contravariant=True)
+Out_co = TypeVar("Out_co", covariant=True)
+
+
+class Stage(Protocol[In_contra, Out_co]):
+    """A pipeline stage: one typed object in, one out; failures raise schemas.errors."""
+
+    def __call__(self, item: In_contra, /) -> Out_co: ...
+
+
+def delivery_key(event: LoginEvent, decision: Decision) -> str:
+    """The delivery-log key of one mail: event id, mail kind and recipient.
+
+    Raises:
+        ValueError: the decision has no recipient (it sends no mail).
+    """
+    if decision.recipient is None:
+        raise ValueError("a decision without recipient sends no mail")
+    kind = "burst" if decision.action is Action.BURST else "alert"
+    return f"{kind}:{event.id_hex}:{decision.recipient.lower()}"
+
+
+def message_id(key: str, domain: str) -> str:
+    """A stable ``Message-ID`` for a delivery key: the same mail always gets the same one."""
+    kind, _, rest = key.partition(":")
+    event_hex, _, recipient = rest.partition(":")
+    digest = hashlib.sha256(recipient.encode()).hexdigest()[:16]
+    return f"<{event_hex}.{kind}.{digest}@{domain}>"
+
+
+def utc(moment: datetime) -> datetime:
+    """Reject naive datetimes early: every time in loginwatch is timezone-aware."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime; pass an aware one (UTC)")
+    return moment
