@@ -109,3 +109,24 @@ HOST_PERMISSIONS: Final = {
     "write": f"^{EXCHANGE.replace('.', r'[.]')}$",
     "read": "^$",
 }
+
+# One broker user per host: `loginwatch host add NAME` creates `host-NAME`, the
+# hook publishes with user_id = that user (the broker refuses any other), and the
+# worker accepts an event naming host NAME only from `host-NAME`.
+HOST_USER_PREFIX: Final = "host-"
+# Host names as DNS labels joined by dots: also safe as a broker user name, a
+# file name (the password file) and a routing-key-free header value.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_NAME_PATTERN: Final = rf"^{_LABEL}(\.{_LABEL})*$"
+
+
+def host_user(name: str) -> str:
+    """The broker user that speaks for host ``name``: ``host-NAME``."""
+    return f"{HOST_USER_PREFIX}{name}"
+
+
+def user_host(user: str) -> str | None:
+    """The host name a ``host-NAME`` broker user speaks for, else None."""
+    if not user.startswith(HOST_USER_PREFIX) or len(user) == len(HOST_USER_PREFIX):
+        return None
+    return user[len(HOST_USER_PREFIX) :]
