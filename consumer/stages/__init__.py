@@ -1,0 +1,1 @@
+"""The worker's stages: enrich → policy → render → deliver (see consumer/model.py)."""

@@ -1,0 +1,153 @@
+"""Policy stage: who gets mail for an event, how, and why — a pure function of its inputs.
+
+``Policy(config).decide(enriched, state, now)`` returns one ``Decision`` per recipient:
+
+1. Routes (``[[route]]``, all-matches): every route whose globs match applies; a recipient
+   named by several matching routes is decided by the first of them. No match: one IGNORE.
+2. A route in ``digest`` or ``ignore`` mode decides at once.
+3. An ``immediate`` recipient under an active ``[[silence]]`` is SILENCED (digest only).
+4. Flood control: a recipient who already got ``flood_max`` mails within ``flood_window``
+   gets one BURST mail, after which further events are FOLDED (digest only) until the
+   window has room again.
+
+Globs are matched with ``fnmatchcase`` against the literal event text: the patterns come from
+the operator's config, the subject strings never become patterns, so hostile text cannot
+change what matches.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+from consumer.display import quoted
+from consumer.model import Action, Decision, Enriched, PolicyState, utc
+from schemas.config import Config, Route, Silence, seconds
+from schemas.event import LoginEvent
+
+
+class Policy:
+    """The routing, silence and flood rules of one config (immutable)."""
+
+    def __init__(self, config: Config) -> None:
+        self.routes = config.route
+        self.silences = config.silence
+        self.flood_max = config.policy.flood_max
+        self.flood_window = seconds(config.policy.flood_window)
+
+    def decide(self, enriched: Enriched, state: PolicyState, now: datetime) -> tuple[Decision, ...]:
+        """One decision per recipient; pure (the clock and the flood counts are inputs)."""
+        event = enriched.event
+        chosen: dict[str, tuple[int, Route]] = {}
+        for index, route in enumerate(self.routes):
+            if route_matches(route, event):
+                for recipient in route.to:
+                    chosen.setdefault(recipient.lower(), (index, route))
+        if not chosen:
+            return (Decision(action=Action.IGNORE, reason=f"no route matches {describe(event)}"),)
+        return tuple(
+            self._for_recipient(
+                event, recipient, index=index, route=route, state=state, now=utc(now)
+            )
+            for recipient, (index, route) in chosen.items()
+        )
+
+    def _for_recipient(
+        self,
+        event: LoginEvent,
+        recipient: str,
+        *,
+        index: int,
+        route: Route,
+        state: PolicyState,
+        now: datetime,
+    ) -> Decision:
+        def decision(action: Action, reason: str, sent: int = 0) -> Decision:
+            return Decision(
+                action=action, reason=reason, recipient=recipient, route=index, sent=sent
+            )
+
+        matched = f"route #{index + 1} ({route_summary(route)}) matches {describe(event)}"
+        if route.mode == "ignore":
+            return decision(Action.IGNORE, f"{matched}; mode ignore")
+        if route.mode == "digest":
+            return decision(Action.DIGEST, f"{matched}; mode digest")
+        silence = active_silence(self.silences, event, recipient, now)
+        if silence is not None:
+            why = f"; {silence.comment}" if silence.comment else ""
+            until = silence.until.isoformat(timespec="minutes")
+            return decision(Action.SILENCED, f"{matched}; silenced until {until}{why}")
+        count = state.count(recipient)
+        if count.sent < self.flood_max:
+            return decision(Action.IMMEDIATE, matched, count.sent)
+        limit = f"{count.sent} mails within {_duration(self.flood_window)}"
+        if not count.burst_sent:
+            return decision(Action.BURST, f"{matched}; flood control: {limit}", count.sent)
+        return decision(Action.FOLDED, f"{matched}; folded into the digest: {limit}", count.sent)
+
+
+def route_matches(route: Route, event: LoginEvent) -> bool:
+    return (
+        globs_match(route.hosts, event.host.lower(), fold=True)
+        and globs_match(route.users, event.user)
+        and globs_match(route.kinds, event.kind)
+    )
+
+
+def active_silence(
+    silences: tuple[Silence, ...], event: LoginEvent, recipient: str, now: datetime
+) -> Silence | None:
+    """The first silence in force at ``now`` that covers the event and recipient."""
+    for silence in silences:
+        if now >= silence.until:
+            continue
+        if silence.to and recipient not in (r.lower() for r in silence.to):
+            continue
+        if (
+            globs_match(silence.hosts, event.host.lower(), fold=True)
+            and globs_match(silence.users, event.user)
+            and globs_match(silence.kinds, event.kind)
+            and source_matches(silence.sources, event.client_ip)
+        ):
+            return silence
+    return None
+
+
+def globs_match(globs: tuple[str, ...], text: str, *, fold: bool = False) -> bool:
+    """True when ``globs`` is empty or one glob matches all of ``text``."""
+    if not globs:
+        return True
+    return any(fnmatchcase(text, glob.lower() if fold else glob) for glob in globs)
+
+
+def source_matches(networks: tuple[str, ...], address: str) -> bool:
+    """True when ``networks`` is empty or contains ``address`` (a bad address matches none)."""
+    if not networks:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+def describe(event: LoginEvent) -> str:
+    """``login of user "alice" on host "web1"``, the hostile parts quoted and made visible."""
+    return f"{event.kind} of user {quoted(event.user)} on host {quoted(event.host)}"
+
+
+def route_summary(route: Route) -> str:
+    parts = [
+        f"{name}={','.join(globs)}"
+        for name, globs in (("hosts", route.hosts), ("users", route.users), ("kinds", route.kinds))
+        if globs
+    ]
+    return " ".join(parts) or "everything"
+
+
+def _duration(secs: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size and secs % size == 0:
+            return f"{int(secs // size)}{unit}"
+    return f"{secs:g}s"

@@ -1,0 +1,13 @@
+"""The store: first-seen sources, the delivery log and flood counters, in SQLite or PostgreSQL.
+
+``open_store(url)``: a file path (default; SQLite in WAL mode) or a ``postgresql://`` URL
+(psycopg 3), so workers and digest schedulers on several machines share one store. Both get
+the same schema from the same versioned migration list (``consumer/store/migrations.py``),
+applied on open, to which later features append.
+"""
+
+from __future__ import annotations
+
+from consumer.store.base import Store, open_store
+
+__all__ = ["Store", "open_store"]
