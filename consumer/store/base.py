@@ -1,14 +1,49 @@
-"""Store API (stub: real implementation follows)."""
+"""The store's operations, the same SQL on SQLite and PostgreSQL.
+
+Times are stored as Unix seconds (UTC). Every write is one atomic statement, so several
+workers, on one machine (SQLite WAL) or several (PostgreSQL), can share a store.
+"""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
+from typing import Final
 
-from consumer.model import FirstSeen, PolicyState
+from consumer.model import FirstSeen, FloodCount, PolicyState, utc
+from consumer.store.backends import Database, connect
+from consumer.store.migrations import MIGRATIONS, Migration, check
+from schemas.errors import StoreError
+
+# Serialises migrations of workers starting at once against one PostgreSQL database.
+_PG_MIGRATION_LOCK: Final = 0x6C6F67696E77  # "loginw"
+# Flood rows older than this are deleted when a mail is noted (flood windows are shorter).
+FLOOD_KEEP: Final = 7 * 86400.0
+
+_OBSERVE: Final = """
+INSERT INTO first_seen (username, scope, value, event_id, first_at, last_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (username, scope, value) DO UPDATE SET
+    last_at = CASE WHEN excluded.last_at > first_seen.last_at
+                   THEN excluded.last_at ELSE first_seen.last_at END,
+    logins = first_seen.logins + 1
+RETURNING event_id
+"""
 
 
 class Store:
-    """First-seen, delivery log and flood counters. Every method raises StoreError."""
+    """First-seen sources, the delivery log and flood counters.
+
+    Every method raises ``StoreError`` when the database fails.
+    """
+
+    def __init__(self, db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> None:
+        self.db = db
+        migrate(db, migrations)
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
 
     def observe(
         self,
@@ -19,28 +54,136 @@ class Store:
         country: str | None,
         event_id: str,
         now: datetime,
+        record: bool = True,
     ) -> FirstSeen:
-        """Record a login source; True for each scope seen for the first time.
+        """Whether ``user`` logs in from each of these for the first time; records them.
 
-        Idempotent per ``event_id``: a redelivered event is still first-seen.
+        Atomic per scope (one upsert each). Idempotent per ``event_id``: the event that
+        created a row still reads as first-seen when it is redelivered. With
+        ``record=False`` (failed logins) nothing is written: a stranger's failed password
+        must not make a later real login from there look familiar.
         """
-        raise NotImplementedError
+        stamp = utc(now).timestamp()
+        seen = {}
+        for scope, value in (("address", address), ("network", network), ("country", country)):
+            if not value:
+                seen[scope] = False
+            elif record:
+                rows = self.db.execute(
+                    _OBSERVE, (_text(user), scope, _text(value), event_id, stamp, stamp)
+                )
+                seen[scope] = bool(rows) and rows[0][0] == event_id
+            else:
+                rows = self.db.execute(
+                    "SELECT event_id FROM first_seen"
+                    " WHERE username = ? AND scope = ? AND value = ?",
+                    (_text(user), scope, _text(value)),
+                )
+                seen[scope] = not rows or rows[0][0] == event_id
+        return FirstSeen(**seen)
 
     def delivered(self, key: str) -> bool:
-        raise NotImplementedError
+        """True when the mail with this delivery key was accepted by the SMTP server before."""
+        return bool(self.db.execute("SELECT 1 FROM delivery_log WHERE key = ?", (key,)))
 
     def record_delivery(self, key: str, now: datetime) -> None:
-        raise NotImplementedError
+        """Note that the SMTP server accepted this mail (idempotent)."""
+        self.db.execute(
+            "INSERT INTO delivery_log (key, delivered_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (key, utc(now).timestamp()),
+        )
 
     def flood_state(self, now: datetime, window: float) -> PolicyState:
-        raise NotImplementedError
+        """Mails per recipient (lower-cased) within ``window`` seconds before ``now``."""
+        since = utc(now).timestamp() - window
+        rows = self.db.execute(
+            "SELECT recipient, COUNT(*), MAX(burst) FROM flood_mail"
+            " WHERE sent_at > ? GROUP BY recipient",
+            (since,),
+        )
+        return PolicyState(
+            flood={
+                recipient: FloodCount(sent=int(count), burst_sent=bool(burst))
+                for recipient, count, burst in rows
+            }
+        )
 
     def note_mail(self, recipient: str, now: datetime, *, burst: bool = False) -> None:
-        raise NotImplementedError
+        """Count one mail sent to ``recipient`` (for flood control), pruning old counts."""
+        stamp = utc(now).timestamp()
+        with self.db.transaction() as run:
+            run(
+                "INSERT INTO flood_mail (recipient, sent_at, burst) VALUES (?, ?, ?)",
+                (recipient.lower(), stamp, int(burst)),
+            )
+            run("DELETE FROM flood_mail WHERE sent_at < ?", (stamp - FLOOD_KEEP,))
+
+    def prune(self, before: datetime) -> int:
+        """Forget delivery-log entries older than ``before`` (``[store] keep``); how many."""
+        stamp = utc(before).timestamp()
+        with self.db.transaction() as run:
+            count = run("SELECT COUNT(*) FROM delivery_log WHERE delivered_at < ?", (stamp,))
+            run("DELETE FROM delivery_log WHERE delivered_at < ?", (stamp,))
+        return int(count[0][0])
+
+    def schema_version(self) -> int:
+        rows = self.db.execute("SELECT MAX(version) FROM loginwatch_schema")
+        return int(rows[0][0] or 0)
 
     def close(self) -> None:
-        raise NotImplementedError
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def open_store(url: str) -> Store:
-    raise NotImplementedError
+def _text(value: str) -> str:
+    """PostgreSQL TEXT cannot hold NUL: store it (and so the backslash) escaped, on both."""
+    if "\x00" not in value and "\\" not in value:
+        return value
+    return value.replace("\\", "\\\\").replace("\x00", "\\x00")
+
+
+def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> None:
+    """Apply the migrations this database lacks, in one transaction.
+
+    Raises:
+        StoreError: the database fails, or its schema is newer than this program knows.
+    """
+    check(migrations)
+    with db.transaction() as run:
+        if db.dialect == "postgres":
+            run("SELECT pg_advisory_xact_lock(?)", (_PG_MIGRATION_LOCK,))
+        run(
+            "CREATE TABLE IF NOT EXISTS loginwatch_schema ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at DOUBLE PRECISION NOT NULL)",
+            (),
+        )
+        done = {int(row[0]) for row in run("SELECT version FROM loginwatch_schema", ())}
+        if done and max(done) > len(migrations):
+            raise StoreError(
+                f"store schema version {max(done)} is newer than this loginwatch knows"
+                f" ({len(migrations)}): upgrade loginwatch"
+            )
+        for migration in migrations:
+            if migration.version in done:
+                continue
+            for statement in migration.statements(db.dialect):
+                run(statement, ())
+            run(
+                "INSERT INTO loginwatch_schema (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, time.time()),
+            )
+
+
+def open_store(url: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> Store:
+    """The store at ``url``: a SQLite file path, or a ``postgresql://`` URL; migrated.
+
+    Raises:
+        StoreError: cannot open, connect or migrate.
+    """
+    return Store(connect(url), migrations)

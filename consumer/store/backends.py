@@ -1,0 +1,145 @@
+"""The two databases behind the store, behind one small interface.
+
+SQL is written once with ``?`` placeholders; the PostgreSQL side turns them into ``%s``.
+Each backend owns one connection guarded by a lock, so one ``Store`` can be shared by the
+threads of a worker. sqlite3 and psycopg errors are wrapped here into ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+
+from schemas.errors import StoreError
+
+Row = tuple[Any, ...]
+Run = Callable[[str, Sequence[object]], list[Row]]
+
+
+class Database(Protocol):
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """Run one statement in its own transaction.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        ...
+
+    def transaction(self) -> AbstractContextManager[Run]:
+        """A transaction: the yielded function runs statements inside it."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@contextmanager
+def _wrapped(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.Error, psycopg.Error) as exc:
+        raise StoreError(f"{what}: {type(exc).__name__}: {exc}".strip()) from exc
+
+
+class SqliteDatabase:
+    """A SQLite file in WAL mode: readers never block the writer, several processes share it."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        with _wrapped(f"cannot open SQLite store {path}"):
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: autocommit, and we say BEGIN IMMEDIATE ourselves so a
+            # write transaction takes the lock up front instead of failing halfway.
+            self._conn = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._lock = threading.Lock()
+        self.path = path
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        with self._lock, _wrapped("SQLite store"):
+            return self._conn.execute(sql, params).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Run]:
+        def run(sql: str, params: Sequence[object] = ()) -> list[Row]:
+            return self._conn.execute(sql, params).fetchall()
+
+        with self._lock, _wrapped("SQLite store"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield run
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class PostgresDatabase:
+    """A PostgreSQL database shared by workers on several machines; reconnects when broken."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, connect_timeout: int = 10) -> None:
+        self._url = url
+        self._timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Row] | None = None
+        with self._lock, _wrapped("cannot connect to the PostgreSQL store"):
+            self._connection()
+
+    def _connection(self) -> psycopg.Connection[Row]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=self._timeout)
+        return self._conn
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        with self._lock, _wrapped("PostgreSQL store"):
+            cursor = self._connection().execute(_pg(sql), params)
+            return cursor.fetchall() if cursor.description else []
+
+    @contextmanager
+    def transaction(self) -> Iterator[Run]:
+        with self._lock, _wrapped("PostgreSQL store"):
+            conn = self._connection()
+
+            def run(sql: str, params: Sequence[object] = ()) -> list[Row]:
+                cursor = conn.execute(_pg(sql), params)
+                return cursor.fetchall() if cursor.description else []
+
+            with conn.transaction():
+                yield run
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+def connect(url: str) -> SqliteDatabase | PostgresDatabase:
+    """``postgresql://…`` (or ``postgres://``) → PostgreSQL; anything else is a SQLite path.
+
+    Raises:
+        StoreError: cannot open or connect.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(url)
+    return SqliteDatabase(url.removeprefix("sqlite://"))

@@ -1,0 +1,70 @@
+"""The store's schema as an append-only list of versioned migrations, for SQLite and PostgreSQL.
+
+Rules: never edit or reorder a migration that has shipped; append a new one with the next
+version. Each migration is a list of statements run in one transaction; ``sql`` serves both
+databases unless ``postgres`` / ``sqlite`` give a dialect's own text. Keep to the common
+subset where possible: TEXT, BIGINT, DOUBLE PRECISION (times are Unix seconds, UTC),
+INTEGER 0/1 for booleans, ``INSERT … ON CONFLICT``, ``RETURNING``.
+
+The digest scheduler (issue 4) appends its event and window tables here.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str
+    sql: tuple[str, ...]
+    postgres: tuple[str, ...] | None = None
+    sqlite: tuple[str, ...] | None = None
+
+    def statements(self, dialect: str) -> tuple[str, ...]:
+        own = self.postgres if dialect == "postgres" else self.sqlite
+        return self.sql if own is None else own
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        1,
+        "first-seen sources, delivery log, flood counters",
+        (
+            # One row per (user, scope, value); event_id is the event that created it, so a
+            # redelivered event still reads as first-seen (see Store.observe).
+            """CREATE TABLE first_seen (
+                username TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                value TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                first_at DOUBLE PRECISION NOT NULL,
+                last_at DOUBLE PRECISION NOT NULL,
+                logins BIGINT NOT NULL DEFAULT 1,
+                PRIMARY KEY (username, scope, value)
+            )""",
+            """CREATE TABLE delivery_log (
+                key TEXT PRIMARY KEY,
+                delivered_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX delivery_log_at ON delivery_log (delivered_at)",
+            """CREATE TABLE flood_mail (
+                recipient TEXT NOT NULL,
+                sent_at DOUBLE PRECISION NOT NULL,
+                burst INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX flood_mail_at ON flood_mail (sent_at, recipient)",
+        ),
+    ),
+)
+
+
+def check(migrations: tuple[Migration, ...] = MIGRATIONS) -> None:
+    """Versions must run 1, 2, 3…: a gap or a duplicate is a programming error.
+
+    Raises:
+        AssertionError: the list is not 1..N in order.
+    """
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise AssertionError(f"migration versions must be 1..N in order, got {versions}")

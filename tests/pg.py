@@ -1,0 +1,39 @@
+"""PostgreSQL for tests: a fresh schema per store, all dropped at the end of the session.
+
+Use ``pg_urls`` (a session fixture): ``pg_urls()`` returns a ``postgresql://`` URL whose
+``search_path`` is a new empty schema. ``LOGINWATCH_TEST_PG`` overrides the server DSN.
+A server that is not there skips locally and fails under CI (``missing``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from tests.conftest import missing
+
+PG_DSN = os.environ.get("LOGINWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_urls() -> Iterator[Callable[[], str]]:
+    try:
+        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        missing(f"PostgreSQL at {PG_DSN} ({exc})")
+    made: list[str] = []
+
+    def new_url() -> str:
+        name = f"lw_test_{uuid.uuid4().hex[:12]}"
+        admin.execute(f'CREATE SCHEMA "{name}"')
+        made.append(name)
+        return f"{PG_DSN}?options=-csearch_path%3D{name}"
+
+    yield new_url
+    for name in made:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    admin.close()

@@ -1,0 +1,127 @@
+"""The store on SQLite and PostgreSQL: the same tests, the same answers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from consumer.model import FirstSeen, FloodCount
+from consumer.store import Store, open_store
+from consumer.store.migrations import MIGRATIONS, Migration
+from schemas.errors import StoreError
+from tests.pg import pg_urls  # noqa: F401  (fixture)
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "store" / "loginwatch.db")
+    new_url: Callable[[], str] = request.getfixturevalue("pg_urls")
+    return new_url()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url) as opened:
+        yield opened
+
+
+def observe(store: Store, event_id: str, address: str = "192.0.2.7", **kw: object) -> FirstSeen:
+    args: dict[str, object] = {
+        "address": address,
+        "network": "192.0.2.0/24",
+        "country": "DE",
+        "event_id": event_id,
+        "now": T0,
+    }
+    user = str(kw.pop("user", "alice"))
+    args.update(kw)
+    return store.observe(user, **args)  # type: ignore[arg-type]
+
+
+def test_migrations_apply_once_and_can_be_appended(store_url: str) -> None:
+    with open_store(store_url) as first:
+        assert first.schema_version() == len(MIGRATIONS)
+    extra = Migration(len(MIGRATIONS) + 1, "digest events", ("CREATE TABLE digest_x (id TEXT)",))
+    with open_store(store_url, (*MIGRATIONS, extra)) as second:
+        assert second.schema_version() == len(MIGRATIONS) + 1
+        second.db.execute("INSERT INTO digest_x (id) VALUES (?)", ("a",))
+    # An older program must refuse a newer schema instead of guessing.
+    with pytest.raises(StoreError, match="newer than this loginwatch knows"):
+        open_store(store_url)
+
+
+def test_first_seen_per_scope(store: Store) -> None:
+    assert observe(store, "e1") == FirstSeen(address=True, network=True, country=True)
+    assert observe(store, "e2") == FirstSeen()
+    assert observe(store, "e3", address="192.0.2.8") == FirstSeen(address=True)
+    assert observe(store, "e4", user="bob") == FirstSeen(address=True, network=True, country=True)
+
+
+def test_redelivered_event_is_still_first_seen(store: Store) -> None:
+    assert observe(store, "e1").any
+    assert observe(store, "e1") == FirstSeen(address=True, network=True, country=True)
+
+
+def test_failed_logins_do_not_make_a_source_familiar(store: Store) -> None:
+    assert observe(store, "f1", record=False).address
+    assert observe(store, "f2", record=False).address
+    assert observe(store, "e1").address
+
+
+def test_nothing_to_compare_is_not_first_seen(store: Store) -> None:
+    assert observe(store, "e1", address=None, network=None, country=None) == FirstSeen()
+
+
+def test_hostile_user_names_are_stored_exactly(store: Store) -> None:
+    for index, user in enumerate(
+        ("a\x00b", "a\\x00b", "evil\r\nBcc: x@y", "'; DROP TABLE first_seen; --", "x" * 4096)
+    ):
+        assert observe(store, f"e{index}", user=user).address, user
+        assert not observe(store, "again", user=user).address, user
+
+
+def test_concurrent_workers_agree_on_one_first_seen(store_url: str) -> None:
+    stores = [open_store(store_url) for _ in range(6)]
+    results: list[bool] = []
+    barrier = threading.Barrier(len(stores))
+
+    def worker(index: int) -> None:
+        barrier.wait(timeout=10)
+        results.append(observe(stores[index], f"event-{index}").address)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for opened in stores:
+        opened.close()
+    assert sorted(results) == [False] * 5 + [True]
+
+
+def test_delivery_log(store: Store) -> None:
+    key = "alert:00ff:ops@example.org"
+    assert not store.delivered(key)
+    store.record_delivery(key, T0)
+    store.record_delivery(key, T0)  # a second record is harmless
+    assert store.delivered(key)
+    assert store.prune(T0 + timedelta(seconds=1)) == 1
+    assert not store.delivered(key)
+
+
+def test_flood_counts_per_recipient_within_the_window(store: Store) -> None:
+    for minute in (0, 5, 9):
+        store.note_mail("Ops@Example.org", T0 + timedelta(minutes=minute))
+    store.note_mail("ops@example.org", T0 + timedelta(minutes=9), burst=True)
+    store.note_mail("sec@example.org", T0)
+    state = store.flood_state(T0 + timedelta(minutes=10), window=600)
+    assert state.count("OPS@example.org") == FloodCount(sent=3, burst_sent=True)
+    assert state.count("sec@example.org") == FloodCount()
+    assert state.count("nobody@example.org") == FloodCount()
