@@ -73,6 +73,8 @@ class LoginEvent(msgspec.Struct, frozen=True, array_like=True, tag=1, kw_only=Tr
     ``escaped`` names the fields whose raw bytes were not UTF-8: in those, every
     byte that did not decode reads ``\\xNN`` and every literal backslash ``\\\\``
     (see ``unescape``). ``truncated`` names the fields the hook cut to their bound.
+    ``rhost`` is PAM_RHOST only where it differs from ``client_ip`` (a DNS
+    name, with sshd's ``UseDNS yes``); ``remote_host`` gives whichever applies.
     ``dropped`` counts events this host's spool had to discard since the last
     event that got through (overflow or a full disk): losses are never silent.
     """
@@ -102,6 +104,10 @@ class LoginEvent(msgspec.Struct, frozen=True, array_like=True, tag=1, kw_only=Tr
     @property
     def id_hex(self) -> str:
         return self.id.hex()
+
+    @property
+    def remote_host(self) -> str:
+        return self.rhost or self.client_ip
 
     @property
     def fingerprint(self) -> str:

@@ -1,0 +1,92 @@
+"""The full command line of ``loginwatch-hook`` (everything but the plain PAM run).
+
+``producer.hook`` handles the PAM invocation itself without argparse; any
+other arguments, ``--help`` included, land here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from producer import spool
+from producer.hook import OUTCOMES, run_hook
+from schemas.config import Config, config_path, load_config
+from schemas.errors import LoginwatchError
+
+PAM_LINE = "session optional pam_exec.so quiet /usr/local/sbin/loginwatch-hook"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loginwatch-hook",
+        description=(
+            "The host side of loginwatch. Without a command it is the PAM hook: it spools "
+            "this login's event, starts a detached publisher and exits 0 at once, whatever "
+            f"happens. Add to /etc/pam.d/sshd:  {PAM_LINE}"
+        ),
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $LOGINWATCH_CONFIG, else /etc/loginwatch/loginwatch.toml)",
+    )
+    parser.add_argument(
+        "--outcome",
+        choices=OUTCOMES,
+        default="",
+        help="what the PAM stack decided, for a hook placed on a failure or success branch "
+        "(default: success for sessions, unknown otherwise)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "flush",
+        help="publish every spooled event now (for a systemd timer); exit 1 if any are left",
+        description="Publish every spooled event with publisher confirms and delete what "
+        "the broker confirmed. Exit status 1 when events are left (broker unreachable).",
+    )
+    commands.add_parser(
+        "spool",
+        help="show what waits in the spool",
+        description="Show the spool directory, the events waiting in it and the dropped count.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    path = config_path(args.config)
+    if args.command is None:
+        return run_hook(path, args.outcome)
+    try:
+        config = load_config(path)
+        if args.command == "flush":
+            return _flush(config)
+        return _show_spool(config.spool.dir)
+    except LoginwatchError as exc:
+        print(f"loginwatch-hook {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _flush(config: Config) -> int:
+    from producer.publisher import flush  # noqa: PLC0415 - pika only when publishing
+
+    result = flush(config)
+    if result.busy:
+        print(f"another publisher is working on {config.spool.dir}; {result.left} waiting")
+        return 0
+    print(f"published {result.published}, left {result.left}, unusable {result.quarantined}")
+    return 1 if result.left else 0
+
+
+def _show_spool(spool_dir: str) -> int:
+    paths = spool.pending(spool_dir)
+    print(f"spool:   {spool_dir}")
+    print(f"waiting: {len(paths)}")
+    if paths:
+        print(f"oldest:  {os.path.basename(paths[0])}")
+    if os.path.isdir(spool_dir):
+        print(f"dropped: {spool.read_dropped(spool_dir)} (reported with the next event)")
+    return 0

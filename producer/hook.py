@@ -1,0 +1,137 @@
+"""``loginwatch-hook``: run by pam_exec at every SSH login, as root.
+
+The foreground captures the PAM environment into the spool, forks a detached
+publisher and exits 0 at once: whatever fails, the login goes on. It imports
+only what it must (``os``, ``sys``, ``signal``, ``time``); anything but the
+plain hook invocation is handed to the full command line in ``producer.cli``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from producer import capture, settings, spool
+
+DEFAULT_CONFIG = "/etc/loginwatch/loginwatch.toml"
+# The foreground's hard bound: a hung disk or lock must not hold a login.
+FOREGROUND_BOUND_S = 2
+OUTCOMES = ("success", "failure", "unknown")
+
+
+def main() -> int:
+    """Entry point of ``loginwatch-hook``; exits 0 whatever happens in hook mode."""
+    args = _fast_args(sys.argv[1:])
+    if args is None:
+        from producer.cli import main as cli_main  # noqa: PLC0415 - not the login path
+
+        return cli_main(sys.argv[1:])
+    return run_hook(*args)
+
+
+def _fast_args(argv: list[str]) -> tuple[str, str] | None:
+    """``[--config PATH] [--outcome X]`` → (config path, outcome); anything else → None."""
+    config = os.environ.get("LOGINWATCH_CONFIG") or DEFAULT_CONFIG
+    outcome = ""
+    rest = list(argv)
+    while rest:
+        flag = rest.pop(0)
+        name, eq, value = flag.partition("=")
+        if name not in ("--config", "--outcome"):
+            return None
+        if not eq:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if name == "--config":
+            config = value
+        elif value in OUTCOMES:
+            outcome = value
+        else:
+            return None
+    return config, outcome
+
+
+def run_hook(config_path: str, outcome: str) -> int:
+    """Spool this PAM run's event and start the publisher; always returns 0."""
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(FOREGROUND_BOUND_S)
+    try:
+        hook_settings = _settings(config_path)
+        name, data = capture.record(os.environb, outcome, time.time_ns())
+        try:
+            spool.write(
+                hook_settings.spool_dir,
+                name,
+                data,
+                hook_settings.max_events,
+                hook_settings.max_bytes,
+            )
+        except (spool.SpoolFull, OSError) as exc:
+            _drop(hook_settings.spool_dir, f"event not spooled: {exc}")
+        _spawn_publisher(config_path)
+    except Exception as exc:  # the login must go on, whatever broke
+        log(f"hook failed: {type(exc).__name__}: {exc}")
+    signal.alarm(0)
+    return 0
+
+
+def _settings(config_path: str) -> settings.HookSettings:
+    found = settings.cached(config_path)
+    if found is not None:
+        return found
+    try:
+        return settings.load(config_path)
+    except Exception as exc:  # a broken config must not lose the event
+        log(f"{exc}; spooling to {settings.DEFAULT.spool_dir}")
+        return settings.DEFAULT
+
+
+def _drop(spool_dir: str, why: str) -> None:
+    try:
+        total = spool.count_dropped(spool_dir)
+    except OSError as exc:
+        log(f"{why}; the drop could not be counted either: {exc}")
+        return
+    log(f"{why}; {total} dropped event(s) to report")
+
+
+def _spawn_publisher(config_path: str) -> None:
+    """Fork a child that publishes the spool, detached from the login.
+
+    pam_exec already runs us in a session of our own; the child starts another
+    and lets go of every descriptor, so nothing the login waits on stays open.
+    """
+    if os.fork() != 0:
+        return
+    try:
+        signal.alarm(0)
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, 256)
+        from producer.publisher import publish_detached  # noqa: PLC0415 - child only
+
+        publish_detached(config_path)
+    finally:
+        os._exit(0)
+
+
+def _out_of_time(signum: int, frame: object) -> None:
+    log(f"foreground took longer than {FOREGROUND_BOUND_S} s; the login goes on")
+    os._exit(0)
+
+
+def log(message: str) -> None:
+    """One line to syslog (authpriv) and to stderr, where pam_exec discards it."""
+    import contextlib  # noqa: PLC0415 - only when there is something to say
+    import syslog  # noqa: PLC0415
+
+    line = message.replace("\n", " ")[:900]
+    syslog.openlog("loginwatch-hook", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+    syslog.syslog(syslog.LOG_WARNING, line)
+    with contextlib.suppress(OSError):
+        os.write(2, f"loginwatch-hook: {line}\n".encode("utf-8", "replace"))

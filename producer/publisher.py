@@ -1,0 +1,104 @@
+"""Publish the spool to RabbitMQ: confirmed, mandatory, persistent; delete only what was confirmed.
+
+Runs in the hook's detached child and in ``loginwatch-hook flush``. One
+publisher per spool at a time (an flock); a publisher that finds the lock
+taken leaves its records to the one holding it, which rescans after it lets go.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+from producer import capture, spool
+from producer.amqp import Channel, connect
+from producer.build import build_event
+from producer.hook import log
+from schemas.config import Config, load_config
+from schemas.errors import LoginwatchError
+from schemas.event import encode
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    published: int
+    left: int
+    quarantined: int
+    busy: bool = False  # another publisher holds the spool
+
+
+def publish_detached(config_path: str) -> None:
+    """The hook's child: publish within the configured bound, log what went wrong."""
+    try:
+        config = load_config(config_path)
+    except LoginwatchError as exc:
+        log(f"{exc}; events stay in the spool until the config is fixed")
+        return
+    _deadline(config.broker.publish_timeout)
+    try:
+        result = flush(config)
+    except LoginwatchError as exc:
+        log(f"publish failed, events stay spooled: {exc}")
+        return
+    if result.left:
+        log(f"{result.left} event(s) left in {config.spool.dir}")
+
+
+def _deadline(seconds: float) -> None:
+    def expire(signum: int, frame: object) -> None:
+        log(f"publisher gave up after {seconds:g} s; events stay spooled")
+        os._exit(0)
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def flush(config: Config) -> FlushResult:
+    """Publish every spooled record; returns what was done.
+
+    Raises:
+        BrokerError: the broker could not be reached or refused the events.
+    """
+    spool_dir = config.spool.dir
+    published = quarantined = 0
+    channel: Channel | None = None
+    try:
+        while True:
+            with spool.publisher_lock(spool_dir) as ours:
+                if not ours:
+                    return FlushResult(published, len(spool.pending(spool_dir)), 0, busy=True)
+                paths = spool.pending(spool_dir)
+                if not paths:
+                    return FlushResult(published, 0, quarantined)
+                channel = channel or connect(config.broker)
+                done, bad = _publish_all(channel, config, paths)
+                published, quarantined = published + done, quarantined + bad
+            # Released: records spooled meanwhile by hooks that found the lock
+            # taken are picked up by the next round.
+    finally:
+        if channel is not None:
+            channel.close()
+
+
+def _publish_all(channel: Channel, config: Config, paths: list[str]) -> tuple[int, int]:
+    spool_dir = config.spool.dir
+    dropped = spool.read_dropped(spool_dir)
+    published = quarantined = 0
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                event = build_event(capture.parse(handle.read()), config.host.name, dropped)
+        except FileNotFoundError:
+            continue
+        except (ValueError, KeyError, OSError) as exc:
+            log(f"unusable spool record {path} moved to {spool.quarantine(path)}: {exc}")
+            quarantined += 1
+            continue
+        channel.publish(event.kind, encode(event), event.id_hex, event.time)
+        os.unlink(path)
+        published += 1
+        if dropped:
+            spool.count_dropped(spool_dir, -dropped)
+            dropped = 0
+    return published, quarantined

@@ -1,0 +1,134 @@
+"""Helpers to run the real ``loginwatch-hook`` and read what reached the broker.
+
+Shared by the producer, worker, deploy and benchmark tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pika
+
+from schemas import topology
+from schemas.event import LoginEvent, decode
+
+HOOK = str(Path(sys.executable).with_name("loginwatch-hook"))
+
+# A PAM environment as pam_exec gives it to the hook for an ed25519 key login.
+ED25519_BLOB = "AAAAC3NzaC1lZDI1NTE5AAAAIF00DZXFJEA58XqkKWiZK9NNfyqDZGh55z0zNkZYuL7w"
+# What `ssh-keygen -lf` prints for that key.
+ED25519_FINGERPRINT = "SHA256:6oxXxr1ARRCTlbAWsg3qLveyRrKtp5Vza2XOif0+Y8M"
+PAM_ENV: dict[str, str] = {
+    "PAM_TYPE": "open_session",
+    "PAM_SERVICE": "sshd",
+    "PAM_USER": "alice",
+    "PAM_RHOST": "192.0.2.10",
+    "PAM_TTY": "ssh",
+    "SSH_CONNECTION": "192.0.2.10 50022 198.51.100.5 22",
+    "SSH_AUTH_INFO_0": f"publickey ssh-ed25519 {ED25519_BLOB}\n",
+}
+
+
+def write_config(directory: Path, amqp_url: str, *extra: str, host: str = "web-01") -> Path:
+    """A minimal hook config: broker, host name and a spool inside ``directory``."""
+    path = directory / "loginwatch.toml"
+    path.write_text(
+        "\n".join(
+            [
+                "[broker]",
+                f'url = "{amqp_url}"',
+                "connect_timeout = 2.0",
+                "publish_timeout = 8.0",
+                "[host]",
+                f'name = "{host}"',
+                "[spool]",
+                f'dir = "{directory / "spool"}"',
+                *extra,
+            ]
+        )
+        + "\n"
+    )
+    return path
+
+
+@dataclass(frozen=True)
+class HookRun:
+    returncode: int
+    seconds: float
+    stderr: bytes
+
+
+def run_hook(
+    config: Path,
+    env: Mapping[str, str | bytes] | None = None,
+    args: tuple[str, ...] = (),
+    timeout: float = 30,
+) -> HookRun:
+    """Run the hook as pam_exec would (PAM env only) and time its foreground."""
+    environ: dict[bytes, bytes] = {
+        b"PATH": b"/usr/sbin:/usr/bin:/sbin:/bin",
+        b"LOGINWATCH_RUNTIME_DIR": os.fsencode(config.parent / "run"),
+    }
+    for key, value in (PAM_ENV if env is None else env).items():
+        environ[key.encode()] = value if isinstance(value, bytes) else value.encode()
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [HOOK, "--config", str(config), *args],
+        env=environ,  # type: ignore[arg-type]  # bytes env is valid on POSIX
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    # Popen.wait() times short runs precisely; subprocess.run rounds them up.
+    _, stderr = proc.communicate(timeout=timeout)
+    return HookRun(proc.returncode, time.perf_counter() - start, stderr)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes; returns the last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def spooled(config_dir: Path) -> list[Path]:
+    return sorted((config_dir / "spool").glob("*.cap"))
+
+
+class TapQueue:
+    """An exclusive queue bound to the events exchange: what a consumer would see."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        self.channel = self.connection.channel()
+        self.channel.exchange_declare(
+            topology.EXCHANGE, topology.EXCHANGE_TYPE, durable=True, passive=False
+        )
+        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
+        self.channel.queue_bind(self.queue, topology.EXCHANGE, topology.BINDING_KEY)
+
+    def take(
+        self, count: int, timeout: float = 15
+    ) -> list[tuple[pika.BasicProperties, LoginEvent]]:
+        """Wait for ``count`` messages (or the timeout); returns all that came."""
+        got: list[tuple[pika.BasicProperties, LoginEvent]] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            method, properties, body = self.channel.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                self.connection.sleep(0.05)
+                continue
+            got.append((properties, decode(body)))
+        return got
+
+    def close(self) -> None:
+        self.connection.close()

@@ -1,0 +1,121 @@
+"""The hook's pieces without a broker: argv, settings cache, spool bounds, capture."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from producer import capture, hook, settings, spool
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], ("/etc/loginwatch/loginwatch.toml", "")),
+        (["--config", "/x.toml"], ("/x.toml", "")),
+        (["--config=/x.toml", "--outcome", "failure"], ("/x.toml", "failure")),
+        (["--outcome=success"], ("/etc/loginwatch/loginwatch.toml", "success")),
+        (["flush"], None),
+        (["--help"], None),
+        (["--config"], None),
+        (["--outcome", "maybe"], None),
+    ],
+)
+def test_fast_argv(
+    argv: list[str], expected: tuple[str, str] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LOGINWATCH_CONFIG", raising=False)
+    assert hook._fast_args(argv) == expected
+
+
+def test_capture_round_trip_keeps_raw_bytes_and_bounds_values() -> None:
+    env = {b"PAM_USER": b"x\xff" * 5000, b"PAM_TYPE": b"auth", b"HOME": b"/root"}
+    name, data = capture.record(env, "failure", 123)
+    items = capture.parse(data)
+    assert name.startswith("00000000000000000123-") and name.endswith(".cap")
+    assert len(items["PAM_USER"]) == capture.VALUE_LIMIT + 1
+    assert items["LW_OUTCOME"] == b"failure" and items["PAM_TYPE"] == b"auth"
+    assert "HOME" not in items
+    assert len(data) <= capture.RECORD_LIMIT
+    with pytest.raises(ValueError, match="not a loginwatch capture"):
+        capture.parse(b"junk")
+
+
+def test_spool_bound_on_count(tmp_path: Path) -> None:
+    for i in range(3):
+        spool.write(str(tmp_path), f"{i}.cap", b"x", max_events=3, max_bytes=1 << 20)
+    with pytest.raises(spool.SpoolFull, match="max_events 3"):
+        spool.write(str(tmp_path), "4.cap", b"x", max_events=3, max_bytes=1 << 20)
+    assert [p.rsplit("/", 1)[1] for p in spool.pending(str(tmp_path))] == [
+        "0.cap",
+        "1.cap",
+        "2.cap",
+    ]
+
+
+def test_spool_bound_on_bytes(tmp_path: Path) -> None:
+    big = b"y" * capture.RECORD_LIMIT
+    limit = 3 * capture.RECORD_LIMIT
+    spool.write(str(tmp_path), "a.cap", big, max_events=100, max_bytes=limit)
+    spool.write(str(tmp_path), "b.cap", big, max_events=100, max_bytes=limit)
+    spool.write(str(tmp_path), "c.cap", big, max_events=100, max_bytes=limit)
+    with pytest.raises(spool.SpoolFull, match="max_bytes"):
+        spool.write(str(tmp_path), "d.cap", big, max_events=100, max_bytes=limit)
+
+
+def test_spool_files_are_private_and_complete(tmp_path: Path) -> None:
+    path = spool.write(str(tmp_path / "s"), "a.cap", b"data", 10, 1 << 20)
+    assert Path(path).read_bytes() == b"data"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert os.stat(tmp_path / "s").st_mode & 0o777 == 0o700
+    assert not list((tmp_path / "s").glob(".*.tmp"))
+
+
+def test_dropped_counter_counts_and_is_preallocated(tmp_path: Path) -> None:
+    assert spool.read_dropped(str(tmp_path)) == 0
+    size = os.path.getsize(tmp_path / spool.DROPPED)
+    assert spool.count_dropped(str(tmp_path)) == 1
+    assert spool.count_dropped(str(tmp_path), 4) == 5
+    assert spool.count_dropped(str(tmp_path), -5) == 0
+    # Rewritten in place: counting never needs a new disk block.
+    assert os.path.getsize(tmp_path / spool.DROPPED) == size
+
+
+def test_publisher_lock_is_exclusive(tmp_path: Path) -> None:
+    with spool.publisher_lock(str(tmp_path)) as first:
+        assert first
+        pid = os.fork()
+        if pid == 0:  # another process, as a second publisher would be
+            with spool.publisher_lock(str(tmp_path)) as second:
+                os._exit(0 if not second else 1)
+        assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_settings_cache_follows_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(settings.RUNTIME_ENV, str(tmp_path / "run"))
+    config = tmp_path / "c.toml"
+    config.write_text(f'[spool]\ndir = "{tmp_path}/one"\nmax_events = 5\n')
+    assert settings.cached(str(config)) is None
+    assert settings.load(str(config)) == (f"{tmp_path}/one", 5, 64 << 20)
+    assert settings.cached(str(config)) == (f"{tmp_path}/one", 5, 64 << 20)
+    time.sleep(0.01)
+    config.write_text(f'[spool]\ndir = "{tmp_path}/two"\nmax_events = 7\n')
+    assert settings.cached(str(config)) is None, "a changed config must not use the old cache"
+    assert settings.load(str(config)).spool_dir == f"{tmp_path}/two"
+
+
+def test_broken_config_still_spools_to_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(settings.RUNTIME_ENV, str(tmp_path / "run"))
+    config = tmp_path / "c.toml"
+    config.write_text("[spool]\nmax_events = -1\n")
+    fallback = settings.HookSettings(str(tmp_path / "default"), 10, 1 << 20)
+    monkeypatch.setattr(settings, "DEFAULT", fallback)
+    assert hook._settings(str(config)) == fallback
+    assert "$.spool.max_events: expected int >= 1" in capfd.readouterr().err
