@@ -17,7 +17,7 @@ from typing import Final
 from schemas.errors import LoginwatchError
 
 # The subcommand modules, in the order ``--help`` lists them.
-COMMANDS: Final[tuple[str, ...]] = ()
+COMMANDS: Final[tuple[str, ...]] = ("setup", "worker", "status", "dead", "check_config")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Our broker module reports pika's failures in one clear line of its own.
+    logging.getLogger("pika").setLevel(logging.DEBUG if args.verbose else logging.CRITICAL)
     try:
         status: int = args.run(args)
     except LoginwatchError as exc:

@@ -1,0 +1,372 @@
+"""RabbitMQ for the central side: the only module that imports pika.
+
+One ``Broker`` is one ``BlockingConnection`` with two channels: ``work`` consumes,
+gets and acks; ``publish`` is in confirm mode, so ``publish`` returns only once the
+broker has the message. Every pika (and socket) failure leaves this module as a
+``schemas.errors.BrokerError`` (STYLE.md #6).
+
+pika's BlockingConnection has no I/O thread: everything here runs on the thread
+that owns the connection, except ``call_soon``, which other threads use to hand
+it work (acks after a delivery) through ``add_callback_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from schemas import topology
+from schemas.config import BrokerConfig, broker_url
+from schemas.errors import BrokerError, PublishRefused, QueueMissing, TopologyConflict
+
+log = logging.getLogger(__name__)
+
+_PIKA_ERRORS = (pika.exceptions.AMQPError, OSError)
+_PRECONDITION_FAILED = 406
+_NOT_FOUND = 404
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as the broker handed it to us; ``tag`` is only valid on ``generation``."""
+
+    tag: int
+    body: bytes
+    routing_key: str
+    redelivered: bool
+    message_id: str | None = None
+    user_id: str | None = None
+    timestamp: int | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class QueueState:
+    name: str
+    messages: int  # ready (not counting unacked deliveries)
+    consumers: int
+
+
+def connection_parameters(config: BrokerConfig, heartbeat: int = 30) -> pika.URLParameters:
+    """pika parameters from ``[broker]``: URL, password file, TLS, heartbeat, timeouts.
+
+    Raises:
+        ConfigError: the password file is missing or too open.
+        BrokerError: the TLS files cannot be loaded.
+    """
+    url = broker_url(config)
+    params = pika.URLParameters(url)
+    if urlsplit(url).scheme == "amqps":
+        try:
+            context = ssl.create_default_context(cafile=config.ca_file)
+            if config.cert_file:
+                context.load_cert_chain(config.cert_file, config.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise BrokerError(f"TLS setup: {exc}") from None
+        params.ssl_options = pika.SSLOptions(context, server_hostname=urlsplit(url).hostname)
+    params.heartbeat = heartbeat
+    params.socket_timeout = config.connect_timeout
+    params.stack_timeout = config.connect_timeout * 2
+    params.blocked_connection_timeout = config.publish_timeout
+    params.connection_attempts = 1
+    return params
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(
+        exc, (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
+    ):
+        return "authentication refused (check the broker user and password)"
+    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
+        return "access refused (check the vhost and the user's permissions)"
+    if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
+        return f"{exc.reply_code} {exc.reply_text}"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, pika.exceptions.AMQPConnectionError) and not str(exc).strip("()"):
+        return "cannot connect (is RabbitMQ running and reachable?)"
+    return text
+
+
+@contextmanager
+def _wrapped(action: str) -> Iterator[None]:
+    """Turn pika's and the socket's exceptions into ``BrokerError`` naming ``action``."""
+    try:
+        yield
+    except pika.exceptions.UnroutableError:
+        raise PublishRefused(f"{action}: unroutable (is the topology declared?)") from None
+    except pika.exceptions.NackError:
+        raise PublishRefused(f"{action}: the broker refused the message") from None
+    except _PIKA_ERRORS as exc:
+        raise BrokerError(f"{action}: {_describe(exc)}") from exc
+
+
+class Broker:
+    """A connection to RabbitMQ with a work channel and a confirming publish channel."""
+
+    def __init__(self, config: BrokerConfig, heartbeat: int = 30) -> None:
+        self._params = connection_parameters(config, heartbeat)
+        self._where = f"{self._params.host}:{self._params.port}{self._vhost_suffix()}"
+        self._connection: pika.BlockingConnection | None = None
+        self._work: BlockingChannel | None = None
+        self._publish: BlockingChannel | None = None
+        self.generation = 0
+        self.user = self._params.credentials.username
+
+    def _vhost_suffix(self) -> str:
+        return "" if self._params.virtual_host == "/" else f" vhost {self._params.virtual_host}"
+
+    def connect(self) -> None:
+        """Open the connection and both channels.
+
+        Raises:
+            BrokerError: unreachable, refused, or TLS failed.
+        """
+        with _wrapped(f"connect to {self._where}"):
+            self._connection = pika.BlockingConnection(self._params)
+            self._work = self._connection.channel()
+            self._publish = self._connection.channel()
+            self._publish.confirm_delivery()
+        self.generation += 1
+
+    def close(self) -> None:
+        """Close the connection; unacked deliveries go back to their queues."""
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except _PIKA_ERRORS as exc:
+                log.debug("closing the broker connection: %s", exc)
+
+    def __enter__(self) -> Broker:
+        self.connect()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None and self._connection.is_open
+
+    def _channels(self) -> tuple[pika.BlockingConnection, BlockingChannel, BlockingChannel]:
+        if self._connection is None or self._work is None or self._publish is None:
+            raise BrokerError("not connected")
+        return self._connection, self._work, self._publish
+
+    # -- topology ---------------------------------------------------------------
+
+    def declare(self, specs: tuple[topology.QueueSpec, ...]) -> None:
+        """Declare the exchanges, ``specs`` and their bindings (idempotent).
+
+        Raises:
+            TopologyConflict: one exists with other arguments.
+            BrokerError: any other failure.
+        """
+        connection, _, _ = self._channels()
+        with _wrapped("declare"):
+            channel = connection.channel()
+        for name, kind in topology.EXCHANGES:
+            with self._declaring("exchange", name):
+                channel.exchange_declare(name, kind, durable=True)
+        for spec in specs:
+            with self._declaring("queue", spec.name):
+                channel.queue_declare(spec.name, durable=True, arguments=dict(spec.arguments))
+            for exchange, key in spec.bindings:
+                with self._declaring("binding of", spec.name):
+                    channel.queue_bind(spec.name, exchange, routing_key=key)
+        with _wrapped("declare"):
+            channel.close()
+
+    @contextmanager
+    def _declaring(self, what: str, name: str) -> Iterator[None]:
+        try:
+            yield
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == _PRECONDITION_FAILED:
+                detail = exc.reply_text.split(" - ", 1)[-1]
+                raise TopologyConflict(
+                    f"{what} {name} exists with other settings ({detail}); drain and delete it"
+                    " (rabbitmqctl delete_queue) or keep its old settings, then rerun setup"
+                ) from None
+            raise BrokerError(f"declare {what} {name}: {_describe(exc)}") from None
+        except _PIKA_ERRORS as exc:
+            raise BrokerError(f"declare {what} {name}: {_describe(exc)}") from None
+
+    def queue_state(self, name: str) -> QueueState:
+        """Depth and consumers of ``name`` (a passive declare: changes nothing).
+
+        Raises:
+            QueueMissing: no such queue.
+            BrokerError: any other failure.
+        """
+        connection, _, _ = self._channels()
+        with _wrapped(f"inspect queue {name}"):
+            channel = connection.channel()
+        try:
+            ok = channel.queue_declare(name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == _NOT_FOUND:
+                raise QueueMissing(f"queue {name} does not exist (run loginwatch setup)") from None
+            raise BrokerError(f"inspect queue {name}: {_describe(exc)}") from None
+        except _PIKA_ERRORS as exc:
+            raise BrokerError(f"inspect queue {name}: {_describe(exc)}") from None
+        with _wrapped(f"inspect queue {name}"):
+            channel.close()
+        return QueueState(name, ok.method.message_count, ok.method.consumer_count)
+
+    # -- publish ----------------------------------------------------------------
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Publish one persistent message and wait for the broker's confirm.
+
+        ``user_id`` is always our own broker user: the broker checks it, so a
+        consumer can tell our republished messages from a host's.
+
+        Raises:
+            PublishRefused: nacked or unroutable.
+            BrokerError: the connection failed.
+        """
+        _, _, channel = self._channels()
+        properties = BasicProperties(
+            content_type=topology.CONTENT_TYPE,
+            type=topology.MESSAGE_TYPE,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            headers=dict(headers or {}),
+            message_id=message_id,
+            timestamp=timestamp,
+            user_id=self.user,
+        )
+        with _wrapped(f"publish to {exchange or 'default'}/{routing_key}"):
+            channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
+
+    # -- consume ----------------------------------------------------------------
+
+    def _delivery(self, method: Any, properties: BasicProperties, body: bytes) -> Delivery:
+        return Delivery(
+            tag=method.delivery_tag,
+            body=body,
+            routing_key=method.routing_key,
+            redelivered=bool(method.redelivered),
+            message_id=properties.message_id,
+            user_id=properties.user_id,
+            timestamp=properties.timestamp,
+            headers=dict(properties.headers or {}),
+            generation=self.generation,
+        )
+
+    def consume(self, queue: str, prefetch: int, on_delivery: Callable[[Delivery], None]) -> str:
+        """Start consuming ``queue``; ``on_delivery`` runs on this thread, keep it short.
+
+        Raises:
+            QueueMissing: the queue does not exist.
+            BrokerError: any other failure.
+        """
+        _, work, _ = self._channels()
+
+        def callback(
+            _channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
+        ) -> None:
+            on_delivery(self._delivery(method, props, body))
+
+        try:
+            work.basic_qos(prefetch_count=prefetch)
+            tag: str = work.basic_consume(queue, callback)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == _NOT_FOUND:
+                raise QueueMissing(f"queue {queue} does not exist (run loginwatch setup)") from None
+            raise BrokerError(f"consume {queue}: {_describe(exc)}") from None
+        except _PIKA_ERRORS as exc:
+            raise BrokerError(f"consume {queue}: {_describe(exc)}") from None
+        return tag
+
+    def cancel(self, consumer_tag: str) -> None:
+        """Stop new deliveries to ``consumer_tag`` (in-flight ones stay ours to settle)."""
+        _, work, _ = self._channels()
+        with _wrapped("cancel consumer"):
+            work.basic_cancel(consumer_tag)
+
+    def get(self, queue: str) -> Delivery | None:
+        """Take the next message of ``queue`` without acking it, or None when empty.
+
+        Raises:
+            QueueMissing: the queue does not exist.
+            BrokerError: any other failure.
+        """
+        _, work, _ = self._channels()
+        try:
+            method, properties, body = work.basic_get(queue, auto_ack=False)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == _NOT_FOUND:
+                raise QueueMissing(f"queue {queue} does not exist (run loginwatch setup)") from None
+            raise BrokerError(f"get from {queue}: {_describe(exc)}") from None
+        except _PIKA_ERRORS as exc:
+            raise BrokerError(f"get from {queue}: {_describe(exc)}") from None
+        if method is None or properties is None or body is None:
+            return None
+        return self._delivery(method, properties, body)
+
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge ``delivery``: the broker forgets it.
+
+        Raises:
+            BrokerError: the connection (or the delivery's generation) is gone.
+        """
+        _, work, _ = self._channels()
+        self._check_generation(delivery)
+        with _wrapped("ack"):
+            work.basic_ack(delivery.tag)
+
+    def requeue(self, delivery: Delivery) -> None:
+        """Give ``delivery`` back to its queue unchanged.
+
+        Raises:
+            BrokerError: the connection (or the delivery's generation) is gone.
+        """
+        _, work, _ = self._channels()
+        self._check_generation(delivery)
+        with _wrapped("requeue"):
+            work.basic_nack(delivery.tag, requeue=True)
+
+    def _check_generation(self, delivery: Delivery) -> None:
+        if delivery.generation != self.generation:
+            raise BrokerError("the delivery came from a connection that is gone")
+
+    def process_events(self, seconds: float) -> None:
+        """Run pika's I/O loop (deliveries, heartbeats, ``call_soon`` work) for ``seconds``.
+
+        Raises:
+            BrokerError: the connection failed.
+        """
+        connection, _, _ = self._channels()
+        with _wrapped("connection"):
+            connection.process_data_events(time_limit=seconds)
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the connection's thread; callable from any thread.
+
+        Raises:
+            BrokerError: the connection is gone (the delivery will come back).
+        """
+        connection, _, _ = self._channels()
+        with _wrapped("hand over to the connection thread"):
+            connection.add_callback_threadsafe(callback)

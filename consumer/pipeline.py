@@ -1,0 +1,131 @@
+"""The worker's pipeline: decode → enrich → policy → render → deliver, in one function.
+
+``process(stages, incoming)`` runs one message through the stages and returns an
+``Outcome`` — done (ack), park (retry queue later) or dead (dead queue) — with
+the reason; the runtime (consumer/worker.py) only settles it with the broker.
+It logs one line per decision, with the event id and the policy's reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from consumer.model import MAILING, Decision, Enriched, delivery_key
+from consumer.stages.decode import Decoder, Identity, Incoming
+from consumer.stages.deliver import SmtpSender
+from consumer.stages.enrich import Enricher
+from consumer.stages.policy import Policy
+from consumer.stages.render import Renderer
+from consumer.store import Store, open_store
+from schemas.config import Config
+from schemas.errors import DecodeError, PermanentDelivery, StoreError, TransientDelivery
+
+log = logging.getLogger("loginwatch.worker")
+
+
+class Verdict(enum.Enum):
+    DONE = "done"  # ack: mailed, already mailed, or nothing to mail
+    PARK = "park"  # ack after parking in the next retry queue
+    DEAD = "dead"  # ack after moving to the dead queue
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    reason: str
+    event_id: str = "-"
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The stage objects of one worker thread (they are not shared between threads)."""
+
+    decode: Decoder
+    enrich: Enricher
+    policy: Policy
+    render: Renderer
+    send: SmtpSender
+    store: Store
+    clock: Callable[[], datetime]
+
+    def close(self) -> None:
+        self.send.close()
+        self.enrich.close()
+        self.store.close()
+
+
+def build_stages(config: Config) -> Stages:
+    """Open the store and build every stage from the config.
+
+    Raises:
+        StoreError: the store cannot be opened.
+        ConfigError: a stage rejects its configuration.
+    """
+    store = open_store(config.store.url)
+    return Stages(
+        decode=Decoder(Identity.from_config(config)),
+        enrich=Enricher(config.enrich, store),
+        policy=Policy(config),
+        render=Renderer(config),
+        send=SmtpSender(config.smtp),
+        store=store,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+def process(stages: Stages, incoming: Incoming) -> Outcome:
+    """Run one message through the pipeline; never raises for bad input or a failed send."""
+    try:
+        event = stages.decode(incoming)
+    except DecodeError as exc:
+        return Outcome(Verdict.DEAD, exc.reason)
+    now = stages.clock()
+    try:
+        enriched = stages.enrich(event, now)
+        state = stages.store.flood_state(now, stages.policy.flood_window)
+        decisions = stages.policy.decide(enriched, state, now)
+    except StoreError as exc:
+        return Outcome(Verdict.PARK, f"store: {exc}", event.id_hex)
+    transient: list[str] = []
+    permanent: list[str] = []
+    for decision in decisions:
+        try:
+            _mail(stages, enriched, decision, now)
+        except TransientDelivery as exc:
+            transient.append(f"{decision.recipient}: {exc}")
+        except PermanentDelivery as exc:
+            permanent.append(f"{decision.recipient}: {exc}")
+        except StoreError as exc:
+            transient.append(f"store: {exc}")
+    # A transient failure parks the whole event: recipients already mailed are
+    # skipped on its return (delivery log), the others are tried again.
+    if transient:
+        return Outcome(Verdict.PARK, "; ".join(transient + permanent), event.id_hex)
+    if permanent:
+        return Outcome(Verdict.DEAD, "; ".join(permanent), event.id_hex)
+    return Outcome(Verdict.DONE, f"{len(decisions)} decision(s)", event.id_hex)
+
+
+def _mail(stages: Stages, enriched: Enriched, decision: Decision, now: datetime) -> None:
+    """Check-before, send, record-after for one decision (STYLE.md #4).
+
+    Raises:
+        TransientDelivery, PermanentDelivery, StoreError.
+    """
+    event_id = enriched.event.id_hex
+    action = decision.action.value
+    if decision.action not in MAILING:
+        log.info("%s %s %s: %s", event_id, action, decision.recipient or "-", decision.reason)
+        return
+    key = delivery_key(enriched.event, decision)
+    if stages.store.delivered(key):
+        log.info("%s %s %s: already sent (redelivery)", event_id, action, decision.recipient)
+        return
+    stages.send.send(stages.render.render(enriched, decision))
+    stages.store.record_delivery(key, now)
+    stages.store.note_mail(decision.recipient or "", now, burst=action == "burst")
+    log.info("%s %s %s: sent; %s", event_id, action, decision.recipient, decision.reason)

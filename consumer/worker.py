@@ -1,0 +1,262 @@
+"""The worker's runtime: consume the alerts queue, run the pipeline, settle each delivery.
+
+Threads: pika's BlockingConnection has no I/O thread, so the main thread only
+pumps the connection (deliveries, heartbeats) and settles results; one pipeline
+thread runs ``pipeline.process`` (DNS, store, SMTP may take seconds) and hands
+each outcome back with ``Broker.call_soon``. A delivery is acked only after its
+outcome is final: mailed and recorded, nothing to mail, or republished —
+confirmed — to a retry queue (park) or the dead queue.
+
+The broker going away is survived: deliveries not yet settled simply come back
+(the delivery log keeps a mailed one from being mailed twice), and the worker
+reconnects with a growing backoff. SIGTERM/SIGINT: stop taking deliveries,
+finish the one in flight, close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from types import FrameType
+from typing import Any
+
+from consumer import pipeline
+from consumer.broker import Broker, Delivery
+from consumer.pipeline import Outcome, Stages, Verdict
+from consumer.stages.decode import Incoming, effective_user, short
+from schemas import topology
+from schemas.config import Config, broker_user
+from schemas.errors import BrokerError, PublishRefused, QueueMissing
+
+log = logging.getLogger("loginwatch.worker")
+
+# Headers the broker adds on dead-lettering; a republished copy starts afresh.
+_BROKER_HEADERS = ("x-death", "x-first-death-queue", "x-first-death-reason",
+                   "x-first-death-exchange", "x-last-death-queue", "x-last-death-reason",
+                   "x-last-death-exchange")  # fmt: skip
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def republish_headers(delivery: Delivery, own_user: str, **extra: Any) -> dict[str, Any]:
+    """The headers of a copy we republish: the original's, the host user carried along."""
+    headers = {k: v for k, v in delivery.headers.items() if k not in _BROKER_HEADERS}
+    user = effective_user(delivery.user_id, delivery.headers, own_user)
+    if user is not None:
+        headers[topology.HEADER_USER_ID] = user
+    headers.update(extra)
+    return headers
+
+
+class Worker:
+    """``Worker(config).run()``: consume until SIGTERM; returns the exit status."""
+
+    def __init__(
+        self, config: Config, build: Callable[[Config], Stages] = pipeline.build_stages
+    ) -> None:
+        self.config = config
+        self.delays = config.worker.retry_delays
+        self.own_user = broker_user(config.broker)
+        self._build = build
+        self._todo: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._busy = 0  # deliveries the pipeline took and the main thread has not settled
+        self._broker: Broker | None = None
+        self._ready = threading.Event()
+        self._failed: BaseException | None = None
+
+    def stopping(self) -> bool:
+        with self._lock:
+            return self._stopping
+
+    def stop(self, *_: object) -> None:
+        with self._lock:
+            self._stopping = True
+
+    def run(self) -> int:
+        """Consume the alerts queue until stopped.
+
+        Raises:
+            StoreError, ConfigError: the stages could not be built.
+        """
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        thread = threading.Thread(target=self._pipeline_thread, name="pipeline", daemon=True)
+        thread.start()
+        self._ready.wait()
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return self._connection_loop()
+        finally:
+            self._todo.put(None)
+            thread.join(timeout=60)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: finishing the delivery in flight, then stopping", signal.Signals(signum).name)
+        self.stop()
+
+    def _connection_loop(self) -> int:
+        attempt = 0
+        while not self.stopping():
+            broker = Broker(self.config.broker)
+            try:
+                broker.connect()
+                tag = broker.consume(topology.ALERTS_QUEUE, self.config.worker.prefetch, self._take)
+                self._broker = broker
+                log.info("consuming %s (prefetch %d)", topology.ALERTS_QUEUE,
+                         self.config.worker.prefetch)  # fmt: skip
+                attempt = 0
+                while not self.stopping():
+                    broker.process_events(0.5)
+                broker.cancel(tag)
+                self._finish_in_flight(broker)
+            except QueueMissing as exc:
+                log.error("%s", exc)
+                return 1
+            except BrokerError as exc:
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                attempt += 1
+                log.warning("broker: %s; unsettled deliveries come back; retry in %gs", exc, delay)
+                self._sleep(delay)
+            finally:
+                self._broker = None
+                broker.close()
+        log.info("stopped")
+        return 0
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _finish_in_flight(self, broker: Broker) -> None:
+        """Settle what the pipeline already started; the rest goes back to the queue on close."""
+        while True:
+            with self._lock:
+                if self._busy == 0:
+                    return
+            broker.process_events(0.1)
+
+    # -- main thread: deliveries in, outcomes settled ----------------------------
+
+    def _take(self, delivery: Delivery) -> None:
+        self._todo.put(delivery)
+
+    def _settle(self, delivery: Delivery, outcome: Outcome) -> None:
+        with self._lock:
+            self._busy -= 1
+        broker = self._broker
+        if broker is None or delivery.generation != broker.generation:
+            return  # its connection is gone: the broker redelivers it
+        if outcome.verdict is Verdict.PARK:
+            self._park(broker, delivery, outcome)
+        elif outcome.verdict is Verdict.DEAD:
+            self._dead(broker, delivery, outcome.reason, outcome.event_id)
+        broker.ack(delivery)
+
+    def _park(self, broker: Broker, delivery: Delivery, outcome: Outcome) -> None:
+        attempt = _int(delivery.headers.get(topology.HEADER_ATTEMPT))
+        if attempt >= len(self.delays):
+            reason = f"gave up after {attempt} parked attempt(s): {outcome.reason}"
+            self._dead(broker, delivery, reason, outcome.event_id)
+            return
+        target = topology.retry_queue(self.delays[attempt])
+        headers = republish_headers(
+            delivery,
+            broker.user,
+            **{
+                topology.HEADER_ATTEMPT: attempt + 1,
+                topology.HEADER_ORIGIN: topology.ALERTS_QUEUE,
+                topology.HEADER_REASON: outcome.reason[:500],
+            },
+        )
+        self._republish(broker, delivery, target, headers)
+        log.warning("%s parked in %s (attempt %d of %d): %s", outcome.event_id, target,
+                    attempt + 1, len(self.delays), outcome.reason)  # fmt: skip
+
+    def _dead(self, broker: Broker, delivery: Delivery, reason: str, event_id: str) -> None:
+        headers = republish_headers(
+            delivery,
+            broker.user,
+            **{
+                topology.HEADER_REASON: reason[:500],
+                topology.HEADER_ORIGIN: topology.ALERTS_QUEUE,
+                topology.HEADER_DEAD_AT: int(time.time()),
+            },
+        )
+        self._republish(broker, delivery, topology.DEAD_QUEUE, headers)
+        log.error("%s dead-lettered: %s", event_id if event_id != "-" else
+                  f"message {short(delivery.message_id or '?', 40)}", reason)  # fmt: skip
+
+    def _republish(
+        self, broker: Broker, delivery: Delivery, queue_name: str, headers: dict[str, Any]
+    ) -> None:
+        try:
+            broker.publish(topology.REROUTE_EXCHANGE, queue_name, delivery.body,
+                           headers=headers, message_id=delivery.message_id,
+                           timestamp=delivery.timestamp)  # fmt: skip
+        except PublishRefused as exc:
+            # Not acked: it comes back, and the queue's delivery limit ends the loop.
+            log.error("cannot move a message to %s: %s (is setup current?)", queue_name, exc)
+            broker.requeue(delivery)
+            raise _Requeued from None
+
+    # -- pipeline thread ----------------------------------------------------------
+
+    def _pipeline_thread(self) -> None:
+        try:
+            stages = self._build(self.config)
+        except BaseException as exc:
+            self._failed = exc
+            self.stop()
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while (delivery := self._todo.get()) is not None:
+                with self._lock:
+                    if self._stopping:
+                        continue  # not started: back to the queue when we close
+                    self._busy += 1
+                self._hand_back(delivery, self._process(stages, delivery))
+        finally:
+            stages.close()
+
+    def _process(self, stages: Stages, delivery: Delivery) -> Outcome:
+        user = effective_user(delivery.user_id, delivery.headers, self.own_user)
+        incoming = Incoming(delivery.body, user)
+        try:
+            return pipeline.process(stages, incoming)
+        except Exception as exc:  # a bug must not kill the worker: park, and say so
+            log.exception("internal error on message %s", short(delivery.message_id or "?", 40))
+            return Outcome(Verdict.PARK, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _hand_back(self, delivery: Delivery, outcome: Outcome) -> None:
+        broker = self._broker
+        try:
+            if broker is None:
+                raise BrokerError("not connected")
+            broker.call_soon(partial(self._settle_safely, delivery, outcome))
+        except BrokerError:
+            with self._lock:
+                self._busy -= 1
+            log.info("%s not settled (connection lost): it will be redelivered", outcome.event_id)
+
+    def _settle_safely(self, delivery: Delivery, outcome: Outcome) -> None:
+        with contextlib.suppress(_Requeued):
+            self._settle(delivery, outcome)
+
+
+class _Requeued(Exception):
+    """Internal: a delivery was requeued instead of settled."""
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
