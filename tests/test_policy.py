@@ -1,0 +1,139 @@
+"""policy.decide: a table of events, configs and flood states → decisions with reasons."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from consumer.model import Action, Decision, FloodCount, PolicyState
+from consumer.stages.policy import Policy
+from schemas.config import parse_config
+from schemas.event import Outcome, PamType
+from tests.factories import T0, enriched, event
+
+CONFIG = """
+[policy]
+flood_max = 3
+flood_window = "10m"
+
+[[route]]            # 1: nobody pages anyone about the CI user
+to = ["ops@example.org"]
+users = ["ci-*"]
+mode = "ignore"
+
+[[route]]            # 2: root anywhere to security at once
+to = ["sec@example.org"]
+users = ["root"]
+
+[[route]]            # 3: production hosts to ops
+to = ["ops@example.org", "Sec@example.org"]
+hosts = ["web-*", "db-[0-9]*"]
+kinds = ["login", "failure"]
+
+[[route]]            # 4: the rest goes to the digest
+to = ["ops@example.org"]
+mode = "digest"
+
+[[silence]]
+until = 2026-11-26T13:00:00Z
+hosts = ["db-*"]
+users = ["dba"]
+comment = "maintenance window CHG-42"
+
+[[silence]]
+until = 2026-11-26T11:00:00Z   # already over
+hosts = ["web-*"]
+
+[[silence]]
+until = 2026-11-27T00:00:00Z
+sources = ["203.0.113.0/24"]
+to = ["sec@example.org"]
+"""
+POLICY = Policy(parse_config(CONFIG))
+QUIET = PolicyState()
+
+
+FAIL = {"pam_type": PamType.AUTH, "outcome": Outcome.FAILURE}
+
+
+def actions_text(decisions: tuple[Decision, ...]) -> str:
+    """``ops:immediate sec:silenced`` — recipients' local parts and actions, sorted."""
+    return " ".join(
+        sorted(f"{(d.recipient or '-').split('@')[0]}:{d.action.value}" for d in decisions)
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param({}, "ops:immediate sec:immediate", id="web login"),
+        pytest.param({"host": "WEB-01"}, "ops:immediate sec:immediate", id="host case-insensitive"),
+        pytest.param({"user": "ci-x"}, "ops:ignore sec:immediate", id="first route per recipient"),
+        pytest.param({"user": "root", "host": "lab"}, "ops:digest sec:immediate", id="all matches"),
+        pytest.param({"host": "lab-3"}, "ops:digest", id="catch-all digest"),
+        pytest.param({"host": "db-1", "user": "dba"}, "ops:silenced sec:silenced", id="silenced"),
+        pytest.param({"host": "db-1", "user": "dba2"}, "ops:immediate sec:immediate", id="exact"),
+        pytest.param({"client_ip": "203.0.113.9"}, "ops:immediate sec:silenced", id="by source"),
+        pytest.param(FAIL, "ops:immediate sec:immediate", id="failure kind"),
+        pytest.param({"pam_type": PamType.CLOSE_SESSION}, "ops:digest", id="logout not in kinds"),
+        pytest.param({"host": "web-*"}, "ops:immediate sec:immediate", id="literal host glob"),
+        pytest.param({"host": "db-x", "user": "[!a]*"}, "ops:digest", id="literal user glob"),
+        pytest.param({"user": "root\r\nBcc: x@y"}, "ops:immediate sec:immediate", id="not root"),
+    ],
+)
+def test_routes_and_silences(fields: dict[str, object], expected: str) -> None:
+    assert actions_text(POLICY.decide(enriched(event(**fields)), QUIET, T0)) == expected
+
+
+def test_silence_ends_at_its_until() -> None:
+    login = enriched(event(host="db-1", user="dba"))
+    later = T0 + timedelta(hours=1)
+    assert actions_text(POLICY.decide(login, QUIET, later)) == "ops:immediate sec:immediate"
+
+
+def test_no_route_is_one_ignore_with_a_reason() -> None:
+    policy = Policy(parse_config('[[route]]\nto = ["a@example.org"]\nhosts = ["x"]'))
+    (decision,) = policy.decide(enriched(event(user="evil\r\n\u202e")), QUIET, T0)
+    assert decision == Decision(
+        action=Action.IGNORE,
+        reason='no route matches login of user "evil␍␊\\u202e" on host "web-01"',
+    )
+
+
+@pytest.mark.parametrize(
+    ("flood", "action", "reason_end"),
+    [
+        (FloodCount(sent=0), Action.IMMEDIATE, 'on host "web-01"'),
+        (FloodCount(sent=2), Action.IMMEDIATE, 'on host "web-01"'),
+        (FloodCount(sent=3), Action.BURST, "flood control: 3 mails within 10m"),
+        (FloodCount(sent=4, burst_sent=True), Action.FOLDED, "the digest: 4 mails within 10m"),
+    ],
+)
+def test_flood_control_per_recipient(flood: FloodCount, action: Action, reason_end: str) -> None:
+    state = PolicyState(flood={"ops@example.org": flood})
+    decisions = {d.recipient: d for d in POLICY.decide(enriched(), state, T0)}
+    ops = decisions["ops@example.org"]
+    assert (ops.action, ops.sent) == (action, flood.sent)
+    assert ops.reason.startswith("route #3 (hosts=web-*,db-[0-9]* kinds=login,failure) matches")
+    assert ops.reason.endswith(reason_end)
+    assert decisions["sec@example.org"].action is Action.IMMEDIATE  # counted separately
+
+
+def test_reasons_name_the_route_mode_and_silence() -> None:
+    reasons = {
+        d.recipient: d.reason
+        for d in POLICY.decide(enriched(event(host="db-1", user="dba")), QUIET, T0)
+    }
+    assert reasons["ops@example.org"] == (
+        'route #3 (hosts=web-*,db-[0-9]* kinds=login,failure) matches login of user "dba"'
+        ' on host "db-1"; silenced until 2026-11-26T13:00+00:00; maintenance window CHG-42'
+    )
+    (digest,) = POLICY.decide(enriched(event(host="lab")), QUIET, T0)
+    assert digest.reason.endswith("; mode digest")
+    assert digest.route == 3
+
+
+def test_decide_needs_an_aware_clock() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        POLICY.decide(enriched(), QUIET, T0.replace(tzinfo=None))
