@@ -1,0 +1,208 @@
+#!/bin/sh
+# Installs (or with --uninstall removes) loginwatch on one SSH host:
+#   /usr/local/sbin/loginwatch-hook        the PAM hook (runs the venv's Python with -I)
+#   /etc/loginwatch/loginwatch.toml        the host's config (never overwritten)
+#   /var/spool/loginwatch                  the spool (0700 root)
+#   /etc/systemd/system/loginwatch-flush.{service,timer}
+#   /etc/pam.d/sshd                        a session hook, and a failed-password hook
+# Idempotent: running it twice gives the same files. The PAM file is checked
+# before it atomically replaces the live one, and --uninstall gives back its
+# original bytes (a copy is kept in /var/lib/loginwatch/install/).
+set -eu
+
+usage() {
+    cat <<'EOF'
+usage: install-host.sh [--root DIR] [--config FILE] [--venv DIR] [--no-failures] [--uninstall]
+
+  --root DIR      install below DIR instead of / (for tests and image builds;
+                  no systemctl calls then)
+  --config FILE   the host's config, e.g. the snippet `loginwatch host add` printed
+                  (copied to /etc/loginwatch/loginwatch.toml unless that exists)
+  --venv DIR      a Python venv with loginwatch installed (default /opt/loginwatch,
+                  created with pip from this source tree when missing)
+  --no-failures   only the session hook: do not report failed passwords
+  --uninstall     remove the hook, units and PAM lines; keep config and spool
+EOF
+}
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/pam.sh"
+
+ROOT=""
+CONFIG=""
+VENV=/opt/loginwatch
+FAILURES=yes
+ACTION=install
+while [ $# -gt 0 ]; do
+    case $1 in
+    --root) ROOT=${2:?--root needs a directory}; shift ;;
+    --config) CONFIG=${2:?--config needs a file}; shift ;;
+    --venv) VENV=${2:?--venv needs a directory}; shift ;;
+    --no-failures) FAILURES=no ;;
+    --uninstall) ACTION=uninstall ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+    esac
+    shift
+done
+[ -z "$ROOT" ] || ROOT=$(cd "$ROOT" && pwd)
+
+HOOK=/usr/local/sbin/loginwatch-hook
+ETC_CONFIG=/etc/loginwatch/loginwatch.toml
+PAMDIR=$ROOT/etc/pam.d
+PAMFILE=$PAMDIR/sshd
+STATE=$ROOT/var/lib/loginwatch/install
+UNITDIR=$ROOT/etc/systemd/system
+SESSION_LINE="session optional pam_exec.so quiet $HOOK --config $ETC_CONFIG"
+AUTH_LINE="auth [default=ignore] pam_exec.so quiet $HOOK --config $ETC_CONFIG --outcome failure"
+
+say() { echo "install-host: $*"; }
+die() { echo "install-host: $*" >&2; exit 1; }
+
+# live_systemd: true when we manage the running machine and systemd runs it.
+live_systemd() { [ -z "$ROOT" ] && [ -d /run/systemd/system ]; }
+
+# write_file DEST MODE: stdin to DEST atomically (same directory, then rename);
+# an unchanged file is left alone.
+write_file() {
+    tmp=$(dirname "$1")/.$(basename "$1").loginwatch.$$
+    cat >"$tmp"
+    chmod "$2" "$tmp"
+    if [ -f "$1" ] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 0; fi
+    mv -f "$tmp" "$1"
+    say "wrote ${1#"$ROOT"}"
+}
+
+install_python() {
+    if [ -x "$VENV/bin/python" ]; then
+        PYTHON=$VENV/bin/python
+        return
+    fi
+    say "creating $ROOT$VENV (pip install $here/..)"
+    python3 -m venv "$ROOT$VENV"
+    "$ROOT$VENV/bin/pip" install -q "$here/.."
+    : >"$ROOT$VENV/.installed-by-loginwatch"
+    PYTHON=$VENV/bin/python
+}
+
+# The hook is started as root with the PAM environment: -I makes Python ignore
+# PYTHON* variables and the user's site directory.
+install_hook() {
+    mkdir -p "$ROOT$(dirname "$HOOK")"
+    write_file "$ROOT$HOOK" 0755 <<EOF
+#!$PYTHON -I
+"""loginwatch-hook, installed by install-host.sh."""
+import sys
+
+from producer.hook import main
+
+sys.exit(main())
+EOF
+}
+
+install_config() {
+    mkdir -p "$ROOT/etc/loginwatch" "$ROOT/var/spool/loginwatch"
+    chmod 0700 "$ROOT/var/spool/loginwatch"
+    if [ -e "$ROOT$ETC_CONFIG" ]; then return; fi
+    if [ -n "$CONFIG" ]; then
+        write_file "$ROOT$ETC_CONFIG" 0600 <"$CONFIG"
+    else
+        write_file "$ROOT$ETC_CONFIG" 0600 <"$here/loginwatch-host.toml"
+        say "edit ${ROOT}$ETC_CONFIG: [broker] url and password_file (see loginwatch host add)"
+    fi
+}
+
+install_units() {
+    mkdir -p "$UNITDIR"
+    for unit in loginwatch-flush.service loginwatch-flush.timer; do
+        write_file "$UNITDIR/$unit" 0644 <"$here/systemd/$unit"
+    done
+    if live_systemd; then
+        systemctl daemon-reload
+        systemctl enable --now loginwatch-flush.timer
+    fi
+}
+
+# new_pam_file OUT: the PAM file as we want it, from the file without our blocks.
+new_pam_file() {
+    pam_strip "$PAMFILE" >"$1.base"
+    session=$SESSION_LINE
+    if pam_reads_user_env "$1.base" "$PAMDIR/common-session"; then
+        # At close_session the PAM environment holds what pam_env read from the
+        # user's ~/.pam_environment at open (LD_PRELOAD, PYTHONPATH…): a hook
+        # run then would run as root with the user's variables.
+        session="session optional pam_exec.so quiet type=open_session $HOOK --config $ETC_CONFIG"
+        say "pam_env reads ~/.pam_environment (user_readenv=1): logins only, no logout events"
+        say "  (drop user_readenv=1 from ${PAMFILE#"$ROOT"} and run this again to get them)"
+    fi
+    if [ "$FAILURES" = yes ] \
+        && pam_add_auth "$1.base" "$PAMDIR/common-auth" "$AUTH_LINE" >"$1.auth"; then
+        :
+    else
+        [ "$FAILURES" = no ] || say "failed passwords will not be reported (see above)"
+        cp "$1.base" "$1.auth"
+    fi
+    pam_add_session "$1.auth" "$session" >"$1"
+    rm -f "$1.base" "$1.auth"
+}
+
+install_pam() {
+    [ -f "$PAMFILE" ] || die "${PAMFILE}: missing (is openssh-server installed?)"
+    mkdir -p "$STATE"
+    # The first install keeps the original bytes for --uninstall.
+    [ -f "$STATE/sshd.orig" ] || cp -p "$PAMFILE" "$STATE/sshd.orig"
+    new=$STATE/sshd.new
+    new_pam_file "$new"
+    pam_check "$new" "$PAMDIR" || die "refusing to install a PAM file that fails the check: $new"
+    if cmp -s "$new" "$PAMFILE"; then
+        rm -f "$new"
+        say "${PAMFILE#"$ROOT"} already up to date"
+        return
+    fi
+    # cp -p first keeps the live file's owner and mode on the replacement.
+    cp -p "$PAMFILE" "$PAMFILE.loginwatch.$$"
+    cat "$new" >"$PAMFILE.loginwatch.$$"
+    mv -f "$PAMFILE.loginwatch.$$" "$PAMFILE"
+    mv -f "$new" "$STATE/sshd.installed"
+    say "updated ${PAMFILE#"$ROOT"}"
+}
+
+uninstall_pam() {
+    [ -f "$PAMFILE" ] || return 0
+    if [ -f "$STATE/sshd.installed" ] && cmp -s "$PAMFILE" "$STATE/sshd.installed"; then
+        # Untouched since we installed: the original bytes, exactly.
+        cp -p "$STATE/sshd.orig" "$PAMFILE.loginwatch.$$"
+    else
+        # Edited since: drop only our blocks, keep the operator's changes.
+        pam_strip "$PAMFILE" >"$STATE/sshd.stripped"
+        pam_check "$STATE/sshd.stripped" "$PAMDIR" || die "stripped PAM file fails the check"
+        cp -p "$PAMFILE" "$PAMFILE.loginwatch.$$"
+        cat "$STATE/sshd.stripped" >"$PAMFILE.loginwatch.$$"
+        rm -f "$STATE/sshd.stripped"
+    fi
+    mv -f "$PAMFILE.loginwatch.$$" "$PAMFILE"
+    rm -f "$STATE/sshd.orig" "$STATE/sshd.installed"
+    say "restored ${PAMFILE#"$ROOT"}"
+}
+
+uninstall() {
+    uninstall_pam
+    if live_systemd; then
+        systemctl disable --now loginwatch-flush.timer 2>/dev/null || true
+    fi
+    rm -f "$UNITDIR/loginwatch-flush.service" "$UNITDIR/loginwatch-flush.timer" "$ROOT$HOOK"
+    if live_systemd; then systemctl daemon-reload; fi
+    if [ -f "$ROOT$VENV/.installed-by-loginwatch" ]; then rm -rf "${ROOT}$VENV"; fi
+    rmdir "$STATE" 2>/dev/null || true
+    say "kept ${ROOT}/etc/loginwatch and ${ROOT}/var/spool/loginwatch (unsent events)"
+}
+
+if [ "$ACTION" = uninstall ]; then
+    uninstall
+else
+    install_python
+    install_hook
+    install_config
+    install_units
+    install_pam
+fi
