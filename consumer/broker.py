@@ -13,7 +13,6 @@ it work (acks after a delivery) through ``add_callback_threadsafe``.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pika.spec import Basic, BasicProperties
 from schemas import topology
 from schemas.config import BrokerConfig, broker_url
 from schemas.errors import BrokerError, PublishRefused, QueueMissing, TopologyConflict
+from schemas.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +62,12 @@ def connection_parameters(config: BrokerConfig, heartbeat: int = 30) -> pika.URL
     """pika parameters from ``[broker]``: URL, password file, TLS, heartbeat, timeouts.
 
     Raises:
-        ConfigError: the password file is missing or too open.
-        BrokerError: the TLS files cannot be loaded.
+        ConfigError: the password file is missing or too open, or a TLS file is unusable.
     """
     url = broker_url(config)
     params = pika.URLParameters(url)
-    if urlsplit(url).scheme == "amqps":
-        try:
-            context = ssl.create_default_context(cafile=config.ca_file)
-            if config.cert_file:
-                context.load_cert_chain(config.cert_file, config.key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise BrokerError(f"TLS setup: {exc}") from None
+    context = tls_context(config)
+    if context is not None:
         params.ssl_options = pika.SSLOptions(context, server_hostname=urlsplit(url).hostname)
     params.heartbeat = heartbeat
     params.socket_timeout = config.connect_timeout

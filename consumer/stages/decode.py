@@ -28,9 +28,7 @@ from schemas import event as wire
 from schemas.config import Config, broker_user
 from schemas.errors import DecodeError
 from schemas.event import LoginEvent
-from schemas.topology import HEADER_USER_ID
-
-HOST_USER_PREFIX = "host-"
+from schemas.topology import HEADER_USER_ID, host_user
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ class Identity:
 
     def may_speak_for(self, user: str, host: str) -> bool:
         host = host.lower()
-        if user.lower() == HOST_USER_PREFIX + host:
+        if user.lower() == host_user(host):
             return True
         return any(fnmatchcase(host, glob.lower()) for glob in self.host_users.get(user, ()))
 

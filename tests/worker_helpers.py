@@ -1,0 +1,210 @@
+"""Real-broker helpers for the worker's tests, the demo and the benchmark.
+
+A fresh vhost per test (cheap: three rabbitmqctl calls), a config file pointing
+at it, the ``loginwatch`` command run as a subprocess, and a worker subprocess
+whose log lines a test can wait for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pika
+
+from schemas import topology
+from tests.conftest import Vhost, rabbitmqctl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def fresh_vhost(prefix: str = "loginwatch-w") -> Iterator[Vhost]:
+    """A vhost of our own for one test (deleted afterwards, whatever happens)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", name)
+    try:
+        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield Vhost(name)
+    finally:
+        rabbitmqctl("delete_vhost", name, check=False)
+
+
+def write_config(path: Path, vhost: Vhost, *, smtp_port: int = 2525, extra: str = "") -> Path:
+    """A config for ``vhost``: short retry delays, a SQLite store next to it, one route."""
+    path.write_text(
+        f"""
+[broker]
+url = "{vhost.url()}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+from = "loginwatch@test.example"
+timeout = 5
+
+[store]
+url = "{path.parent / "store.db"}"
+
+[worker]
+retry_delays = [1, 2]
+
+[[route]]
+to = ["ops@test.example"]
+mode = "immediate"
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def loginwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the ``loginwatch`` command line as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "consumer.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def connect(vhost: Vhost) -> pika.BlockingConnection:
+    return pika.BlockingConnection(pika.URLParameters(vhost.url()))
+
+
+def publish(
+    vhost: Vhost,
+    body: bytes,
+    *,
+    routing_key: str = "login",
+    user_id: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+    message_id: str | None = None,
+) -> None:
+    """Publish to the events exchange as a host would (persistent, confirmed)."""
+    with connect(vhost) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(
+            topology.EXCHANGE,
+            routing_key,
+            body,
+            pika.BasicProperties(
+                delivery_mode=2,
+                user_id=user_id,
+                headers=dict(headers or {}),
+                message_id=message_id,
+                content_type=topology.CONTENT_TYPE,
+            ),
+            mandatory=True,
+        )
+
+
+def depth(vhost: Vhost, queue: str) -> int:
+    with connect(vhost) as connection:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+
+
+def wait_depth(vhost: Vhost, queue: str, count: int, timeout: float = 30) -> int:
+    """Poll until ``queue`` holds ``count`` ready messages; returns the last depth seen."""
+    deadline = time.monotonic() + timeout
+    seen = depth(vhost, queue)
+    while seen != count and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen = depth(vhost, queue)
+    return seen
+
+
+@dataclass(frozen=True)
+class Taken:
+    body: bytes
+    headers: dict[str, Any]
+    user_id: str | None
+
+
+def take_all(vhost: Vhost, queue: str) -> list[Taken]:
+    """Remove and return every message of ``queue``."""
+    taken = []
+    with connect(vhost) as connection:
+        channel = connection.channel()
+        while True:
+            method, props, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return taken
+            taken.append(Taken(body, dict(props.headers or {}), props.user_id))
+
+
+class WorkerProcess:
+    """``loginwatch worker`` as a subprocess, its log in a file a test can wait on."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log = log
+        self._handle = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "consumer.cli", "worker", "--config", str(config)],
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 30, count: int = 1) -> str:
+        """Wait until ``pattern`` (a regex) matched ``count`` log lines; returns the log.
+
+        Raises:
+            AssertionError: it did not, or the worker died (with its log).
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.text()
+            if len(re.findall(pattern, text, re.M)) >= count:
+                return text
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"worker log never showed {pattern!r} x{count}:\n{self.text()}")
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, then wait; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._handle.close()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self._handle.close()
+
+
+@contextmanager
+def running_worker(config: Path, log: Path) -> Iterator[WorkerProcess]:
+    """A consuming worker; stopped (or killed) when the block ends."""
+    worker = WorkerProcess(config, log)
+    try:
+        worker.wait_for(r"consuming loginwatch\.alerts")
+        yield worker
+    finally:
+        if worker.proc.poll() is None:
+            try:
+                worker.stop()
+            except subprocess.TimeoutExpired:
+                worker.kill()
