@@ -1,24 +1,205 @@
-"""Deliver stage (stub)."""
+"""Deliver stage: hand a rendered mail to the SMTP server, reusing one connection.
+
+Failures are classified where they happen (``classify``): connection errors, timeouts,
+disconnects and 4xx replies are ``TransientDelivery``; 5xx replies, refused recipients and
+unusable settings are ``PermanentDelivery``. Tenacity retries only transient failures, a few
+short tries, in ``send``; a longer outage is the caller's to park (retry queues).
+
+At least once: when the connection breaks after the server stored a mail but before its
+``250`` reached us, the retry sends that mail again. Both copies carry the same Message-ID.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import smtplib
+import socket
+import ssl
 from email.message import EmailMessage
+from email.utils import getaddresses
 
-from schemas.config import SmtpConfig
+import tenacity
+
+from schemas.config import SmtpConfig, read_secret
+from schemas.errors import DeliveryError, PermanentDelivery, TransientDelivery
+
+log = logging.getLogger(__name__)
 
 
 class SmtpSender:
-    def __init__(self, config: SmtpConfig, *, attempts: int = 3, wait: float = 0.5) -> None:
+    """Sends mails over one reused SMTP connection (not thread-safe: one per worker thread).
+
+    ``attempts`` tries per mail, waiting ``wait``, 2×``wait``… (at most ``max_wait``) between.
+
+    Raises (from the constructor):
+        ConfigError: the password file is missing or readable by others.
+        PermanentDelivery: a password would travel unencrypted to a remote server.
+    """
+
+    def __init__(
+        self, config: SmtpConfig, *, attempts: int = 3, wait: float = 0.5, max_wait: float = 4.0
+    ) -> None:
         self.config = config
+        self.password = (
+            read_secret(config.password_file, "$.smtp.password_file")
+            if config.password_file
+            else None
+        )
+        if config.username and not (config.starttls or config.ssl or _loopback(config.host)):
+            raise PermanentDelivery(
+                f"refusing to send the SMTP password unencrypted to {config.host}:"
+                " set smtp.starttls or smtp.ssl"
+            )
+        self._retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TransientDelivery),
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=tenacity.wait_exponential(multiplier=wait, max=max_wait),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        self._conn: smtplib.SMTP | None = None
+        self.sent = 0
 
     def send(self, msg: EmailMessage) -> None:
-        """Send one mail over the reused connection.
+        """Send one mail to the addresses in its To header.
 
         Raises:
-            TransientDelivery: still failing after the short retries.
-            PermanentDelivery: 5xx, refused recipients.
+            TransientDelivery: still failing after the short retries (park and retry later).
+            PermanentDelivery: 5xx, refused recipients, unusable settings (dead queue).
         """
-        raise NotImplementedError
+        self._retrying(self._send_once, msg)
+        self.sent += 1
+
+    def _send_once(self, msg: EmailMessage) -> None:
+        reused = self._conn is not None
+        try:
+            self._transmit(msg)
+            return
+        except smtplib.SMTPServerDisconnected as exc:
+            self.close()
+            if not reused:
+                raise TransientDelivery(f"{self._where()}: server closed the connection") from exc
+        # An idle connection the server had timed out: one immediate fresh try, not a retry.
+        log.debug("reused SMTP connection was closed; reconnecting")
+        try:
+            self._transmit(msg)
+        except smtplib.SMTPServerDisconnected as exc:
+            self.close()
+            raise TransientDelivery(f"{self._where()}: server closed the connection") from exc
+
+    def _transmit(self, msg: EmailMessage) -> None:
+        recipients = [addr for _, addr in getaddresses(msg.get_all("To", []))]
+        try:
+            conn = self._connection()
+            refused = conn.send_message(msg, from_addr=self.config.from_, to_addrs=recipients)
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise classify(exc, self._where()) from exc
+        if refused:
+            raise PermanentDelivery(f"{self._where()}: refused {_refusals(refused)}")
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> smtplib.SMTP:
+        cfg = self.config
+        # getfqdn() in smtplib would do a DNS lookup per connection; the host name is enough.
+        local = socket.gethostname()
+        context = ssl.create_default_context(cafile=cfg.ca_file)
+        conn: smtplib.SMTP
+        if cfg.ssl:
+            conn = smtplib.SMTP_SSL(
+                cfg.host, cfg.port, local_hostname=local, timeout=cfg.timeout, context=context
+            )
+        else:
+            conn = smtplib.SMTP(cfg.host, cfg.port, local_hostname=local, timeout=cfg.timeout)
+        try:
+            conn.ehlo()
+            if cfg.starttls:
+                conn.starttls(context=context)
+                conn.ehlo()
+            if cfg.username:
+                conn.login(cfg.username, self.password or "")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _where(self) -> str:
+        return f"SMTP {self.config.host}:{self.config.port}"
 
     def close(self) -> None:
-        raise NotImplementedError
+        """Say QUIT when the connection is still up; forget it either way."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+    def __enter__(self) -> SmtpSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def classify(exc: BaseException, where: str) -> DeliveryError:
+    """Transient or permanent, with one line saying what happened.
+
+    4xx replies, disconnects, timeouts and network errors are worth retrying; 5xx replies,
+    refused recipients, a missing STARTTLS/AUTH and rejected credentials are not.
+    """
+    if isinstance(exc, smtplib.SMTPException):
+        return _smtp_error(exc, where)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # A certificate problem is a setting to fix, but the alerts must wait for it, not die.
+        return TransientDelivery(f"{where}: TLS certificate not trusted: {exc.verify_message}")
+    if isinstance(exc, TimeoutError):
+        return TransientDelivery(f"{where}: timed out")
+    if isinstance(exc, OSError):
+        return TransientDelivery(f"{where}: {exc.strerror or exc}")
+    return TransientDelivery(f"{where}: {exc}")
+
+
+def _smtp_error(exc: smtplib.SMTPException, where: str) -> DeliveryError:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        kind = TransientDelivery if all(400 <= c < 500 for c in codes) else PermanentDelivery
+        return kind(f"{where}: refused {_refusals(exc.recipients)}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        reply = exc.smtp_error
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        kind = TransientDelivery if 400 <= exc.smtp_code < 500 else PermanentDelivery
+        return kind(f"{where}: {exc.smtp_code} {text}".rstrip())
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return PermanentDelivery(f"{where}: {exc} (check smtp.starttls / smtp.username)")
+    return TransientDelivery(f"{where}: {exc}")
+
+
+def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
+    return ", ".join(
+        f"{addr} ({code} {reply.decode('utf-8', 'replace')})"
+        for addr, (code, reply) in refused.items()
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    log.warning("delivery attempt %d failed, retrying: %s", state.attempt_number, error)
