@@ -84,8 +84,6 @@ def _describe(exc: BaseException) -> str:
         return "authentication refused (check the broker user and password)"
     if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
         return "access refused (check the vhost and the user's permissions)"
-    if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
-        return f"{exc.reply_code} {exc.reply_text}"
     text = str(exc) or type(exc).__name__
     if isinstance(exc, pika.exceptions.AMQPConnectionError) and not str(exc).strip("()"):
         return "cannot connect (is RabbitMQ running and reachable?)"
@@ -93,7 +91,7 @@ def _describe(exc: BaseException) -> str:
 
 
 @contextmanager
-def _wrapped(action: str) -> Iterator[None]:
+def _wrapped(action: str, *, declaring: bool = False) -> Iterator[None]:
     """Turn pika's and the socket's exceptions into ``BrokerError`` naming ``action``."""
     try:
         yield
@@ -101,6 +99,16 @@ def _wrapped(action: str) -> Iterator[None]:
         raise PublishRefused(f"{action}: unroutable (is the topology declared?)") from None
     except pika.exceptions.NackError:
         raise PublishRefused(f"{action}: the broker refused the message") from None
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        detail = exc.reply_text.split(" - ", 1)[-1]
+        if exc.reply_code == _NOT_FOUND:
+            raise QueueMissing(f"{action}: {detail} (run loginwatch setup)") from None
+        if exc.reply_code == _PRECONDITION_FAILED and declaring:
+            raise TopologyConflict(
+                f"{action} exists with other settings ({detail}); drain and delete it"
+                " (rabbitmqctl delete_queue) or keep its old settings, then rerun setup"
+            ) from None
+        raise BrokerError(f"{action}: {exc.reply_code} {detail}") from None
     except _PIKA_ERRORS as exc:
         raise BrokerError(f"{action}: {_describe(exc)}") from exc
 
@@ -171,31 +179,15 @@ class Broker:
         with _wrapped("declare"):
             channel = connection.channel()
         for name, kind in topology.EXCHANGES:
-            with self._declaring("exchange", name):
+            with _wrapped(f"exchange {name}", declaring=True):
                 channel.exchange_declare(name, kind, durable=True)
         for spec in specs:
-            with self._declaring("queue", spec.name):
+            with _wrapped(f"queue {spec.name}", declaring=True):
                 channel.queue_declare(spec.name, durable=True, arguments=dict(spec.arguments))
-            for exchange, key in spec.bindings:
-                with self._declaring("binding of", spec.name):
+                for exchange, key in spec.bindings:
                     channel.queue_bind(spec.name, exchange, routing_key=key)
         with _wrapped("declare"):
             channel.close()
-
-    @contextmanager
-    def _declaring(self, what: str, name: str) -> Iterator[None]:
-        try:
-            yield
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == _PRECONDITION_FAILED:
-                detail = exc.reply_text.split(" - ", 1)[-1]
-                raise TopologyConflict(
-                    f"{what} {name} exists with other settings ({detail}); drain and delete it"
-                    " (rabbitmqctl delete_queue) or keep its old settings, then rerun setup"
-                ) from None
-            raise BrokerError(f"declare {what} {name}: {_describe(exc)}") from None
-        except _PIKA_ERRORS as exc:
-            raise BrokerError(f"declare {what} {name}: {_describe(exc)}") from None
 
     def queue_state(self, name: str) -> QueueState:
         """Depth and consumers of ``name`` (a passive declare: changes nothing).
@@ -207,15 +199,8 @@ class Broker:
         connection, _, _ = self._channels()
         with _wrapped(f"inspect queue {name}"):
             channel = connection.channel()
-        try:
-            ok = channel.queue_declare(name, passive=True)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == _NOT_FOUND:
-                raise QueueMissing(f"queue {name} does not exist (run loginwatch setup)") from None
-            raise BrokerError(f"inspect queue {name}: {_describe(exc)}") from None
-        except _PIKA_ERRORS as exc:
-            raise BrokerError(f"inspect queue {name}: {_describe(exc)}") from None
         with _wrapped(f"inspect queue {name}"):
+            ok = channel.queue_declare(name, passive=True)
             channel.close()
         return QueueState(name, ok.method.message_count, ok.method.consumer_count)
 
@@ -282,15 +267,9 @@ class Broker:
         ) -> None:
             on_delivery(self._delivery(method, props, body))
 
-        try:
+        with _wrapped(f"consume {queue}"):
             work.basic_qos(prefetch_count=prefetch)
             tag: str = work.basic_consume(queue, callback)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == _NOT_FOUND:
-                raise QueueMissing(f"queue {queue} does not exist (run loginwatch setup)") from None
-            raise BrokerError(f"consume {queue}: {_describe(exc)}") from None
-        except _PIKA_ERRORS as exc:
-            raise BrokerError(f"consume {queue}: {_describe(exc)}") from None
         return tag
 
     def cancel(self, consumer_tag: str) -> None:
@@ -307,14 +286,8 @@ class Broker:
             BrokerError: any other failure.
         """
         _, work, _ = self._channels()
-        try:
+        with _wrapped(f"get from {queue}"):
             method, properties, body = work.basic_get(queue, auto_ack=False)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == _NOT_FOUND:
-                raise QueueMissing(f"queue {queue} does not exist (run loginwatch setup)") from None
-            raise BrokerError(f"get from {queue}: {_describe(exc)}") from None
-        except _PIKA_ERRORS as exc:
-            raise BrokerError(f"get from {queue}: {_describe(exc)}") from None
         if method is None or properties is None or body is None:
             return None
         return self._delivery(method, properties, body)

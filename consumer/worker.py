@@ -57,9 +57,14 @@ class Worker:
     """``Worker(config).run()``: consume until SIGTERM; returns the exit status."""
 
     def __init__(
-        self, config: Config, build: Callable[[Config], Stages] = pipeline.build_stages
+        self,
+        config: Config,
+        build: Callable[[Config], Stages] = pipeline.build_stages,
+        on_settle: Callable[[Outcome], None] | None = None,
     ) -> None:
+        """``on_settle`` sees every outcome once it is settled (metrics, benchmarks)."""
         self.config = config
+        self._on_settle = on_settle
         self.delays = config.worker.retry_delays
         self.own_user = broker_user(config.broker)
         self._build = build
@@ -160,6 +165,8 @@ class Worker:
         elif outcome.verdict is Verdict.DEAD:
             self._dead(broker, delivery, outcome.reason, outcome.event_id)
         broker.ack(delivery)
+        if self._on_settle is not None:
+            self._on_settle(outcome)
 
     def _park(self, broker: Broker, delivery: Delivery, outcome: Outcome) -> None:
         attempt = _int(delivery.headers.get(topology.HEADER_ATTEMPT))
