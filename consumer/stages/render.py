@@ -1,21 +1,118 @@
-"""Render stage (stub)."""
+"""Render stage: an alert (or burst) e-mail from Jinja2 templates, text + HTML alternative.
+
+Templates live in ``consumer/templates/`` (``alert.subject.j2``, ``alert.txt.j2``,
+``alert.html.j2``, and ``burst.*``); a file of the same name in ``[render] templates``
+overrides one. The environment is sandboxed, undefined names are errors, and ``*.html.j2``
+is autoescaped. Event text reaches the templates only as data (``stages/view.py``), so it is
+never evaluated as a template, and headers are set through ``EmailMessage``, so no value can
+add a header: the subject is collapsed to one line first.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Final
 
-from consumer.model import Decision, Enriched
-from schemas.config import Config
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from consumer.model import Action, Decision, Enriched, delivery_key, message_id
+from consumer.stages.view import alert_view
+from schemas.config import Config, seconds
+from schemas.errors import ConfigError, PermanentDelivery
+
+TEMPLATE_NAMES: Final = tuple(
+    f"{kind}.{part}.j2" for kind in ("alert", "burst") for part in ("subject", "txt", "html")
+)
+SUBJECT_MAX: Final = 200
 
 
 class Renderer:
+    """Builds the mails of one config; templates are compiled once, at construction.
+
+    Raises (from the constructor):
+        ConfigError: a template is missing or does not compile (names the file).
+    """
+
     def __init__(self, config: Config) -> None:
         self.config = config
+        loaders: list[jinja2.BaseLoader] = []
+        if config.render.templates:
+            loaders.append(jinja2.FileSystemLoader(config.render.templates))
+        loaders.append(jinja2.PackageLoader("consumer", "templates"))
+        self.env = SandboxedEnvironment(
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        try:
+            self.templates = {name: self.env.get_template(name) for name in TEMPLATE_NAMES}
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}"
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise ConfigError(f"template: {exc}") from None
+        self.sender = Address("loginwatch", addr_spec=config.smtp.from_)
+        self.flood_window = _duration_label(config.policy.flood_window)
 
-    def render(self, enriched: Enriched, decision: Decision) -> EmailMessage:
-        """The mail for a MAILING decision (alert or burst).
+    def render(
+        self, enriched: Enriched, decision: Decision, now: datetime | None = None
+    ) -> EmailMessage:
+        """The mail for a mailing decision (IMMEDIATE → alert, BURST → burst).
 
         Raises:
-            PermanentDelivery: a template is broken.
+            PermanentDelivery: a template failed (undefined name, sandbox violation…),
+                or the decision sends no mail.
         """
-        raise NotImplementedError
+        if decision.recipient is None or decision.action not in (Action.IMMEDIATE, Action.BURST):
+            raise PermanentDelivery(f"nothing to render for a {decision.action.value} decision")
+        kind = "burst" if decision.action is Action.BURST else "alert"
+        context = {
+            "e": alert_view(enriched, decision),
+            "flood_max": self.config.policy.flood_max,
+            "flood_window": self.flood_window,
+        }
+        subject, text, html = (
+            self._render(f"{kind}.{part}.j2", context) for part in ("subject", "txt", "html")
+        )
+        key = delivery_key(enriched.event, decision)
+        msg = EmailMessage()
+        msg["From"] = self.sender
+        msg["To"] = Address(addr_spec=decision.recipient)
+        msg["Subject"] = one_line(subject, SUBJECT_MAX)
+        msg["Date"] = format_datetime(now or datetime.now(UTC))
+        msg["Message-ID"] = message_id(key, self.sender.domain)
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to us
+        msg["X-Loginwatch-Event"] = enriched.event.id_hex
+        msg["X-Loginwatch-Action"] = decision.action.value
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        return msg
+
+    def _render(self, name: str, context: dict[str, object]) -> str:
+        try:
+            return self.templates[name].render(context)
+        except jinja2.TemplateError as exc:
+            raise PermanentDelivery(f"template {name}: {type(exc).__name__}: {exc}") from None
+
+
+def one_line(text: str, limit: int) -> str:
+    """Whitespace runs (a template's newlines included) become one space; cut to ``limit``."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _duration_label(duration: str) -> str:
+    secs = seconds(duration)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= size and secs % size == 0:
+            count = int(secs // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{secs:g} seconds"

@@ -1,0 +1,192 @@
+"""Rendered mails: what a recipient sees, and that hostile event text stays inert."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from consumer.model import Action, Decision, FirstSeen
+from consumer.stages.deliver import SmtpSender
+from consumer.stages.render import Renderer
+from schemas.config import SmtpConfig, parse_config
+from schemas.errors import ConfigError, PermanentDelivery
+from tests.factories import T0, enriched, event
+from tests.smtp_server import SmtpServer
+
+CONFIG = parse_config('[smtp]\nfrom = "loginwatch@example.org"\n[policy]\nflood_max = 5')
+RENDERER = Renderer(CONFIG)
+ALERT = Decision(
+    action=Action.IMMEDIATE, reason="route #1 (everything) matches", recipient="ops@example.org"
+)
+HEADERS = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Auto-Submitted",
+    "X-Loginwatch-Event",
+    "X-Loginwatch-Action",
+    "MIME-Version",
+    "Content-Type",
+]
+
+
+def round_trip(msg: EmailMessage) -> EmailMessage:
+    """The mail as a client parses it from the bytes on the wire."""
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def subject(msg: EmailMessage) -> str:
+    # A folded header unfolds with its leading blank, which mail clients do not show.
+    return str(msg["Subject"]).strip()
+
+
+def parts(msg: EmailMessage) -> tuple[str, str]:
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    assert text is not None and html is not None
+    return str(text.get_content()), str(html.get_content())
+
+
+def test_a_login_alert_says_who_where_how_and_why() -> None:
+    login = enriched(first_seen=FirstSeen(address=True, country=True))
+    msg = round_trip(RENDERER.render(login, ALERT, now=T0))
+    assert list(msg.keys()) == HEADERS
+    assert msg["From"] == "loginwatch <loginwatch@example.org>"
+    assert msg["To"] == "ops@example.org"
+    assert subject(msg) == "NEW SOURCE: Login alice@web-01 from 192.0.2.10 (Berlin, DE)"
+    assert msg["Date"] == "Thu, 26 Nov 2026 12:00:00 +0000"
+    assert msg.get_content_type() == "multipart/alternative"
+    text, html = parts(msg)
+    for needle in (
+        "FIRST TIME: alice has never logged in from this address, country before",
+        "Host       web-01 (198.51.100.5:22)",
+        "From       192.0.2.10",
+        "Name       laptop.example.net (verified",
+        "Location   Berlin, Germany (DE), network 192.0.2.0/24",
+        "Key        ssh-ed25519 SHA256:6oxXxr1ARRCTlYrAKg3irveyRrKtp51zVrZdjon9PmM",
+        "Method     publickey",
+        "Why you got this mail\n  route #1 (everything) matches",
+        "If you do not recognise this login",
+    ):
+        assert needle in text
+    assert "SHA256:6oxXxr1ARRCTlYrAKg3irveyRrKtp51zVrZdjon9PmM" in html
+    assert "<strong>First time:</strong>" in html
+
+
+def test_message_id_is_stable_per_event_and_recipient() -> None:
+    first = RENDERER.render(enriched(), ALERT)
+    again = RENDERER.render(enriched(), ALERT)
+    other = RENDERER.render(
+        enriched(), Decision(action=Action.IMMEDIATE, reason="r", recipient="sec@example.org")
+    )
+    assert first["Message-ID"] == again["Message-ID"] != other["Message-ID"]
+    assert first["Message-ID"].endswith("@example.org>")
+    assert first["X-Loginwatch-Event"] in first["Message-ID"]
+
+
+def test_the_burst_mail_explains_flood_control() -> None:
+    burst = Decision(
+        action=Action.BURST,
+        reason="… flood control: 5 mails within 10m",
+        recipient="ops@example.org",
+        sent=5,
+    )
+    msg = round_trip(RENDERER.render(enriched(), burst))
+    assert (
+        subject(msg) == "Flood control: 5 alerts within 10 minutes, further ones go to the digest"
+    )
+    text, _ = parts(msg)
+    assert "You have received 5 login alerts within 10 minutes (the limit is 5)." in text
+    assert "Nothing is lost" in text
+
+
+HOSTILE = {
+    "header injection": ("evil\r\nBcc: x@example.org", "evil␍␊Bcc: x@example.org"),
+    "html": ("<script>alert(1)</script>", "<script>alert(1)</script>"),
+    "jinja expression": ("{{ 7*7 }}", "{{ 7*7 }}"),
+    "jinja statement": ("{% for x in range(9) %}x{% endfor %}",) * 2,
+    "nul": ("a\x00b", "a␀b"),
+    "bidi override": ("\u202eexe.txt", "\\u202eexe.txt"),
+    "invalid utf-8 (escaped)": ("b\\xff\\xfeob", "b\\xff\\xfeob"),
+    "4 KiB": ("A" * 4096, "A" * 512 + "… (3584 more characters)"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("raw", "shown"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_user_and_host_stay_inert(raw: str, shown: str) -> None:
+    login = enriched(event(user=raw, host=raw, escaped=("user",)), rdns=raw, rdns_verified=False)
+    msg = round_trip(RENDERER.render(login, ALERT))
+    assert list(msg.keys()) == HEADERS  # no header added
+    assert msg["To"] == "ops@example.org"
+    assert "\n" not in msg["Subject"] and "\r" not in msg["Subject"]
+    assert subject(msg).startswith("Login ")
+    text, html = parts(msg)
+    assert f"Who        {shown}\n" in text
+    assert "49" not in text.replace(login.event.id_hex, "")  # {{ 7*7 }} was not evaluated
+    assert f">{_html_escaped(shown)}</td>" in html
+    assert "<script>" not in html
+    raw_bytes = msg.as_bytes()
+    for bad in (b"\x00", "\u202e".encode(), b"\nBcc:"):
+        assert bad not in raw_bytes
+
+
+def _html_escaped(text: str) -> str:
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&#34;")
+        .replace("'", "&#39;")
+    )
+
+
+def test_a_template_directory_overrides_one_template(tmp_path: Path) -> None:
+    (tmp_path / "alert.subject.j2").write_text("[{{ e.host_short }}] {{ e.user_short }}\n")
+    config = parse_config(f'[render]\ntemplates = "{tmp_path}"')
+    msg = Renderer(config).render(enriched(event(user="{{ 7*7 }}")), ALERT)
+    assert subject(msg) == "[web-01] {{ 7*7 }}"
+    assert "If you do not recognise this login" in parts(msg)[0]  # packaged text part
+
+
+def test_a_broken_template_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "alert.txt.j2").write_text("{% if %}\n")
+    with pytest.raises(
+        ConfigError, match=r"^template /.*/alert\.txt\.j2:1: Expected an expression"
+    ):
+        Renderer(parse_config(f'[render]\ntemplates = "{tmp_path}"'))
+
+
+@pytest.mark.parametrize(
+    "template", ["{{ e.no_such_field }}", "{{ e.__class__.__mro__ }}", "{{ ''.__class__ }}"]
+)
+def test_template_errors_and_sandbox_escapes_are_permanent(tmp_path: Path, template: str) -> None:
+    (tmp_path / "alert.txt.j2").write_text(template)
+    renderer = Renderer(parse_config(f'[render]\ntemplates = "{tmp_path}"'))
+    with pytest.raises(PermanentDelivery, match=r"template alert\.txt\.j2"):
+        renderer.render(enriched(), ALERT)
+
+
+@pytest.mark.integration
+def test_hostile_mail_through_a_real_smtp_server() -> None:
+    raw, shown = HOSTILE["header injection"]
+    login = enriched(event(user=raw, host="<b>db</b>"))
+    with SmtpServer() as smtp:
+        config = SmtpConfig(host="127.0.0.1", port=smtp.port, from_="loginwatch@example.org")
+        with SmtpSender(config) as sender:
+            sender.send(RENDERER.render(login, ALERT))
+        (received,) = smtp.wait_for(1)
+    assert received.rcpt_tos == ("ops@example.org",)
+    msg = received.message
+    assert list(msg.keys()) == HEADERS
+    assert subject(msg) == f"Login {shown}@<b>db</b> from 192.0.2.10 (Berlin, DE)"
+    text, html = parts(msg)
+    assert f"Who        {shown}" in text
+    assert "&lt;b&gt;db&lt;/b&gt;" in html
