@@ -1,0 +1,100 @@
+"""A host installed by ``deploy/install-host.sh --root``, run in a private namespace.
+
+``InstalledHost`` copies /etc (plus a test user with a known password), runs the
+install script into that copy, and runs commands (pamtester, sshd) with the copy
+bind-mounted over /etc and the installed /usr/local/sbin over the real one, in a
+mount namespace of their own: what they see is exactly what the install script
+would leave on a real host, and the machine's own files are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.sshd import TEST_UID, PamNamespace
+
+REPO = Path(__file__).resolve().parent.parent
+INSTALL_HOST = REPO / "deploy" / "install-host.sh"
+VENV = Path(sys.executable).parent.parent
+HOOK_PATH = "/usr/local/sbin/loginwatch-hook"
+
+
+def run_install(*args: str | Path, script: Path = INSTALL_HOST) -> str:
+    """Run an install script; returns its output.
+
+    Raises:
+        AssertionError: the script failed (its output in the message).
+    """
+    proc = subprocess.run(
+        ["sh", str(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+class InstalledHost:
+    """/etc copied to ``base/root/etc``, with loginwatch installed into ``base/root``."""
+
+    def __init__(
+        self,
+        base: Path,
+        config: str,
+        *install_args: str,
+        edit_etc: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.ns = PamNamespace(base / "ns")
+        self.root = base / "root"
+        shutil.copytree("/etc", self.root / "etc", symlinks=True)
+        for name in ("passwd", "group", "shadow"):
+            shutil.copy2(self.ns.root / name, self.root / "etc" / name)
+        if edit_etc is not None:
+            edit_etc(self.root / "etc")
+        self.config = base / "host.toml"
+        self.config.write_text(config)
+        self.output = run_install(
+            "--root", self.root, "--venv", VENV, "--config", self.config, *install_args
+        )
+        self.pam_file = self.root / "etc" / "pam.d" / "sshd"
+        self.hook = self.root / HOOK_PATH.lstrip("/")
+
+    def mounts(self) -> str:
+        return (
+            f"mount --bind {self.root}/etc /etc\n"
+            f"mount --bind {self.root}/usr/local/sbin /usr/local/sbin\n"
+        )
+
+    def run(self, command: str, stdin: str = "", timeout: float = 30) -> tuple[int, str]:
+        return self.ns.run(self.mounts() + command, stdin=stdin, timeout=timeout)
+
+    def authenticate(self, user: str, password: str, rhost: str = "192.0.2.7") -> int:
+        """``pamtester sshd USER authenticate`` with the installed stack; its exit status."""
+        status, _ = self.run(
+            f"pamtester -I rhost={rhost} sshd {user} authenticate", stdin=password + "\n"
+        )
+        return status
+
+    def session(self) -> tuple[int, str]:
+        """Open and close a session of the test user with the installed stack."""
+        return self.run("pamtester -v sshd lwtest open_session close_session")
+
+    def set_hook(self, script: str | None) -> None:
+        """Replace the installed hook by ``script`` (None: remove it)."""
+        self.hook.unlink(missing_ok=True)
+        if script is not None:
+            self.hook.write_text(script)
+            os.chmod(self.hook, 0o755)
+
+    def user_pam_environment(self, text: str) -> None:
+        """What the test user writes into ~/.pam_environment."""
+        path = self.ns.home / ".pam_environment"
+        path.write_text(text)
+        os.chown(path, TEST_UID, TEST_UID)

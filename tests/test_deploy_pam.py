@@ -1,0 +1,156 @@
+"""The PAM placement install-host.sh writes, proven with pamtester on the real stack.
+
+The Debian /etc/pam.d/sshd (with its common-* includes) is copied, loginwatch is
+installed into the copy, and pamtester authenticates a test user against it in
+a private mount namespace: a wrong password still fails, a right one still
+succeeds, whatever the hook does, and a failed password reaches the hook.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from producer import capture
+from schemas.event import Outcome, PamType
+from tests.conftest import Vhost, missing
+from tests.deploy_host import InstalledHost
+from tests.hookrun import TapQueue
+from tests.sshd import TEST_PASSWORD, TEST_USER, require_root_namespaces
+
+pytestmark = [pytest.mark.integration, pytest.mark.sshd]
+
+# Port 1 refuses at once: every event stays in the spool, where the test reads it.
+OFFLINE_BROKER = 'url = "amqp://guest:guest@127.0.0.1:1/%2F"\nconnect_timeout = 1.0\n'
+
+
+def host_config(spool: Path, broker: str = OFFLINE_BROKER) -> str:
+    return f'[broker]\n{broker}[host]\nname = "pam-test"\n[spool]\ndir = "{spool}"\n'
+
+
+def spooled(spool: Path) -> list[dict[str, bytes]]:
+    return [capture.parse(path.read_bytes()) for path in sorted(spool.glob("*.cap"))]
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> InstalledHost:
+    require_root_namespaces()
+    if shutil.which("pamtester") is None:
+        missing("pamtester (apt-get install pamtester)")
+    return InstalledHost(tmp_path, host_config(tmp_path / "spool"))
+
+
+def test_right_password_succeeds_wrong_fails_and_only_the_failure_is_spooled(
+    host: InstalledHost, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    assert host.authenticate(TEST_USER, TEST_PASSWORD) == 0
+    assert spooled(spool) == []
+    assert host.authenticate(TEST_USER, "wrong", rhost="198.51.100.23") != 0
+    assert host.authenticate("no-such-user", TEST_PASSWORD) != 0
+    records = spooled(spool)
+    assert [(r["PAM_USER"], r["PAM_TYPE"], r["LW_OUTCOME"]) for r in records] == [
+        (TEST_USER.encode(), b"auth", b"failure"),
+        (b"no-such-user", b"auth", b"failure"),
+    ]
+    assert records[0]["PAM_RHOST"] == b"198.51.100.23"
+
+
+BROKEN_HOOKS = {
+    "missing": None,
+    "exits 1": "#!/bin/sh\nexit 1\n",
+    "killed by a signal": "#!/bin/sh\nkill -9 $$\n",
+    "not a program": "this is not a script\n",
+    "exits 0 saying yes": "#!/bin/sh\necho yes\nexit 0\n",
+}
+
+
+def no_fail_delay(etc: Path) -> None:
+    """pam_unix without its ~2 s delay after a failure (which nothing here tests)."""
+    common_auth = etc / "pam.d" / "common-auth"
+    common_auth.write_text(common_auth.read_text().replace("pam_unix.so", "pam_unix.so nodelay"))
+
+
+@pytest.mark.parametrize("hook", BROKEN_HOOKS.values(), ids=BROKEN_HOOKS.keys())
+def test_a_broken_hook_changes_nobodys_login(tmp_path: Path, hook: str | None) -> None:
+    require_root_namespaces()
+    host = InstalledHost(tmp_path, host_config(tmp_path / "spool"), edit_etc=no_fail_delay)
+    host.set_hook(hook)
+    assert host.authenticate(TEST_USER, TEST_PASSWORD) == 0
+    assert host.authenticate(TEST_USER, "wrong") != 0
+    assert host.authenticate("no-such-user", "") != 0
+    status, out = host.session()
+    assert status == 0, out
+
+
+RECORD_ENV = "#!/bin/sh\nenv > {out}/$PAM_TYPE.env\n"
+
+
+def test_the_session_hook_never_sees_the_users_pam_environment(
+    host: InstalledHost, tmp_path: Path
+) -> None:
+    # Debian's sshd reads ~/.pam_environment (pam_env user_readenv=1): a
+    # variable set there must not reach the hook, which runs as root.
+    out = tmp_path / "env"
+    out.mkdir()
+    host.set_hook(RECORD_ENV.format(out=out))
+    host.user_pam_environment(
+        "LD_PRELOAD DEFAULT=/tmp/evil.so\n"
+        "PYTHONPATH DEFAULT=/tmp/evil\n"
+        "LOGINWATCH_CONFIG DEFAULT=/tmp/evil.toml\n"
+    )
+    status, text = host.session()
+    assert status == 0, text
+    assert sorted(p.name for p in out.iterdir()) == ["open_session.env"]
+    seen = (out / "open_session.env").read_text()
+    assert f"PAM_USER={TEST_USER}\n" in seen
+    for variable in ("LD_PRELOAD", "PYTHONPATH", "LOGINWATCH_CONFIG"):
+        assert variable not in seen
+    assert "logins only, no logout events" in host.output
+
+
+def test_without_user_readenv_the_hook_runs_at_open_and_close(tmp_path: Path) -> None:
+    require_root_namespaces()
+    if shutil.which("pamtester") is None:
+        missing("pamtester (apt-get install pamtester)")
+
+    def no_user_readenv(etc: Path) -> None:
+        sshd = etc / "pam.d" / "sshd"
+        sshd.write_text(sshd.read_text().replace(" user_readenv=1", ""))
+
+    host = InstalledHost(tmp_path, host_config(tmp_path / "spool"), edit_etc=no_user_readenv)
+    out = tmp_path / "env"
+    out.mkdir()
+    host.set_hook(RECORD_ENV.format(out=out))
+    status, text = host.session()
+    assert status == 0, text
+    assert sorted(p.name for p in out.iterdir()) == ["close_session.env", "open_session.env"]
+
+
+@pytest.fixture
+def tap(vhost: Vhost) -> Iterator[TapQueue]:
+    queue = TapQueue(vhost.url())
+    yield queue
+    queue.close()
+
+
+def test_a_failed_password_reaches_the_broker_as_a_failure_event(
+    tmp_path: Path, vhost: Vhost, tap: TapQueue
+) -> None:
+    require_root_namespaces()
+    if shutil.which("pamtester") is None:
+        missing("pamtester (apt-get install pamtester)")
+    broker = f'url = "{vhost.url()}"\nconnect_timeout = 2.0\n'
+    host = InstalledHost(tmp_path, host_config(tmp_path / "spool", broker))
+    assert host.authenticate(TEST_USER, "wrong", rhost="203.0.113.9") != 0
+    [(_, event)] = tap.take(1)
+    assert (event.user, event.pam_type, event.outcome) == (
+        TEST_USER,
+        PamType.AUTH,
+        Outcome.FAILURE,
+    )
+    assert event.rhost == "203.0.113.9"
+    assert event.host == "pam-test"
