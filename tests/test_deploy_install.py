@@ -1,0 +1,145 @@
+"""install-host.sh and install-central.sh into --root trees: idempotent, reversible, safe."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.deploy_host import REPO, VENV, run_install
+
+INSTALL_CENTRAL = REPO / "deploy" / "install-central.sh"
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file and directory under ``root``: relative path → (mode, bytes)."""
+    files: dict[str, tuple[int, bytes]] = {}
+    for path in sorted(root.rglob("*")):
+        data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
+        files[str(path.relative_to(root))] = (path.lstat().st_mode, data)
+    return files
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A host tree with this machine's /etc/pam.d."""
+    tree = tmp_path / "root"
+    shutil.copytree("/etc/pam.d", tree / "etc" / "pam.d", symlinks=True)
+    return tree
+
+
+def install_host(root: Path, *args: str | Path) -> str:
+    return run_install("--root", root, "--venv", VENV, *args)
+
+
+def test_installing_twice_gives_the_same_tree(root: Path) -> None:
+    install_host(root)
+    first = snapshot(root)
+    output = install_host(root)
+    assert snapshot(root) == first
+    assert "already up to date" in output
+    assert (
+        (root / "usr/local/sbin/loginwatch-hook")
+        .read_text()
+        .startswith(f"#!{VENV}/bin/python -I\n")
+    )
+    assert oct(first["var/spool/loginwatch"][0] & 0o777) == "0o700"
+    assert oct(first["etc/loginwatch/loginwatch.toml"][0] & 0o777) == "0o600"
+
+
+def test_uninstall_restores_the_pam_file_byte_for_byte(root: Path) -> None:
+    pam_file = root / "etc/pam.d/sshd"
+    # A file without a final newline is the hardest case for a text tool.
+    original = pam_file.read_bytes().rstrip(b"\n")
+    pam_file.write_bytes(original)
+    os.chmod(pam_file, 0o640)
+    install_host(root)
+    assert b"loginwatch-hook" in pam_file.read_bytes()
+    install_host(root, "--uninstall")
+    assert pam_file.read_bytes() == original
+    assert oct(pam_file.stat().st_mode & 0o777) == "0o640"
+    assert not (root / "usr/local/sbin/loginwatch-hook").exists()
+    assert not (root / "etc/systemd/system/loginwatch-flush.timer").exists()
+    # Unsent events and the config stay.
+    assert (root / "etc/loginwatch/loginwatch.toml").exists()
+    assert (root / "var/spool/loginwatch").is_dir()
+
+
+def test_uninstall_keeps_what_the_operator_changed_since(root: Path) -> None:
+    pam_file = root / "etc/pam.d/sshd"
+    original = pam_file.read_text()
+    install_host(root)
+    pam_file.write_text(pam_file.read_text() + "account required pam_permit.so\n")
+    output = install_host(root, "--uninstall")
+    assert pam_file.read_text() == original + "account required pam_permit.so\n"
+    assert "restored" in output
+
+
+def test_a_pam_file_that_fails_the_check_is_never_installed(root: Path) -> None:
+    pam_file = root / "etc/pam.d/sshd"
+    broken = pam_file.read_text() + "account requird pam_permit.so\n"
+    pam_file.write_text(broken)
+    proc = subprocess.run(
+        ["sh", str(REPO / "deploy/install-host.sh"), "--root", str(root), "--venv", str(VENV)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert 'unknown control "requird"' in proc.stderr
+    assert "refusing to install" in proc.stderr
+    assert pam_file.read_text() == broken
+
+
+def test_an_unfamiliar_common_auth_gets_the_session_hook_only(root: Path) -> None:
+    common_auth = root / "etc/pam.d/common-auth"
+    common_auth.write_text("auth requisite pam_faillock.so preauth\n" + common_auth.read_text())
+    output = install_host(root)
+    text = (root / "etc/pam.d/sshd").read_text()
+    assert "--outcome failure" not in text
+    assert "session optional pam_exec.so quiet" in text
+    assert "failed passwords will not be reported" in output
+
+
+def test_no_failures_installs_the_session_hook_only(root: Path) -> None:
+    install_host(root, "--no-failures")
+    text = (root / "etc/pam.d/sshd").read_text()
+    assert "--outcome failure" not in text
+    assert "@include common-auth" in text
+    assert text.count("# >>> loginwatch") == 1
+
+
+def test_the_installed_config_is_the_given_one_and_is_never_overwritten(
+    root: Path, tmp_path: Path
+) -> None:
+    given = tmp_path / "given.toml"
+    given.write_text('[host]\nname = "web-1"\n')
+    install_host(root, "--config", given)
+    installed = root / "etc/loginwatch/loginwatch.toml"
+    assert installed.read_text() == given.read_text()
+    installed.write_text('[host]\nname = "edited"\n')
+    install_host(root, "--config", given)
+    assert installed.read_text() == '[host]\nname = "edited"\n'
+
+
+def test_central_install_twice_gives_the_same_tree_and_uninstall_removes_it(
+    tmp_path: Path,
+) -> None:
+    central = tmp_path / "central"
+    central.mkdir()
+    args = ("--root", central, "--venv", VENV)
+    run_install(*args, script=INSTALL_CENTRAL)
+    first = snapshot(central)
+    run_install(*args, script=INSTALL_CENTRAL)
+    assert snapshot(central) == first
+    for unit in ("loginwatch-worker@.service", "loginwatch-digest.service"):
+        assert (central / "etc/systemd/system" / unit).read_bytes() == (
+            REPO / "deploy/systemd" / unit
+        ).read_bytes().replace(b"/opt/loginwatch", str(VENV).encode())
+    run_install(*args, "--uninstall", script=INSTALL_CENTRAL)
+    assert not (central / "etc/systemd/system/loginwatch-worker@.service").exists()
+    assert (central / "etc/loginwatch/loginwatch.toml").exists()
