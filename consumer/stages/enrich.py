@@ -1,22 +1,96 @@
-"""Enrich stage (stub)."""
+"""Enrich stage: what the central side learns about an event's source.
+
+Reverse DNS (``stages/rdns.py``) and GeoIP (``stages/geoip.py``) never fail an event: no
+answer in time, or no database, leaves the fields empty. First-seen comes from the store and
+is recorded only for successful logins; other events (failed passwords) are compared without
+recording, so an attacker's attempts never make a source look familiar.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 
+import dns.resolver
+
 from consumer.model import Enriched
+from consumer.stages.geoip import NOWHERE, GeoIp
+from consumer.stages.rdns import ReverseDns
 from consumer.store import Store
-from schemas.config import EnrichConfig
+from schemas.config import EnrichConfig, seconds
 from schemas.event import LoginEvent
 
 
 class Enricher:
-    def __init__(self, config: EnrichConfig, store: Store) -> None:
-        self.config = config
+    """``enricher(event, now) -> Enriched``; thread-safe if the store is.
+
+    Raises (from the constructor):
+        ConfigError: the GeoIP database cannot be opened.
+    """
+
+    def __init__(
+        self,
+        config: EnrichConfig,
+        store: Store,
+        *,
+        resolver: dns.resolver.Resolver | None = None,
+    ) -> None:
         self.store = store
+        self.rdns = (
+            ReverseDns(
+                resolver,
+                timeout=config.dns_timeout,
+                cache_size=config.dns_cache_size,
+                cache_ttl=seconds(config.dns_cache_ttl),
+            )
+            if config.dns
+            else None
+        )
+        self.geoip = GeoIp(config.geoip_db) if config.geoip_db else None
 
     def __call__(self, event: LoginEvent, now: datetime) -> Enriched:
-        raise NotImplementedError
+        """Raises: StoreError: the first-seen lookup failed (retry the event later)."""
+        address = canonical_address(event.client_ip)
+        name, verified = self.rdns.lookup(address) if self.rdns and address else (None, False)
+        place = self.geoip.lookup(address) if self.geoip and address else NOWHERE
+        network = network_of(address) if address else None
+        first_seen = self.store.observe(
+            event.user,
+            address=address,
+            network=network,
+            country=place.country,
+            event_id=event.id_hex,
+            now=now,
+            record=event.kind == "login",
+        )
+        return Enriched(
+            event=event,
+            rdns=name,
+            rdns_verified=verified,
+            country=place.country,
+            country_name=place.country_name,
+            city=place.city,
+            network=network,
+            first_seen=first_seen,
+        )
 
     def close(self) -> None:
-        """Close the GeoIP database."""
+        if self.geoip is not None:
+            self.geoip.close()
+
+
+def canonical_address(text: str) -> str | None:
+    """The address in canonical form (IPv4-mapped IPv6 as IPv4); None when not an address."""
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def network_of(address: str) -> str:
+    """The /24 of an IPv4 address, the /64 of an IPv6 one: what "the same network" means."""
+    prefix = 24 if ":" not in address else 64
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))

@@ -1,0 +1,62 @@
+"""GeoIP country and city from a local MaxMind database (GeoLite2/GeoIP2 City or Country)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import maxminddb
+
+from schemas.errors import ConfigError
+
+
+class Place(NamedTuple):
+    country: str | None = None  # ISO 3166 code
+    country_name: str | None = None
+    city: str | None = None
+
+
+NOWHERE = Place()
+
+
+class GeoIp:
+    """Lookups in one .mmdb file, memory-mapped; thread-safe (the reader is).
+
+    Raises (from the constructor):
+        ConfigError: the file is missing or not a MaxMind database.
+    """
+
+    def __init__(self, path: str) -> None:
+        try:
+            self.reader = maxminddb.open_database(path)
+        except (OSError, maxminddb.InvalidDatabaseError, ValueError) as exc:
+            raise ConfigError(f"$.enrich.geoip_db: cannot open {path}: {exc}") from None
+
+    def lookup(self, address: str) -> Place:
+        """The place of ``address``; NOWHERE when unknown or not an address."""
+        try:
+            record = self.reader.get(address)
+        except (ValueError, maxminddb.InvalidDatabaseError):
+            return NOWHERE
+        if not isinstance(record, dict):
+            return NOWHERE
+        country = _mapping(record.get("country")) or _mapping(record.get("registered_country"))
+        return Place(
+            country=_text(country.get("iso_code")),
+            country_name=_name(country),
+            city=_name(_mapping(record.get("city"))),
+        )
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _name(section: dict[str, Any]) -> str | None:
+    return _text(_mapping(section.get("names")).get("en"))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
