@@ -22,6 +22,10 @@ unit: $(STAMP)
 bench: system-deps broker $(STAMP)
 	$(PY) -m tests.bench
 
+# Everything end to end on this machine: broker vhost, worker, SMTP server, three hosts' hooks.
+demo: system-deps broker $(STAMP)
+	$(PY) -m tests.demo
+
 system-deps:
 	@sh tests/tools/system-deps.sh
 

@@ -7,11 +7,14 @@ whose log lines a test can wait for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -40,12 +43,15 @@ def fresh_vhost(prefix: str = "loginwatch-w") -> Iterator[Vhost]:
         rabbitmqctl("delete_vhost", name, check=False)
 
 
-def write_config(path: Path, vhost: Vhost, *, smtp_port: int = 2525, extra: str = "") -> Path:
+def write_config(
+    path: Path, vhost: Vhost, *, smtp_port: int = 2525, extra: str = "", broker_port: int = 0
+) -> Path:
     """A config for ``vhost``: short retry delays, a SQLite store next to it, one route."""
+    url = vhost.url(port=broker_port) if broker_port else vhost.url()
     path.write_text(
         f"""
 [broker]
-url = "{vhost.url()}"
+url = "{url}"
 
 [smtp]
 host = "127.0.0.1"
@@ -55,6 +61,9 @@ timeout = 5
 
 [store]
 url = "{path.parent / "store.db"}"
+
+[enrich]
+dns = false
 
 [worker]
 retry_delays = [1, 2]
@@ -208,3 +217,53 @@ def running_worker(config: Path, log: Path) -> Iterator[WorkerProcess]:
                 worker.stop()
             except subprocess.TimeoutExpired:
                 worker.kill()
+
+
+class FreezableProxy:
+    """A TCP proxy to the broker whose client→broker direction can be cut at will.
+
+    ``freeze()`` makes it swallow everything the client sends from then on (its
+    acks never reach RabbitMQ); when the client dies, the proxy closes its broker
+    side, and the broker requeues what was unacked. Pure sockets, no fakes: the
+    worker talks real AMQP to the real broker through it.
+    """
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.frozen = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for src, dst, up in ((client, upstream, True), (upstream, client, False)):
+                thread = threading.Thread(target=self._pump, args=(src, dst, up), daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _pump(self, src: Any, dst: Any, up: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if not (up and self.frozen.is_set()):
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):  # shutdown wakes the other pump's recv
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()

@@ -1,0 +1,184 @@
+"""Benchmark: the worker. Figures, side by side in one run; no assertions.
+
+- worker throughput for digest-only events against the raw pika consume rate
+  (manual acks, same prefetch) of the same broker in the same run;
+- immediate alert mails per second to a local aiosmtpd server (connection reuse);
+- login-to-inbox latency p50/p99: real ssh key logins through a real sshd with
+  the hook, the worker (a subprocess) and aiosmtpd, measured from the hook's
+  event time to the moment the SMTP server accepted the mail.
+
+Run alone: ``.venv/bin/python -m tests.bench_worker``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pika
+
+from consumer.broker import Broker
+from consumer.pipeline import Outcome
+from consumer.worker import Worker
+from schemas import topology
+from schemas.config import load_config
+from schemas.event import decode, encode
+from tests.bench_support import bench_vhost, median_ms, percentile_ms
+from tests.conftest import Vhost
+from tests.factories import event
+from tests.smtp_server import Received, SmtpServer
+from tests.worker_helpers import connect, running_worker, take_all, write_config
+
+EVENTS = 4000
+MAILS = 300
+LOGINS = 20
+PREFETCH = 32
+
+
+def _fill(vhost: Vhost, count: int) -> None:
+    """Publish ``count`` distinct events (confirmed) to the events exchange."""
+    with connect(vhost) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        props = pika.BasicProperties(delivery_mode=2, content_type=topology.CONTENT_TYPE)
+        for n in range(count):
+            channel.basic_publish(topology.EXCHANGE, "login", encode(event(tty=f"b{n}")), props)
+
+
+def _purge(vhost: Vhost, *queues: str) -> None:
+    with connect(vhost) as connection:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_purge(queue)
+
+
+def raw_consume_rate(vhost: Vhost, count: int) -> float:
+    """Messages per second a bare pika consumer with manual acks takes off the alerts queue."""
+    stamps: list[float] = []
+    with connect(vhost) as connection:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=PREFETCH)
+
+        def on_message(ch: object, method: pika.spec.Basic.Deliver, *_: object) -> None:
+            channel.basic_ack(method.delivery_tag)
+            stamps.append(time.perf_counter())
+            if len(stamps) == count:
+                channel.stop_consuming()
+
+        channel.basic_consume(topology.ALERTS_QUEUE, on_message)
+        channel.start_consuming()
+    return (count - 1) / (stamps[-1] - stamps[0])
+
+
+def worker_rate(config_path: Path, count: int) -> float:
+    """Settled messages per second of an in-process ``Worker`` draining ``count`` events."""
+    stamps: list[float] = []
+    worker: Worker
+
+    def on_settle(_outcome: Outcome) -> None:
+        stamps.append(time.perf_counter())
+        if len(stamps) == count:
+            worker.stop()
+
+    worker = Worker(load_config(config_path), on_settle=on_settle)
+    worker.run()
+    return (count - 1) / (stamps[-1] - stamps[0])
+
+
+def throughput(vhost: Vhost, work: Path) -> dict[str, float]:
+    config = write_config(work / "digest.toml", vhost)
+    text = config.read_text().replace('mode = "immediate"', 'mode = "digest"')
+    config.write_text(text.replace("[worker]\n", f"[worker]\nprefetch = {PREFETCH}\n"))
+    with Broker(load_config(config).broker) as broker:
+        broker.declare(topology.queue_specs((1, 2)))
+    _fill(vhost, EVENTS)
+    raw = raw_consume_rate(vhost, EVENTS)
+    _fill(vhost, EVENTS)
+    digest_only = worker_rate(config, EVENTS)
+    _purge(vhost, topology.DIGEST_QUEUE)
+    return {
+        "raw_pika_consume_per_s": round(raw),
+        "worker_digest_only_per_s": round(digest_only),
+        "worker_vs_raw": round(digest_only / raw, 2),
+    }
+
+
+def mail_rate(vhost: Vhost, work: Path) -> dict[str, float]:
+    with SmtpServer() as smtp:
+        config = write_config(
+            work / "mail.toml",
+            vhost,
+            smtp_port=smtp.port,
+            extra="[policy]\nflood_max = 100000\n",
+        )
+        _fill(vhost, MAILS)
+        rate = worker_rate(config, MAILS)
+        connections = smtp.ehlos
+    _purge(vhost, topology.DIGEST_QUEUE)
+    return {"immediate_mails_per_s": round(rate, 1), "smtp_connections": connections}
+
+
+def latency(vhost: Vhost, work: Path) -> dict[str, float | str]:
+    """Hook event time → SMTP accept, for real ssh logins (hook runs without sshd)."""
+    from tests.hookrun import HOOK
+    from tests.hookrun import write_config as hook_config
+    from tests.sshd import ACCOUNT_STACK, AUTH_STACK, SESSION_STACK, TEST_USER, Sshd, hook_line
+
+    arrivals: dict[str, float] = {}
+    with SmtpServer() as smtp:
+        accept = smtp.store
+
+        def stamped(received: Received) -> None:
+            accept(received)
+            arrivals[str(received.message["Message-ID"])] = time.time()
+
+        smtp.store = stamped  # type: ignore[method-assign]
+        config = write_config(
+            work / "latency.toml", vhost, smtp_port=smtp.port, extra="[policy]\nflood_max = 1000\n"
+        )
+        only_logins = config.read_text().replace('mode = "immediate"', 'kinds = ["login"]')
+        config.write_text(only_logins)
+        hook = hook_config(work, vhost.url(), host="bench-host")
+        stack = AUTH_STACK + ACCOUNT_STACK + SESSION_STACK + hook_line(HOOK, hook)
+        with running_worker(config, work / "latency-worker.log"), Sshd(stack) as sshd:
+            for _ in range(LOGINS):
+                before = len(arrivals)
+                sshd.ssh(TEST_USER, "true")
+                smtp.wait_for(before + 1, timeout=10)
+            smtp.wait_for(LOGINS, timeout=10)
+    events = {e.id_hex: e for e in (decode(m.body) for m in take_all(vhost, "loginwatch.digest"))}
+    seconds = [
+        at - events[event_id].time.timestamp()
+        for message_id, at in arrivals.items()
+        for event_id in events
+        if event_id in message_id
+    ]
+    return {
+        "logins": len(seconds),
+        "login_to_inbox_p50_ms": round(median_ms(seconds), 1),
+        "login_to_inbox_p99_ms": round(percentile_ms(seconds, 99), 1),
+    }
+
+
+def measure() -> dict[str, object]:
+    """Every worker figure, in one run on one broker."""
+    figures: dict[str, object] = {}
+    with bench_vhost() as vhost, tempfile.TemporaryDirectory(prefix="lw-bench-w-") as tmp:
+        work = Path(tmp)
+        figures.update(throughput(vhost, work))
+        figures.update(mail_rate(vhost, work))
+        try:
+            figures.update(latency(vhost, work))
+        except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+            figures["latency_error"] = str(exc)[:200]
+    return figures
+
+
+if __name__ == "__main__":
+    threading.excepthook = lambda args: print(args, file=sys.stderr)
+    print(json.dumps(measure(), indent=2))

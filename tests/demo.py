@@ -1,0 +1,197 @@
+"""``make demo``: loginwatch end to end on this machine, then everything stopped again.
+
+What it starts (and stops, by pid, whatever happens): a private RabbitMQ vhost,
+``loginwatch setup``, one ``loginwatch worker``, a real SMTP server (aiosmtpd)
+that keeps every mail in a Maildir under ``demo-out/``. Then it plays logins
+from three hosts through the real ``loginwatch-hook`` (each with its own
+``[host] name`` and spool, run with the environment pam_exec gives it): ordinary
+logins, a root login, a first-seen source and a burst of failed passwords. It
+prints what each inbox received and where the HTML parts lie.
+
+Run: ``make demo`` (or ``.venv/bin/python -m tests.demo`` once RabbitMQ runs).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
+
+from schemas import topology
+from tests.hookrun import ED25519_BLOB, HOOK, PAM_ENV, run_hook, spooled
+from tests.hookrun import write_config as host_config
+from tests.smtp_server import free_port
+from tests.worker_helpers import ROOT, depth, fresh_vhost, loginwatch, running_worker
+
+OUT = ROOT / "demo-out"
+
+CENTRAL = """\
+[broker]
+url = "{url}"
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+from = "loginwatch@demo.example"
+
+[store]
+url = "{out}/store.db"
+
+[enrich]
+dns = false
+
+[policy]
+flood_max = 5
+flood_window = "10m"
+
+# Security sees everything at once (flood control folds bursts).
+[[route]]
+to = ["security@demo.example"]
+mode = "immediate"
+
+# The web team hears about its own hosts.
+[[route]]
+to = ["web-team@demo.example"]
+hosts = ["web-*"]
+mode = "immediate"
+
+# Whoever is on call hears of every root login.
+[[route]]
+to = ["oncall@demo.example"]
+users = ["root"]
+mode = "immediate"
+
+# The DBAs want a calm digest only.
+[[route]]
+to = ["dba@demo.example"]
+hosts = ["db-*"]
+mode = "digest"
+"""
+
+KEY = f"publickey ssh-ed25519 {ED25519_BLOB}\n"
+
+
+def pam_env(user: str, client: str, port: int, **more: str) -> dict[str, str]:
+    env = {
+        **PAM_ENV,
+        "PAM_USER": user,
+        "PAM_RHOST": client,
+        "SSH_CONNECTION": f"{client} {port} 198.51.100.5 22",
+        "SSH_AUTH_INFO_0": KEY,
+    }
+    env.update(more)
+    return env
+
+
+def play(hosts: dict[str, Path]) -> None:
+    """The logins, in order, each through the real hook of its host."""
+    logins = [
+        ("web-01", pam_env("alice", "192.0.2.10", 50100), "alice logs in to web-01 (new source)"),
+        ("web-01", pam_env("alice", "192.0.2.10", 50101), "alice again, same source"),
+        ("db-1", pam_env("root", "198.51.100.77", 40022), "root logs in to db-1"),
+        ("bastion", pam_env("bob", "203.0.113.5", 61000), "bob on the bastion (new source)"),
+    ]
+    for host, env, what in logins:
+        print(f"  {host:<8} {what}")
+        run_hook(hosts[host], env)
+    failure = pam_env("admin", "203.0.113.66", 0, PAM_TYPE="auth", SSH_AUTH_INFO_0="")
+    print("  bastion  8 failed passwords for 'admin' from 203.0.113.66")
+    for n in range(8):
+        failure["SSH_CONNECTION"] = f"203.0.113.66 {52000 + n} 198.51.100.5 22"
+        run_hook(hosts["bastion"], failure, ("--outcome", "failure"))
+
+
+def settle(hosts: dict[str, Path], vhost_alerts: Callable[[], int], maildir: Path) -> None:
+    """Wait until the spools are empty, the alerts queue drained and no mail came for 2 s."""
+    deadline = time.monotonic() + 60
+    seen, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = sum(1 for _ in (maildir / "new").iterdir()) if (maildir / "new").exists() else 0
+        if count != seen:
+            seen, quiet_since = count, time.monotonic()
+        busy = any(spooled(d) for d in hosts.values()) or vhost_alerts() > 0
+        if not busy and time.monotonic() - quiet_since > 2:
+            return
+        time.sleep(0.2)
+
+
+def report(maildir: Path) -> None:
+    inboxes: dict[str, list[tuple[float, EmailMessage]]] = defaultdict(list)
+    for raw in mailbox.Maildir(maildir, create=False):
+        mail = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
+        assert isinstance(mail, EmailMessage)
+        inboxes[str(mail["To"])].append((raw.get_date(), mail))
+    html_dir = OUT / "html"
+    html_dir.mkdir(exist_ok=True)
+    n = 0
+    for inbox in sorted(inboxes):
+        mails = [mail for _, mail in sorted(inboxes[inbox], key=lambda pair: pair[0])]
+        print(f"\n{inbox}: {len(mails)} mail(s)")
+        for mail in mails:
+            n += 1
+            html = mail.get_body(("html",))
+            where = ""
+            if html is not None:
+                path = html_dir / f"{n:02d}.html"
+                path.write_text(str(html.get_content()), encoding="utf-8")
+                where = f"  → {path.relative_to(ROOT)}"
+            print(f"  {mail['Subject']}{where}")
+    for inbox in ("dba@demo.example",):
+        if inbox not in inboxes:
+            print(f"\n{inbox}: no mail now (digest mode: db-1's events wait for the digest)")
+    print(f"\nEvery mail as sent: {maildir.relative_to(ROOT)}/new/ (Maildir)")
+
+
+def main() -> int:
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    maildir = OUT / "Maildir"
+    port = free_port()
+    print(f"demo: SMTP server on 127.0.0.1:{port}, mails kept in {maildir.relative_to(ROOT)}")
+    smtp = subprocess.Popen(
+        [sys.executable, "-m", "tests.smtp_server", str(port), str(maildir)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(OUT / "smtp.log").open("wb"),
+    )
+    try:
+        with fresh_vhost("loginwatch-demo") as vhost:
+            config = OUT / "loginwatch.toml"
+            config.write_text(CENTRAL.format(url=vhost.url(), port=port, out=OUT))
+            result = loginwatch("setup", "--config", str(config))
+            print(f"demo: {result.stdout.strip() or result.stderr.strip()}")
+            if result.returncode != 0:
+                return 1
+            hosts = {}
+            for name in ("web-01", "db-1", "bastion"):
+                (OUT / "hosts" / name).mkdir(parents=True)
+                hosts[name] = host_config(OUT / "hosts" / name, vhost.url(), host=name)
+            with running_worker(config, OUT / "worker.log"):
+                print(f"demo: worker running (log: demo-out/worker.log); hook: {HOOK}")
+                play(hosts)
+                settle(hosts, lambda: depth(vhost, topology.ALERTS_QUEUE), maildir)
+            print("\ndemo: the worker's decisions (demo-out/worker.log):")
+            for line in (OUT / "worker.log").read_text().splitlines():
+                if " sent; " in line or "folded" in line or " digest " in line:
+                    print("  " + line.split(": ", 1)[-1])
+            report(maildir)
+            status = loginwatch("status", "--config", str(config))
+            print("\n" + status.stdout.rstrip())
+            print("(loginwatch.digest keeps every event for the digest scheduler)")
+    finally:
+        smtp.terminate()
+        smtp.wait(10)
+    print("\ndemo: stopped the worker and the SMTP server, deleted the vhost")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
