@@ -17,7 +17,14 @@ from typing import Final
 from schemas.errors import LoginwatchError
 
 # The subcommand modules, in the order ``--help`` lists them.
-COMMANDS: Final[tuple[str, ...]] = ("setup", "worker", "status", "dead", "check_config")
+COMMANDS: Final[tuple[str, ...]] = (
+    "setup",
+    "worker",
+    "status",
+    "dead",
+    "check_config",
+    "send_test",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
