@@ -49,7 +49,11 @@ class Enricher:
         self.geoip = GeoIp(config.geoip_db) if config.geoip_db else None
 
     def __call__(self, event: LoginEvent, now: datetime) -> Enriched:
-        """Raises: StoreError: the first-seen lookup failed (retry the event later)."""
+        """The event with its source's name, place and first-seen marks.
+
+        Raises:
+            StoreError: the first-seen lookup failed (retry the event later).
+        """
         address = canonical_address(event.client_ip)
         name, verified = self.rdns.lookup(address) if self.rdns and address else (None, False)
         place = self.geoip.lookup(address) if self.geoip and address else NOWHERE

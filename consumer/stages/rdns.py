@@ -9,6 +9,7 @@ resolver costs each address one timeout per TTL, not one per login.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -17,6 +18,8 @@ from collections.abc import Callable
 import dns.exception
 import dns.resolver
 import dns.reversename
+
+log = logging.getLogger(__name__)
 
 
 class ReverseDns:
@@ -31,7 +34,7 @@ class ReverseDns:
         cache_ttl: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.resolver = resolver or dns.resolver.Resolver()
+        self.resolver = resolver or system_resolver()
         self.timeout = timeout
         self.cache_size = cache_size
         self.cache_ttl = cache_ttl
@@ -80,3 +83,15 @@ class ReverseDns:
             return False
         wanted = ipaddress.ip_address(address)
         return any(ipaddress.ip_address(rr.address) == wanted for rr in answer)
+
+
+def system_resolver() -> dns.resolver.Resolver:
+    """The resolver of /etc/resolv.conf; without one, a resolver that fails every lookup
+    at once (no name, unverified) rather than a worker that cannot start."""
+    try:
+        return dns.resolver.Resolver()
+    except dns.resolver.NoResolverConfiguration:
+        log.warning("no DNS resolver configured (/etc/resolv.conf): reverse DNS is off")
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = []
+        return resolver
