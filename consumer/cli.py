@@ -24,6 +24,8 @@ COMMANDS: Final[tuple[str, ...]] = (
     "dead",
     "check_config",
     "send_test",
+    "definitions",
+    "host",
 )
 
 

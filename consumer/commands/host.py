@@ -1,0 +1,98 @@
+"""``loginwatch host add|remove|list``: one write-only broker user per SSH host."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from consumer import hosts
+from consumer.cli import add_config_argument
+from consumer.commands._common import config_of
+
+SECRETS_DIR = "/etc/loginwatch/hosts"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "host",
+        help="add, remove or list the broker users of SSH hosts (on the broker machine)",
+        description=(
+            "Manage host identities: each SSH host publishes as its own broker user host-NAME,"
+            " which may only write to the loginwatch.events exchange (no read, no configure),"
+            " and the broker refuses an event whose user_id is another host's. Runs"
+            " rabbitmqctl, so run it as root on the broker machine. The vhost is the one in"
+            " the config's [broker] url unless --vhost is given."
+        ),
+    )
+    # The options every action takes, after the action: `host add NAME --vhost V`.
+    common = argparse.ArgumentParser(add_help=False)
+    add_config_argument(common)
+    common.add_argument("--vhost", help="RabbitMQ vhost (default: the config's)")
+    common.add_argument(
+        "--secrets-dir",
+        default=SECRETS_DIR,
+        help=f"where host password files go, NAME.password, mode 0600 (default {SECRETS_DIR})",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser(
+        "add",
+        parents=[common],
+        help="create host-NAME with a random password; print the host's config",
+        description=(
+            "Create the broker user host-NAME with write-only permission on the events"
+            " exchange and a random password, written to SECRETS_DIR/NAME.password (0600)."
+            " Prints the [broker] and [host] config for the host: copy it and the password"
+            " file (as /etc/loginwatch/broker.password) to the host."
+        ),
+    )
+    add.add_argument("name", metavar="NAME", help="the host's name, as its [host] name says")
+    add.add_argument("--url", help="broker URL as the host reaches it (default: the config's)")
+    add.set_defaults(run=run_add)
+    remove = actions.add_parser(
+        "remove", parents=[common], help="delete host-NAME and its password file"
+    )
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(run=run_remove)
+    listing = actions.add_parser(
+        "list", parents=[common], help="list the host users and their permissions"
+    )
+    listing.set_defaults(run=run_list)
+
+
+def _vhost(args: argparse.Namespace) -> str:
+    return str(args.vhost) if args.vhost else hosts.vhost_of(config_of(args).broker.url)
+
+
+def _password_file(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.secrets_dir) / f"{name}.password"
+
+
+def run_add(args: argparse.Namespace) -> int:
+    name = hosts.host_name(args.name)
+    config = config_of(args)
+    vhost = args.vhost or hosts.vhost_of(config.broker.url)
+    password_file = _password_file(args, name)
+    hosts.add(name, vhost, password_file)
+    url = hosts.host_url(args.url or config.broker.url, name)
+    print(f"# created broker user host-{name} (write-only on vhost {vhost!r});")
+    print(f"# copy {password_file} to {name}:{hosts.HOST_PASSWORD_FILE} (mode 0600)")
+    print(hosts.host_config(name, url, config.broker.ca_file), end="")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    name = hosts.host_name(args.name)
+    if hosts.remove(name, _password_file(args, name)):
+        print(f"removed broker user host-{name}")
+        return 0
+    print(f"loginwatch host remove: no broker user host-{name}", file=sys.stderr)
+    return 1
+
+
+def run_list(args: argparse.Namespace) -> int:
+    vhost = _vhost(args)
+    for entry in hosts.entries(vhost):
+        state = "write-only" if entry.write_only else f"NOT write-only on {vhost}"
+        print(f"{entry.name}\t{entry.user}\t{state}")
+    return 0
