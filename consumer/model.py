@@ -5,7 +5,9 @@ One event goes through the stages like this (the worker builds this in one funct
     event    = decode(body)                                  # schemas.event.decode
     enriched = enricher(event, now)                          # stages.enrich.Enricher
     state    = store.flood_state(now, policy.flood_window)   # one query: mails per recipient
-    for decision in policy.decide(enriched, state, now):     # pure; log decision.reason
+    decisions = policy.decide(enriched, state, now)          # pure; log each decision.reason
+    store.record_decisions(event.id_hex, decisions, now)     # silenced/folded/burst, for the digest
+    for decision in decisions:
         if decision.action not in MAILING:
             continue                                         # digest/ignore/silenced/folded
         key = delivery_key(event, decision)

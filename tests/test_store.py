@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.model import FirstSeen, FloodCount
+from consumer.model import Action, Decision, FirstSeen, FloodCount
 from consumer.store import Store, open_store
 from consumer.store.migrations import MIGRATIONS, Migration
 from schemas.errors import StoreError
@@ -125,3 +125,18 @@ def test_flood_counts_per_recipient_within_the_window(store: Store) -> None:
     assert state.count("OPS@example.org") == FloodCount(sent=3, burst_sent=True)
     assert state.count("sec@example.org") == FloodCount()
     assert state.count("nobody@example.org") == FloodCount()
+
+
+def test_decision_log_keeps_what_left_the_inbox(store: Store) -> None:
+    def decision(action: Action, recipient: str = "Ops@example.org") -> Decision:
+        return Decision(action=action, reason=f"because {action.value}", recipient=recipient)
+
+    store.record_decisions(
+        "e1", [decision(Action.SILENCED), decision(Action.IMMEDIATE, "sec@example.org")], T0
+    )
+    store.record_decisions("e1", [decision(Action.FOLDED)], T0 + timedelta(seconds=5))
+    store.record_decisions("e2", [decision(Action.DIGEST)], T0)
+    rows = store.db.execute("SELECT event_id, recipient, action, reason FROM decision_log")
+    assert rows == [("e1", "ops@example.org", "folded", "because folded")]
+    store.prune(T0 + timedelta(seconds=6))
+    assert store.db.execute("SELECT COUNT(*) FROM decision_log") == [(0,)]

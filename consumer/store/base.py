@@ -7,10 +7,11 @@ workers, on one machine (SQLite WAL) or several (PostgreSQL), can share a store.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
-from consumer.model import FirstSeen, FloodCount, PolicyState, utc
+from consumer.model import Action, Decision, FirstSeen, FloodCount, PolicyState, utc
 from consumer.store.backends import Database, connect
 from consumer.store.migrations import MIGRATIONS, Migration, check
 from schemas.errors import StoreError
@@ -29,6 +30,16 @@ ON CONFLICT (username, scope, value) DO UPDATE SET
     logins = first_seen.logins + 1
 RETURNING event_id
 """
+
+
+_DECISION: Final = """
+INSERT INTO decision_log (event_id, recipient, action, reason, decided_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (event_id, recipient) DO UPDATE SET
+    action = excluded.action, reason = excluded.reason, decided_at = excluded.decided_at
+"""
+# What record_decisions keeps: the actions that took an event out of someone's inbox.
+LOGGED_ACTIONS: Final = frozenset({Action.SILENCED, Action.FOLDED, Action.BURST})
 
 
 class Store:
@@ -118,12 +129,29 @@ class Store:
             )
             run("DELETE FROM flood_mail WHERE sent_at < ?", (stamp - FLOOD_KEEP,))
 
+    def record_decisions(self, event_id: str, decisions: Iterable[Decision], now: datetime) -> None:
+        """Log the decisions the digest must report (silenced, folded, burst); a later
+        decision for the same event and recipient (a redelivery) replaces the earlier."""
+        stamp = utc(now).timestamp()
+        rows = [
+            (event_id, d.recipient.lower(), d.action.value, d.reason, stamp)
+            for d in decisions
+            if d.recipient is not None and d.action in LOGGED_ACTIONS
+        ]
+        if not rows:
+            return
+        with self.db.transaction() as run:
+            for row in rows:
+                run(_DECISION, row)
+
     def prune(self, before: datetime) -> int:
-        """Forget delivery-log entries older than ``before`` (``[store] keep``); how many."""
+        """Forget delivery-log and decision-log entries older than ``before`` (``[store]
+        keep``); how many delivery-log entries went."""
         stamp = utc(before).timestamp()
         with self.db.transaction() as run:
             count = run("SELECT COUNT(*) FROM delivery_log WHERE delivered_at < ?", (stamp,))
             run("DELETE FROM delivery_log WHERE delivered_at < ?", (stamp,))
+            run("DELETE FROM decision_log WHERE decided_at < ?", (stamp,))
         return int(count[0][0])
 
     def schema_version(self) -> int:

@@ -56,6 +56,22 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX flood_mail_at ON flood_mail (sent_at, recipient)",
         ),
     ),
+    Migration(
+        2,
+        "decision log: what flood control and silences kept out of the inbox",
+        (
+            # The digest reports these per recipient and window ("silenced", "folded").
+            """CREATE TABLE decision_log (
+                event_id TEXT NOT NULL,
+                recipient TEXT NOT NULL,
+                action TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                decided_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (event_id, recipient)
+            )""",
+            "CREATE INDEX decision_log_at ON decision_log (decided_at, recipient)",
+        ),
+    ),
 )
 
 
