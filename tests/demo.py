@@ -143,7 +143,7 @@ def report(maildir: Path) -> None:
                 path = html_dir / f"{n:02d}.html"
                 path.write_text(str(html.get_content()), encoding="utf-8")
                 where = f"  → {path.relative_to(ROOT)}"
-            print(f"  {mail['Subject']}{where}")
+            print(f"  {str(mail['Subject']).strip()}{where}")
     for inbox in ("dba@demo.example",):
         if inbox not in inboxes:
             print(f"\n{inbox}: no mail now (digest mode: db-1's events wait for the digest)")

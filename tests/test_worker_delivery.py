@@ -6,6 +6,9 @@ RabbitMQ (a vhost of its own) and an aiosmtpd server with fault hooks.
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from schemas import topology
 from schemas.event import LoginEvent, encode
 from tests.conftest import AMQP_PORT, Vhost
 from tests.factories import event
-from tests.smtp_server import DROP, SmtpServer, free_port
+from tests.smtp_server import DROP, Received, SmtpServer, free_port
 from tests.worker_helpers import (
     FreezableProxy,
     WorkerProcess,
@@ -166,4 +169,53 @@ def test_kill_9_between_smtp_accept_and_ack_sends_no_second_mail(
     with running_worker(direct, tmp_path / "worker2.log") as second:
         second.wait_for(rf"{login_event.id_hex} immediate ops@test.example: already sent")
         assert wait_depth(vh, topology.ALERTS_QUEUE, 0) == 0
+    assert len(smtp.messages) == 1
+
+
+def test_sigterm_finishes_the_delivery_in_flight_then_exits(
+    vh: Vhost, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    config = configured(vh, tmp_path, smtp.port)
+    arrived = threading.Event()
+    accept = smtp.store
+
+    def slow_accept(received: Received) -> None:
+        arrived.set()
+        time.sleep(1)  # the SIGTERM lands while the worker waits for this reply
+        accept(received)
+
+    smtp.store = slow_accept  # type: ignore[method-assign]
+    login_event = event_n(8)
+    worker = WorkerProcess(config, tmp_path / "worker.log")
+    try:
+        worker.wait_for(r"consuming loginwatch\.alerts")
+        publish(vh, encode(login_event))
+        assert arrived.wait(20)
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.proc.wait(20) == 0
+    finally:
+        if worker.proc.poll() is None:
+            worker.kill()
+    log = worker.text()
+    assert f"{login_event.id_hex} immediate ops@test.example: sent" in log
+    assert "SIGTERM: finishing the delivery in flight" in log
+    assert len(smtp.messages) == 1
+    assert depth(vh, topology.ALERTS_QUEUE) == 0
+
+
+def test_the_worker_reconnects_when_the_broker_goes_away(
+    vh: Vhost, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    proxy = FreezableProxy(AMQP_PORT)
+    config = configured(vh, tmp_path, smtp.port, broker_port=proxy.port)
+    login_event = event_n(9)
+    try:
+        with running_worker(config, tmp_path / "worker.log") as worker:
+            proxy.drop_all()
+            worker.wait_for(r"broker: .*retry in 1s")
+            worker.wait_for(r"consuming loginwatch\.alerts", count=2)
+            publish(vh, encode(login_event))
+            worker.wait_for(rf"{login_event.id_hex} immediate ops@test.example: sent")
+    finally:
+        proxy.close()
     assert len(smtp.messages) == 1

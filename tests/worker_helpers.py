@@ -233,12 +233,21 @@ class FreezableProxy:
         self.frozen = threading.Event()
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._server.getsockname()[1]
-        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
         self._accepting = threading.Thread(target=self._accept, daemon=True)
         self._accepting.start()
 
     def freeze(self) -> None:
         self.frozen.set()
+
+    def drop_all(self) -> None:
+        """Cut every current connection, as a broker restart would (new ones still work)."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._server.close()
@@ -250,10 +259,10 @@ class FreezableProxy:
             except OSError:
                 return
             upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._sockets += [client, upstream]
             for src, dst, up in ((client, upstream, True), (upstream, client, False)):
-                thread = threading.Thread(target=self._pump, args=(src, dst, up), daemon=True)
-                thread.start()
-                self._threads.append(thread)
+                threading.Thread(target=self._pump, args=(src, dst, up), daemon=True).start()
 
     def _pump(self, src: Any, dst: Any, up: bool) -> None:
         try:

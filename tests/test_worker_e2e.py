@@ -1,0 +1,63 @@
+"""End to end on real parts: ssh → sshd → PAM → hook → RabbitMQ → worker → SMTP inbox."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from schemas import topology
+from tests.conftest import Vhost
+from tests.hookrun import HOOK
+from tests.hookrun import write_config as host_config
+from tests.smtp_server import SmtpServer
+from tests.sshd import ACCOUNT_STACK, AUTH_STACK, SESSION_STACK, TEST_USER, Sshd, hook_line
+from tests.worker_helpers import depth, fresh_vhost, loginwatch, running_worker, write_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.sshd]
+
+
+@pytest.fixture
+def vh(vhost: Vhost) -> Iterator[Vhost]:
+    with fresh_vhost() as mine:
+        yield mine
+
+
+def test_two_ssh_logins_become_two_mails_and_only_the_first_is_a_new_source(
+    vh: Vhost, tmp_path: Path
+) -> None:
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    hook_config = host_config(host_dir, vh.url(), host="bastion-7")
+    stack = AUTH_STACK + ACCOUNT_STACK + SESSION_STACK + hook_line(HOOK, hook_config)
+    with SmtpServer() as smtp:
+        config = write_config(tmp_path / "loginwatch.toml", vh, smtp_port=smtp.port)
+        # Logins only: the logout events go to the digest queue, not to the inbox.
+        config.write_text(config.read_text().replace('mode = "immediate"', 'kinds = ["login"]'))
+        assert loginwatch("setup", "--config", str(config)).returncode == 0
+        with running_worker(config, tmp_path / "worker.log"), Sshd(stack) as sshd:
+            sshd.ssh(TEST_USER, "true")
+            first = smtp.wait_for(1)
+            sshd.ssh(TEST_USER, "true")
+            both = smtp.wait_for(2)
+            fingerprint = subprocess.run(
+                ["ssh-keygen", "-lf", f"{sshd.client_key}.pub"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()[1]
+    assert len(first) == 1 and len(both) == 2, sshd.tail()
+    one, two = (received.message for received in both)
+    for mail in (one, two):
+        assert mail["To"] == "ops@test.example"
+        assert TEST_USER in mail["Subject"] and "bastion-7" in mail["Subject"]
+        text = mail.get_body(("plain",)).get_content()
+        assert "127.0.0.1" in text
+        assert fingerprint in text
+    assert "NEW SOURCE" in one["Subject"]
+    assert "first time" in one.get_body(("plain",)).get_content().lower()
+    assert "NEW SOURCE" not in two["Subject"]
+    assert "first time" not in two.get_body(("plain",)).get_content().lower()
+    assert depth(vh, topology.DEAD_QUEUE) == 0
