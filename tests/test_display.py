@@ -1,0 +1,58 @@
+"""display.visible: hostile text becomes printable, visible and one line."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumer.display import quoted, visible
+from consumer.model import Action, Decision
+from consumer.stages.render import Renderer
+from schemas.config import parse_config
+from tests.factories import enriched, event
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("alice", "alice"),
+        ("jürgen 山田", "jürgen 山田"),
+        ("a\r\nb", "a␍␊b"),
+        ("nul\x00 tab\t del\x7f", "nul␀ tab␉ del␡"),
+        ("\u202eexe.txt", "\\u202eexe.txt"),
+        ("zero\u200bwidth\ufeff", "zero\\u200bwidth\\ufeff"),
+        ("line\u2028sep\x85", "line\\u2028sep\\x85"),
+        ("nbsp\xa0", "nbsp\\xa0"),
+        ("tag\U000e0041", "tag\\U000e0041"),
+    ],
+)
+def test_visible(text: str, shown: str) -> None:
+    assert visible(text) == shown
+
+
+def test_limits_and_quotes() -> None:
+    assert visible("x" * 10, 4) == "xxxx… (6 more characters)"
+    assert quoted("evil\n", 3) == '"evi… (2 more characters)"'
+
+
+@given(st.text(max_size=200))
+def test_visible_output_always_prints(text: str) -> None:
+    assert visible(text).isprintable()
+
+
+RENDERER = Renderer(parse_config('[smtp]\nfrom = "lw@example.org"'))
+DECISION = Decision(action=Action.IMMEDIATE, reason="r", recipient="ops@example.org")
+
+
+@settings(max_examples=80, deadline=None)
+@given(user=st.text(max_size=300), host=st.text(max_size=100), rdns=st.text(max_size=60))
+def test_no_event_text_changes_the_headers(user: str, host: str, rdns: str) -> None:
+    msg = RENDERER.render(enriched(event(user=user, host=host), rdns=rdns or None), DECISION)
+    assert [k for k in msg if k not in ("MIME-Version", "Content-Type")] == [
+        "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
+        "X-Loginwatch-Event", "X-Loginwatch-Action",
+    ]  # fmt: skip
+    assert msg["To"] == "ops@example.org"
+    assert " ".join(visible(user, 40).split()) in str(msg["Subject"])  # spaces collapse
+    assert str(msg["Subject"]).isprintable()
