@@ -4,9 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint typecheck unit bench demo chaos system-deps broker clean
+.PHONY: test lint typecheck unit bench demo chaos system-deps broker postgres clean
 
-test: system-deps broker $(STAMP) lint typecheck
+test: system-deps broker postgres $(STAMP) lint typecheck
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -31,6 +31,9 @@ system-deps:
 
 broker:
 	@sh tests/tools/ensure-broker.sh
+
+postgres:
+	@sh tests/tools/ensure-postgres.sh
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
