@@ -153,3 +153,18 @@ def test_password_never_travels_unencrypted_to_a_remote_server() -> None:
     config = SmtpConfig(host="mail.example.org", username="lw")
     with pytest.raises(PermanentDelivery, match="refusing to send the SMTP password unencrypted"):
         SmtpSender(config)
+
+
+def test_a_server_that_never_answers_times_out_as_transient() -> None:
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts TCP, never says 220
+        port = silent.getsockname()[1]
+        config = SmtpConfig(host="127.0.0.1", port=port, timeout=0.3)
+        out = SmtpSender(config, attempts=2, wait=0.01)
+        with pytest.raises(
+            TransientDelivery, match=f"127.0.0.1:{port}: Connection unexpectedly closed: timed out"
+        ):
+            out.send(mail())

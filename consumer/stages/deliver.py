@@ -79,14 +79,14 @@ class SmtpSender:
         except smtplib.SMTPServerDisconnected as exc:
             self.close()
             if not reused:
-                raise TransientDelivery(f"{self._where()}: server closed the connection") from exc
+                raise _disconnected(exc, self._where()) from exc
         # An idle connection the server had timed out: one immediate fresh try, not a retry.
         log.debug("reused SMTP connection was closed; reconnecting")
         try:
             self._transmit(msg)
         except smtplib.SMTPServerDisconnected as exc:
             self.close()
-            raise TransientDelivery(f"{self._where()}: server closed the connection") from exc
+            raise _disconnected(exc, self._where()) from exc
 
     def _transmit(self, msg: EmailMessage) -> None:
         recipients = [addr for _, addr in getaddresses(msg.get_all("To", []))]
@@ -181,6 +181,11 @@ def _smtp_error(exc: smtplib.SMTPException, where: str) -> DeliveryError:
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return PermanentDelivery(f"{where}: {exc} (check smtp.starttls / smtp.username)")
     return TransientDelivery(f"{where}: {exc}")
+
+
+def _disconnected(exc: smtplib.SMTPServerDisconnected, where: str) -> TransientDelivery:
+    # smtplib reports a read timeout as a disconnect: "Connection unexpectedly closed: timed out".
+    return TransientDelivery(f"{where}: {exc or 'server closed the connection'}")
 
 
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
