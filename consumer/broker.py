@@ -12,6 +12,7 @@ it work (acks after a delivery) through ``add_callback_threadsafe``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +33,10 @@ from schemas.tls import tls_context
 log = logging.getLogger(__name__)
 
 _PIKA_ERRORS = (pika.exceptions.AMQPError, OSError)
+# Delivery tags are only valid on the channel that issued them: every connection
+# gets a number of its own, so a delivery from a lost connection is never acked
+# on its successor.
+_GENERATIONS = itertools.count(1)
 _PRECONDITION_FAILED = 406
 _NOT_FOUND = 404
 
@@ -122,7 +127,7 @@ class Broker:
         self._connection: pika.BlockingConnection | None = None
         self._work: BlockingChannel | None = None
         self._publish: BlockingChannel | None = None
-        self.generation = 0
+        self.generation = 0  # unique per connection, across every Broker of the process
         self.user = self._params.credentials.username
 
     def _vhost_suffix(self) -> str:
@@ -139,7 +144,7 @@ class Broker:
             self._work = self._connection.channel()
             self._publish = self._connection.channel()
             self._publish.confirm_delivery()
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
 
     def close(self) -> None:
         """Close the connection; unacked deliveries go back to their queues."""

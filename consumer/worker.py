@@ -199,8 +199,8 @@ class Worker:
             },
         )
         self._republish(broker, delivery, topology.DEAD_QUEUE, headers)
-        log.error("%s dead-lettered: %s", event_id if event_id != "-" else
-                  f"message {short(delivery.message_id or '?', 40)}", reason)  # fmt: skip
+        what = event_id if event_id != "-" else f"message {short(delivery.message_id or '', 40)}"
+        log.error("%s dead-lettered: %s", what, reason)
 
     def _republish(
         self, broker: Broker, delivery: Delivery, queue_name: str, headers: dict[str, Any]
@@ -229,12 +229,16 @@ class Worker:
         try:
             while (delivery := self._todo.get()) is not None:
                 with self._lock:
-                    if self._stopping:
-                        continue  # not started: back to the queue when we close
+                    if self._stopping or not self._current(delivery):
+                        continue  # not started: the broker gives it back (or already did)
                     self._busy += 1
                 self._hand_back(delivery, self._process(stages, delivery))
         finally:
             stages.close()
+
+    def _current(self, delivery: Delivery) -> bool:
+        broker = self._broker
+        return broker is not None and broker.generation == delivery.generation
 
     def _process(self, stages: Stages, delivery: Delivery) -> Outcome:
         user = effective_user(delivery.user_id, delivery.headers, self.own_user)
