@@ -16,7 +16,6 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
+from consumer.delivery import Delivery, QueueState
 from schemas import topology
 from schemas.config import BrokerConfig, broker_url
 from schemas.errors import BrokerError, PublishRefused, QueueMissing, TopologyConflict
@@ -39,28 +39,6 @@ _PIKA_ERRORS = (pika.exceptions.AMQPError, OSError)
 _GENERATIONS = itertools.count(1)
 _PRECONDITION_FAILED = 406
 _NOT_FOUND = 404
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One message as the broker handed it to us; ``tag`` is only valid on ``generation``."""
-
-    tag: int
-    body: bytes
-    routing_key: str
-    redelivered: bool
-    message_id: str | None = None
-    user_id: str | None = None
-    timestamp: int | None = None
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    generation: int = 0
-
-
-@dataclass(frozen=True)
-class QueueState:
-    name: str
-    messages: int  # ready (not counting unacked deliveries)
-    consumers: int
 
 
 def connection_parameters(config: BrokerConfig, heartbeat: int = 30) -> pika.URLParameters:

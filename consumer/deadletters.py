@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from consumer.broker import Broker, Delivery
+from consumer.broker import Broker
+from consumer.delivery import Delivery
 from consumer.worker import republish_headers
 from schemas import event as wire
 from schemas import topology

@@ -27,7 +27,8 @@ from types import FrameType
 from typing import Any
 
 from consumer import pipeline
-from consumer.broker import Broker, Delivery
+from consumer.broker import Broker
+from consumer.delivery import Delivery
 from consumer.pipeline import Outcome, Stages, Verdict
 from consumer.stages.decode import Incoming, effective_user, short
 from schemas import topology
