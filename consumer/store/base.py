@@ -32,6 +32,8 @@ RETURNING event_id
 """
 
 
+_SEEN: Final = "SELECT event_id FROM first_seen WHERE username = ? AND scope = ? AND value = ?"
+
 _DECISION: Final = """
 INSERT INTO decision_log (event_id, recipient, action, reason, decided_at)
 VALUES (?, ?, ?, ?, ?)
@@ -69,29 +71,36 @@ class Store:
     ) -> FirstSeen:
         """Whether ``user`` logs in from each of these for the first time; records them.
 
-        Atomic per scope (one upsert each). Idempotent per ``event_id``: the event that
-        created a row still reads as first-seen when it is redelivered. With
+        Atomic (one transaction of upserts, safe between workers). Idempotent per
+        ``event_id``: the event that created a row still reads as first-seen when it is
+        redelivered. With
         ``record=False`` (failed logins) nothing is written: a stranger's failed password
         must not make a later real login from there look familiar.
         """
         stamp = utc(now).timestamp()
+        scopes = [
+            (s, v)
+            for s, v in (("address", address), ("network", network), ("country", country))
+            if v
+        ]
+        if not scopes:
+            return FirstSeen()
+        if not record:
+            return FirstSeen(
+                **{scope: self._unseen(user, scope, value, event_id) for scope, value in scopes}
+            )
         seen = {}
-        for scope, value in (("address", address), ("network", network), ("country", country)):
-            if not value:
-                seen[scope] = False
-            elif record:
-                rows = self.db.execute(
-                    _OBSERVE, (_text(user), scope, _text(value), event_id, stamp, stamp)
-                )
+        # One transaction for all scopes: one commit (fsync) per event, and a consistent
+        # lock order (address, network, country) so concurrent workers cannot deadlock.
+        with self.db.transaction() as run:
+            for scope, value in scopes:
+                rows = run(_OBSERVE, (_text(user), scope, _text(value), event_id, stamp, stamp))
                 seen[scope] = bool(rows) and rows[0][0] == event_id
-            else:
-                rows = self.db.execute(
-                    "SELECT event_id FROM first_seen"
-                    " WHERE username = ? AND scope = ? AND value = ?",
-                    (_text(user), scope, _text(value)),
-                )
-                seen[scope] = not rows or rows[0][0] == event_id
         return FirstSeen(**seen)
+
+    def _unseen(self, user: str, scope: str, value: str, event_id: str) -> bool:
+        rows = self.db.execute(_SEEN, (_text(user), scope, _text(value)))
+        return not rows or rows[0][0] == event_id
 
     def delivered(self, key: str) -> bool:
         """True when the mail with this delivery key was accepted by the SMTP server before."""
