@@ -1,0 +1,190 @@
+"""The pipeline's verdicts and the dead queue's descriptions (unit: fake stages, no services)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from consumer.delivery import Delivery
+from consumer.model import Action, Decision, Enriched, PolicyState
+from consumer.pipeline import Stages, Verdict, process
+from consumer.stages.decode import Decoder, Identity, Incoming
+from consumer.worker import republish_headers
+from schemas import topology
+from schemas.errors import PermanentDelivery, StoreError, TransientDelivery
+from schemas.event import LoginEvent, encode
+from tests.factories import T0, event
+from tests.worker_helpers import loginwatch
+
+
+@dataclass
+class FakeStore:
+    sent: set[str] = field(default_factory=set)
+    fail: bool = False
+
+    def flood_state(self, now: datetime, window: float) -> PolicyState:
+        if self.fail:
+            raise StoreError("database is locked")
+        return PolicyState()
+
+    def delivered(self, key: str) -> bool:
+        return key in self.sent
+
+    def record_delivery(self, key: str, now: datetime) -> None:
+        self.sent.add(key)
+
+    def note_mail(self, recipient: str, now: datetime, *, burst: bool = False) -> None:
+        pass
+
+
+@dataclass
+class FakePolicy:
+    decisions: tuple[Decision, ...]
+    flood_window: float = 600
+
+    def decide(self, enriched: Enriched, state: PolicyState, now: datetime) -> tuple[Decision, ...]:
+        return self.decisions
+
+
+@dataclass
+class FakeSender:
+    failures: dict[str, Exception]
+    mails: list[str] = field(default_factory=list)
+
+    def send(self, msg: EmailMessage) -> None:
+        to = str(msg["To"])
+        if to in self.failures:
+            raise self.failures[to]
+        self.mails.append(to)
+
+
+class FakeRender:
+    def render(self, enriched: Enriched, decision: Decision) -> EmailMessage:
+        msg = EmailMessage()
+        msg["To"] = decision.recipient or ""
+        return msg
+
+
+def mail(to: str) -> Decision:
+    return Decision(action=Action.IMMEDIATE, reason="route #1", recipient=to)
+
+
+def stages(
+    decisions: tuple[Decision, ...], failures: dict[str, Exception], store: FakeStore
+) -> tuple[Stages, FakeSender]:
+    sender = FakeSender(failures)
+    built = Stages(
+        decode=Decoder(Identity()),
+        enrich=lambda login, now: Enriched(event=login),  # type: ignore[arg-type]
+        policy=FakePolicy(decisions),  # type: ignore[arg-type]
+        render=FakeRender(),  # type: ignore[arg-type]
+        send=sender,  # type: ignore[arg-type]
+        store=store,  # type: ignore[arg-type]
+        clock=lambda: T0,
+    )
+    return built, sender
+
+
+LOGIN: LoginEvent = event()
+TRANSIENT = TransientDelivery("421 busy")
+PERMANENT = PermanentDelivery("550 no such user")
+
+
+@pytest.mark.parametrize(
+    ("decisions", "failures", "verdict", "mailed"),
+    [
+        ((mail("a@x"), mail("b@x")), {}, Verdict.DONE, ["a@x", "b@x"]),
+        ((Decision(action=Action.DIGEST, reason="digest", recipient="a@x"),), {}, Verdict.DONE, []),
+        ((mail("a@x"),), {"a@x": TRANSIENT}, Verdict.PARK, []),
+        ((mail("a@x"),), {"a@x": PERMANENT}, Verdict.DEAD, []),
+        # One transient failure parks the event; the other recipient got its mail.
+        ((mail("a@x"), mail("b@x")), {"a@x": TRANSIENT}, Verdict.PARK, ["b@x"]),
+        # Transient wins over permanent: the retry may still reach the others.
+        ((mail("a@x"), mail("b@x")), {"a@x": PERMANENT, "b@x": TRANSIENT}, Verdict.PARK, []),
+    ],
+)
+def test_verdicts(
+    decisions: tuple[Decision, ...],
+    failures: dict[str, Exception],
+    verdict: Verdict,
+    mailed: list[str],
+) -> None:
+    built, sender = stages(decisions, failures, FakeStore())
+    outcome = process(built, Incoming(encode(LOGIN)))
+    assert outcome.verdict is verdict
+    assert outcome.event_id == LOGIN.id_hex
+    assert sender.mails == mailed
+    for recipient, exc in failures.items():
+        assert f"{recipient}: {exc}" in outcome.reason
+
+
+def test_a_redelivered_event_mails_only_whom_it_did_not_reach() -> None:
+    store = FakeStore()
+    built, sender = stages((mail("a@x"), mail("b@x")), {"a@x": TRANSIENT}, store)
+    assert process(built, Incoming(encode(LOGIN))).verdict is Verdict.PARK
+    sender.failures.clear()
+    assert process(built, Incoming(encode(LOGIN))).verdict is Verdict.DONE
+    assert sender.mails == ["b@x", "a@x"]
+
+
+def test_a_failing_store_parks_and_poison_is_dead() -> None:
+    built, _ = stages((mail("a@x"),), {}, FakeStore(fail=True))
+    parked = process(built, Incoming(encode(LOGIN)))
+    assert (parked.verdict, parked.reason) == (Verdict.PARK, "store: database is locked")
+    dead = process(built, Incoming(b"\x00"))
+    assert dead.verdict is Verdict.DEAD
+    assert dead.reason.startswith("undecodable event: ")
+
+
+def test_republished_copies_carry_the_host_user_and_drop_broker_headers() -> None:
+    delivery = Delivery(
+        tag=1,
+        body=b"",
+        routing_key="login",
+        redelivered=False,
+        user_id="host-web1",
+        headers={"x-death": [{"queue": "q"}], "x-first-death-queue": "q", "keep": 1},
+    )
+    headers = republish_headers(delivery, "central", **{topology.HEADER_ATTEMPT: 2})
+    assert headers == {"keep": 1, topology.HEADER_USER_ID: "host-web1", topology.HEADER_ATTEMPT: 2}
+
+
+def test_dead_list_describes_broker_dead_lettered_messages() -> None:
+    from consumer.deadletters import describe
+
+    when = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+    delivery = Delivery(
+        tag=1,
+        body=encode(LOGIN),
+        routing_key="login",
+        redelivered=False,
+        headers={
+            "x-death": [{"queue": "loginwatch.alerts", "reason": "delivery_limit", "time": when}]
+        },
+    )
+    described = describe(delivery)
+    assert (described.id, described.host, described.user) == (LOGIN.id_hex, "web-01", "alice")
+    assert described.reason == "broker: delivery_limit in loginwatch.alerts"
+    assert (described.dead_at, described.origin) == (when, "loginwatch.alerts")
+
+
+def test_check_config_refuses_a_secret_others_can_read(tmp_path: Path) -> None:
+    secret = tmp_path / "smtp.pass"
+    secret.write_text("hunter2\n")
+    secret.chmod(0o644)
+    config = tmp_path / "loginwatch.toml"
+    config.write_text(f'[smtp]\npassword_file = "{secret}"\n')
+    result = loginwatch("check-config", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"loginwatch check-config: $.smtp.password_file: {secret} is readable by group or others"
+        " (mode 0644); chmod 600 it"
+    )
+    secret.chmod(0o600)
+    result = loginwatch("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert f"secrets {secret} (mode ok)" in result.stdout
