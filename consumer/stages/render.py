@@ -39,26 +39,8 @@ class Renderer:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        loaders: list[jinja2.BaseLoader] = []
-        if config.render.templates:
-            loaders.append(jinja2.FileSystemLoader(config.render.templates))
-        loaders.append(jinja2.PackageLoader("consumer", "templates"))
-        self.env = SandboxedEnvironment(
-            loader=jinja2.ChoiceLoader(loaders),
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        try:
-            self.templates = {name: self.env.get_template(name) for name in TEMPLATE_NAMES}
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(
-                f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}"
-            ) from None
-        except jinja2.TemplateError as exc:
-            raise ConfigError(f"template: {exc}") from None
+        self.env = template_environment(config.render.templates)
+        self.templates = load_templates(self.env, TEMPLATE_NAMES)
         self.sender = Address("loginwatch", addr_spec=config.smtp.from_)
         self.flood_window = _duration_label(config.policy.flood_window)
 
@@ -101,6 +83,42 @@ class Renderer:
             return self.templates[name].render(context)
         except jinja2.TemplateError as exc:
             raise PermanentDelivery(f"template {name}: {type(exc).__name__}: {exc}") from None
+
+
+def template_environment(override_dir: str | None) -> SandboxedEnvironment:
+    """The sandboxed Jinja2 environment of every loginwatch mail (alerts, digests).
+
+    Templates in ``override_dir`` (``[render] templates``) win over the packaged ones;
+    ``*.html.j2`` is autoescaped; an undefined name is an error, not an empty string.
+    """
+    loaders: list[jinja2.BaseLoader] = []
+    if override_dir:
+        loaders.append(jinja2.FileSystemLoader(override_dir))
+    loaders.append(jinja2.PackageLoader("consumer", "templates"))
+    return SandboxedEnvironment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def load_templates(env: jinja2.Environment, names: tuple[str, ...]) -> dict[str, jinja2.Template]:
+    """Compile ``names`` up front, so a broken override fails at start, not at the first mail.
+
+    Raises:
+        ConfigError: a template is missing or does not compile (names the file and line).
+    """
+    try:
+        return {name: env.get_template(name) for name in names}
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(
+            f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}"
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"template: {exc}") from None
 
 
 def one_line(text: str, limit: int) -> str:
