@@ -140,3 +140,22 @@ def test_decision_log_keeps_what_left_the_inbox(store: Store) -> None:
     assert rows == [("e1", "ops@example.org", "folded", "because folded")]
     store.prune(T0 + timedelta(seconds=6))
     assert store.db.execute("SELECT COUNT(*) FROM decision_log") == [(0,)]
+
+
+@pytest.mark.integration
+def test_postgres_store_reconnects_after_losing_its_connection(
+    request: pytest.FixtureRequest,
+) -> None:
+    import psycopg
+
+    from tests.pg import PG_DSN
+
+    new_url: Callable[[], str] = request.getfixturevalue("pg_urls")
+    with open_store(new_url()) as store:
+        (pid,) = store.db.execute("SELECT pg_backend_pid()")[0]
+        with psycopg.connect(PG_DSN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreError, match="PostgreSQL store"):
+            store.delivered("k")  # this call finds the connection gone…
+        store.record_delivery("k", T0)  # …the next one reconnects
+        assert store.delivered("k")
