@@ -27,10 +27,11 @@ Errors, all from ``schemas.errors``:
 - ``sender.send`` raises ``TransientDelivery`` only after its own short tenacity retries
   (park in the retry queues), ``PermanentDelivery`` for 5xx / refused recipients (dead queue).
 
-Delivery is at least once: if the SMTP server accepted a mail but the connection dropped before
-its final reply reached us, ``send`` reports ``TransientDelivery`` and the mail may arrive twice
-(with the same ``Message-ID``, which most mail stores fold). The delivery log prevents every
-other duplicate: a mail whose ``record_delivery`` committed is never sent again.
+Delivery is at least once. Two windows can still duplicate a mail, both with the same
+``Message-ID`` (some mail stores and clients fold such copies): the SMTP server stored it but
+the connection dropped before its ``250`` reached us (``send`` retries it), or the worker died
+between the ``250`` and ``record_delivery``. The delivery log prevents every other duplicate:
+a mail whose ``record_delivery`` committed is never sent again.
 
 Flood control is counted per recipient in the store (shared by every worker); two workers that
 decide at the same instant may each send one mail past ``flood_max`` — the limit is a calm-down
