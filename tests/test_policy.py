@@ -9,6 +9,7 @@ import pytest
 from consumer.model import Action, Decision, FloodCount, PolicyState
 from consumer.stages.policy import Policy
 from schemas.config import parse_config
+from schemas.errors import ConfigError
 from schemas.event import Outcome, PamType
 from tests.factories import T0, enriched, event
 
@@ -137,3 +138,17 @@ def test_reasons_name_the_route_mode_and_silence() -> None:
 def test_decide_needs_an_aware_clock() -> None:
     with pytest.raises(ValueError, match="naive"):
         POLICY.decide(enriched(), QUIET, T0.replace(tzinfo=None))
+
+
+@pytest.mark.parametrize(
+    ("silence", "error"),
+    [
+        ('until = 2026-12-01T18:00:00\nhosts = ["a"]', "until needs a time zone offset"),
+        ("until = 2026-12-01T18:00:00Z", "needs at least one of hosts, users, kinds, sources"),
+        ('until = 2026-12-01T18:00:00Z\nsources = ["10.0.0.0/33"]', "10.0.0.0/33"),
+    ],
+)
+def test_bad_silences_name_the_key(silence: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=r"^<config>: \$\.silence\[0\]: ") as caught:
+        parse_config(f"[[silence]]\n{silence}\n")
+    assert error in str(caught.value)
