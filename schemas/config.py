@@ -158,8 +158,10 @@ class DigestConfig(_Section, frozen=True):
 class WorkerConfig(_Section, frozen=True):
     """``[worker]``: the central worker's runtime (consumer/worker.py)."""
 
-    # Unacked deliveries the broker hands one worker at a time.
-    prefetch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
+    # Unacked deliveries the broker hands one worker at a time. They wait their
+    # turn unacked: against an SMTP server that never answers each may take
+    # (smtp timeout x attempts), and RabbitMQ's consumer_timeout is 30 min.
+    prefetch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     # Delays (seconds) of the retry queues a parked alert waits in, in order;
     # each delay is its own queue (`loginwatch.retry.<delay>s`), declared by setup.
     retry_delays: Annotated[

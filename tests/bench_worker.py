@@ -37,7 +37,7 @@ from tests.worker_helpers import connect, running_worker, take_all, write_config
 EVENTS = 4000
 MAILS = 300
 LOGINS = 20
-PREFETCH = 32
+PREFETCH = 10
 
 
 def _fill(vhost: Vhost, count: int) -> None:
