@@ -88,6 +88,8 @@ def test_sshd_with_the_installed_stack_refuses_and_reports_a_wrong_password(
         [(_, failure)] = tap.take(1)
         assert ssh_with_password(sshd, TEST_USER, TEST_PASSWORD, tmp_path) == 0, sshd.tail()
         [(_, login)] = tap.take(1)
+        assert ssh_with_password(sshd, "no-such-user", TEST_PASSWORD, tmp_path) == 255
+        [(_, unknown)] = tap.take(1)
     assert (failure.user, failure.pam_type, failure.outcome) == (
         TEST_USER,
         PamType.AUTH,
@@ -102,3 +104,5 @@ def test_sshd_with_the_installed_stack_refuses_and_reports_a_wrong_password(
         Outcome.SUCCESS,
     )
     assert login.auth_method == "password"
+    # An unknown user runs the auth stack too: reported under the name the client sent.
+    assert (unknown.user, unknown.outcome) == ("no-such-user", Outcome.FAILURE)
