@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final, Protocol, TypeVar
@@ -141,23 +142,26 @@ class Stage(Protocol[In_contra, Out_co]):
 
 
 def delivery_key(event: LoginEvent, decision: Decision) -> str:
-    """The delivery-log key of one mail: event id, mail kind and recipient.
+    """The delivery-log key of one mail: at most one mail per event and recipient.
+
+    Alert and burst mails share it on purpose: an event that got its alert, then was
+    redelivered when its own mail had pushed the count to ``flood_max``, would otherwise
+    decide BURST and send a second, spurious mail.
 
     Raises:
         ValueError: the decision has no recipient (it sends no mail).
     """
     if decision.recipient is None:
         raise ValueError("a decision without recipient sends no mail")
-    kind = "burst" if decision.action is Action.BURST else "alert"
-    return f"{kind}:{event.id_hex}:{decision.recipient.lower()}"
+    return f"alert:{event.id_hex}:{decision.recipient.lower()}"
 
 
-def message_id(key: str, domain: str) -> str:
-    """A stable ``Message-ID`` for a delivery key: the same mail always gets the same one."""
-    kind, _, rest = key.partition(":")
-    event_hex, _, recipient = rest.partition(":")
-    digest = hashlib.sha256(recipient.encode()).hexdigest()[:16]
-    return f"<{event_hex}.{kind}.{digest}@{domain}>"
+def message_id(kind: str, ident: str, recipient: str, domain: str) -> str:
+    """A stable ``Message-ID``: the same mail (kind, event id or window, recipient) always
+    gets the same one, so a duplicate is recognisable. ``ident`` stays readable (event id)."""
+    digest = hashlib.sha256(recipient.lower().encode()).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9.-]", "-", f"{ident}.{kind}")
+    return f"<{safe}.{digest}@{domain}>"
 
 
 def utc(moment: datetime) -> datetime:

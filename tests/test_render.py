@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.model import Action, Decision, FirstSeen
+from consumer.model import Action, Decision, FirstSeen, delivery_key
 from consumer.stages.deliver import SmtpSender
 from consumer.stages.render import Renderer
 from schemas.config import SmtpConfig, parse_config
@@ -190,3 +190,12 @@ def test_hostile_mail_through_a_real_smtp_server() -> None:
     text, html = parts(msg)
     assert f"Who        {shown}" in text
     assert "&lt;b&gt;db&lt;/b&gt;" in html
+
+
+def test_one_mail_per_event_and_recipient_whatever_its_kind() -> None:
+    burst = Decision(action=Action.BURST, reason="r", recipient="OPS@example.org", sent=5)
+    login = enriched()
+    assert delivery_key(login.event, burst) == delivery_key(login.event, ALERT)
+    assert (
+        RENDERER.render(login, burst)["Message-ID"] == RENDERER.render(login, ALERT)["Message-ID"]
+    )

@@ -19,7 +19,7 @@ from typing import Final
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from consumer.model import Action, Decision, Enriched, delivery_key, message_id
+from consumer.model import Action, Decision, Enriched, message_id
 from consumer.stages.view import alert_view
 from schemas.config import Config, seconds
 from schemas.errors import ConfigError, PermanentDelivery
@@ -64,13 +64,14 @@ class Renderer:
         subject, text, html = (
             self._render(f"{kind}.{part}.j2", context) for part in ("subject", "txt", "html")
         )
-        key = delivery_key(enriched.event, decision)
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = Address(addr_spec=decision.recipient)
         msg["Subject"] = one_line(subject, SUBJECT_MAX)
         msg["Date"] = format_datetime(now or datetime.now(UTC))
-        msg["Message-ID"] = message_id(key, self.sender.domain)
+        msg["Message-ID"] = message_id(
+            "alert", enriched.event.id_hex, decision.recipient, self.sender.domain
+        )
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to us
         msg["X-Loginwatch-Event"] = enriched.event.id_hex
         msg["X-Loginwatch-Action"] = decision.action.value
