@@ -3,19 +3,23 @@
 What it starts (and stops, by pid, whatever happens): a private RabbitMQ vhost,
 ``loginwatch setup``, one ``loginwatch worker``, a real SMTP server (aiosmtpd)
 that keeps every mail in a Maildir under ``demo-out/``. Then it plays logins
-from three hosts through the real ``loginwatch-hook`` (each with its own
-``[host] name`` and spool, run with the environment pam_exec gives it): ordinary
-logins, a root login, a first-seen source and a burst of failed passwords. It
-prints what each inbox received and where the HTML parts lie.
+from three hosts, each with its own ``[host] name`` and spool: as root, real ssh
+logins into one real sshd per host (tests/sshd.py: a private mount namespace
+with its own PAM stack calling the real ``loginwatch-hook``); otherwise the
+hook run with the environment pam_exec would give it. Ordinary logins, a root
+login, a first-seen source and a burst of wrong passwords. It prints what each
+inbox received and where the HTML parts lie.
 
 Run: ``make demo`` (or ``.venv/bin/python -m tests.demo`` once RabbitMQ runs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import mailbox
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +33,7 @@ from schemas import topology
 from tests.hookrun import ED25519_BLOB, HOOK, PAM_ENV, run_hook, spooled
 from tests.hookrun import write_config as host_config
 from tests.smtp_server import free_port
+from tests.sshd import TEST_USER, Sshd, hook_line
 from tests.worker_helpers import ROOT, depth, fresh_vhost, loginwatch, running_worker
 
 OUT = ROOT / "demo-out"
@@ -52,21 +57,24 @@ dns = false
 flood_max = 5
 flood_window = "10m"
 
-# Security sees everything at once (flood control folds bursts).
+# Security sees every login and failure at once (flood control folds bursts).
 [[route]]
 to = ["security@demo.example"]
+kinds = ["login", "failure"]
 mode = "immediate"
 
 # The web team hears about its own hosts.
 [[route]]
 to = ["web-team@demo.example"]
 hosts = ["web-*"]
+kinds = ["login"]
 mode = "immediate"
 
 # Whoever is on call hears of every root login.
 [[route]]
 to = ["oncall@demo.example"]
 users = ["root"]
+kinds = ["login"]
 mode = "immediate"
 
 # The DBAs want a calm digest only.
@@ -107,6 +115,83 @@ def play(hosts: dict[str, Path]) -> None:
     for n in range(8):
         failure["SSH_CONNECTION"] = f"203.0.113.66 {52000 + n} 198.51.100.5 22"
         run_hook(hosts["bastion"], failure, ("--outcome", "failure"))
+
+
+# Each host's sshd: password failures reach the hook (the proven placement, with
+# pam_unix's failure delay off for a quick demo), sessions reach it at open and close.
+HOST_STACK = """\
+auth  [success=2 default=ignore]  pam_unix.so nullok nodelay
+{failure}auth  requisite  pam_deny.so
+auth  required   pam_permit.so
+account  required  pam_unix.so
+session  required  pam_unix.so
+{session}"""
+
+
+def can_run_sshd() -> bool:
+    return os.geteuid() == 0 and all(
+        os.path.exists(tool) for tool in ("/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/unshare")
+    )
+
+
+def ssh(sshd: Sshd, user: str, source: str) -> None:
+    """A key login from ``source`` (any 127.x address is this machine too)."""
+    subprocess.run(
+        [*sshd.ssh_args(user, "-o", "BatchMode=yes", "-b", source), "true"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def wrong_password(sshd: Sshd, user: str, askpass: Path) -> None:
+    """``ssh USER@…`` typing a wrong password through SSH_ASKPASS (no tty)."""
+    env = {"PATH": "/usr/bin:/bin", "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force"}
+    options = (
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+        "-b",
+        "127.0.0.66",
+    )
+    subprocess.run(
+        [*sshd.ssh_args(user, *options), "true"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,
+    )
+
+
+def play_ssh(hosts: dict[str, Path]) -> None:
+    """The same story with real ssh logins, one real sshd per host (private mount namespaces)."""
+    askpass = OUT / "askpass"
+    askpass.write_text("#!/bin/sh\necho wrong-password\n")
+    askpass.chmod(0o700)
+    with contextlib.ExitStack() as stack:
+        sshds = {}
+        for name, config in hosts.items():
+            pam = HOST_STACK.format(
+                failure=hook_line(HOOK, config, "--outcome", "failure", kind="auth"),
+                session=hook_line(HOOK, config),
+            )
+            sshds[name] = stack.enter_context(Sshd(pam, password_auth=name == "bastion"))
+        steps = [
+            ("web-01", TEST_USER, "127.0.0.1", f"{TEST_USER} logs in to web-01 (new source)"),
+            ("web-01", TEST_USER, "127.0.0.1", f"{TEST_USER} again, same source"),
+            ("db-1", "root", "127.0.0.1", "root logs in to db-1"),
+            ("bastion", TEST_USER, "127.0.0.5", f"{TEST_USER} on the bastion from a new address"),
+        ]
+        for host, user, source, what in steps:
+            print(f"  {host:<8} ssh {user}@{host} from {source}: {what}")
+            ssh(sshds[host], user, source)
+        print("  bastion  8 wrong passwords for 'admin' from 127.0.0.66")
+        for _ in range(8):
+            wrong_password(sshds["bastion"], "admin", askpass)
 
 
 def settle(hosts: dict[str, Path], vhost_alerts: Callable[[], int], maildir: Path) -> None:
@@ -176,7 +261,12 @@ def main() -> int:
                 hosts[name] = host_config(OUT / "hosts" / name, vhost.url(), host=name)
             with running_worker(config, OUT / "worker.log"):
                 print(f"demo: worker running (log: demo-out/worker.log); hook: {HOOK}")
-                play(hosts)
+                if can_run_sshd():
+                    print("demo: real ssh logins, one sshd per host in its own mount namespace")
+                    play_ssh(hosts)
+                else:
+                    print("demo: not root or no sshd: the hook runs as pam_exec would run it")
+                    play(hosts)
                 settle(hosts, lambda: depth(vhost, topology.ALERTS_QUEUE), maildir)
             print("\ndemo: the worker's decisions (demo-out/worker.log):")
             for line in (OUT / "worker.log").read_text().splitlines():
