@@ -122,7 +122,13 @@ class SmtpServer:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_require_tls"] = True
         self.controller = Controller(
-            _Handler(self), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True, **kwargs
+            _Handler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            enable_SMTPUTF8=True,
+            # A fixed name: aiosmtpd would otherwise look up its FQDN for every connection.
+            server_hostname="smtp.loginwatch.test",
+            **kwargs,
         )
 
     def _tls_context(self) -> ssl.SSLContext:

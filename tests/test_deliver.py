@@ -10,7 +10,7 @@ import pytest
 
 from consumer.stages.deliver import SmtpSender
 from schemas.config import SmtpConfig
-from schemas.errors import PermanentDelivery, TransientDelivery
+from schemas.errors import ConfigError, PermanentDelivery, TransientDelivery
 from tests.smtp_server import DROP, DROP_AFTER_ACCEPT, SmtpServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -168,3 +168,9 @@ def test_a_server_that_never_answers_times_out_as_transient() -> None:
             TransientDelivery, match=f"127.0.0.1:{port}: Connection unexpectedly closed: timed out"
         ):
             out.send(mail())
+
+
+def test_an_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
+    config = SmtpConfig(starttls=True, ca_file=str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match=r"^\$\.smtp\.ca_file: cannot load "):
+        SmtpSender(config)
