@@ -170,7 +170,9 @@ class Worker:
             self._on_settle(outcome)
 
     def _park(self, broker: Broker, delivery: Delivery, outcome: Outcome) -> None:
-        attempt = _int(delivery.headers.get(topology.HEADER_ATTEMPT))
+        # Only our own republished copies count: a host cannot cut its retries short.
+        ours = delivery.user_id == self.own_user
+        attempt = _int(delivery.headers.get(topology.HEADER_ATTEMPT)) if ours else 0
         if attempt >= len(self.delays):
             reason = f"gave up after {attempt} parked attempt(s): {outcome.reason}"
             self._dead(broker, delivery, reason, outcome.event_id)
