@@ -56,3 +56,5 @@ def test_no_event_text_changes_the_headers(user: str, host: str, rdns: str) -> N
     assert msg["To"] == "ops@example.org"
     assert " ".join(visible(user, 40).split()) in str(msg["Subject"])  # spaces collapse
     assert str(msg["Subject"]).isprintable()
+    wire = msg.as_bytes()  # serialises (SMTP sends exactly this) without raising
+    assert b"\x00" not in wire
