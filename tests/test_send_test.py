@@ -81,3 +81,10 @@ def test_a_bad_address_is_a_usage_error(tmp_path: Path) -> None:
     result = run(write_config(tmp_path, 25), "--to", "not-an-address")
     assert result.returncode == 2
     assert "not an e-mail address: 'not-an-address'" in result.stderr
+
+
+def test_dry_run_prints_the_mail_without_a_server(tmp_path: Path) -> None:
+    result = run(write_config(tmp_path, free_port()), "--to", "me@example.org", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "To: me@example.org\n" in result.stdout
+    assert "Content-Type: multipart/alternative" in result.stdout

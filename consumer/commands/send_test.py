@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import socket
+import sys
 from datetime import UTC, datetime
 
 from consumer.cli import add_config_argument
@@ -32,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_config_argument(parser)
     parser.add_argument("--to", required=True, metavar="ADDR", type=_address, help="recipient")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the rendered mail (headers, text and HTML) instead of sending it",
+    )
     parser.set_defaults(run=run)
 
 
@@ -46,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     msg = Renderer(config).render(sample(now), _decision(args.to), now=now)
     msg.replace_header("Subject", f"[loginwatch test] {msg['Subject']}")
+    if args.dry_run:
+        sys.stdout.write(msg.as_string())
+        return 0
     with SmtpSender(config.smtp, attempts=1) as sender:
         sender.send(msg)
     print(f"sent a test mail to {args.to} via {_route(config)}")
