@@ -151,7 +151,7 @@ def test_implicit_tls() -> None:
 
 def test_password_never_travels_unencrypted_to_a_remote_server() -> None:
     config = SmtpConfig(host="mail.example.org", username="lw")
-    with pytest.raises(PermanentDelivery, match="refusing to send the SMTP password unencrypted"):
+    with pytest.raises(ConfigError, match="refusing to send the SMTP password unencrypted"):
         SmtpSender(config)
 
 

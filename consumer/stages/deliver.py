@@ -33,9 +33,8 @@ class SmtpSender:
     ``attempts`` tries per mail, waiting ``wait``, 2×``wait``… (at most ``max_wait``) between.
 
     Raises (from the constructor):
-        ConfigError: the password file is missing or readable by others, or the
-            ``ca_file`` cannot be loaded.
-        PermanentDelivery: a password would travel unencrypted to a remote server.
+        ConfigError: the password file is missing or readable by others, the ``ca_file``
+            cannot be loaded, or a password would travel unencrypted to a remote server.
     """
 
     def __init__(
@@ -48,9 +47,9 @@ class SmtpSender:
             else None
         )
         if config.username and not (config.starttls or config.ssl or _loopback(config.host)):
-            raise PermanentDelivery(
-                f"refusing to send the SMTP password unencrypted to {config.host}:"
-                " set smtp.starttls or smtp.ssl"
+            raise ConfigError(
+                f"$.smtp.username: refusing to send the SMTP password unencrypted to"
+                f" {config.host}: set smtp.starttls or smtp.ssl"
             )
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientDelivery),
