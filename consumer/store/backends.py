@@ -1,6 +1,8 @@
 """The two databases behind the store, behind one small interface.
 
-SQL is written once with ``?`` placeholders; the PostgreSQL side turns them into ``%s``.
+SQL is written once with ``?`` placeholders; the PostgreSQL side turns them into ``%s``, so
+a literal ``?`` or ``%`` (or PostgreSQL's jsonb ``?`` operator) must not appear in shared SQL:
+pass such values as parameters.
 Each backend owns one connection guarded by a lock, so one ``Store`` can be shared by the
 threads of a worker. sqlite3 and psycopg errors are wrapped here into ``StoreError``.
 """
