@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Final
 
 from consumer.display import visible
-from consumer.model import Action, Decision, Enriched
+from consumer.model import Decision, Enriched
 
 KIND_LABELS: Final = {
     "login": "login",
@@ -144,7 +144,3 @@ def _notes(enriched: Enriched) -> tuple[str, ...]:
             " full): they never reached loginwatch."
         )
     return tuple(notes)
-
-
-def is_burst(decision: Decision) -> bool:
-    return decision.action is Action.BURST
