@@ -175,6 +175,14 @@ class WorkerConfig(_Section, frozen=True):
     host_users: dict[str, tuple[Glob, ...]] = {}
 
 
+class MetricsConfig(_Section, frozen=True):
+    """``[metrics]``: Prometheus ``/metrics`` of the worker and the digest scheduler."""
+
+    # HOST:PORT, e.g. "127.0.0.1:9464"; none: no metrics endpoint.
+    # $LOGINWATCH_METRICS_LISTEN overrides it per process (several worker instances).
+    listen: str | None = None
+
+
 class Config(_Section, frozen=True):
     broker: BrokerConfig = BrokerConfig()
     host: HostConfig = HostConfig()
@@ -188,6 +196,7 @@ class Config(_Section, frozen=True):
     policy: PolicyConfig = PolicyConfig()
     enrich: EnrichConfig = EnrichConfig()
     render: RenderConfig = RenderConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 def config_path(cli_value: str | None, environ: dict[str, str] | None = None) -> str:

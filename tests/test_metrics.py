@@ -1,0 +1,103 @@
+"""consumer/metrics.py: what a Prometheus scrape of /metrics shows."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from consumer import metrics
+from schemas.config import parse_config
+from schemas.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def port() -> int:
+    bound = metrics.start("127.0.0.1:0", {})
+    assert bound is not None
+    return bound
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Every sample of our metrics: ``name{labels}`` → value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        match = re.match(r"^(loginwatch_\S+) (\S+)$", line)
+        if match and "_created" in match[1]:
+            continue  # creation timestamps, not counts
+        if match:
+            samples[match[1]] = float(match[2])
+    return samples
+
+
+def test_a_scrape_shows_what_the_worker_counted(port: int) -> None:
+    before = scrape(port)
+    t0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    metrics.decoded("failure")
+    metrics.settled("done")
+    metrics.settled("dead")
+    metrics.mail_sent(t0, t0 + timedelta(seconds=0.4))
+    metrics.mail_retried()
+    metrics.mails_failed(parked=2, dead=1)
+    metrics.first_seen(address=True, network=False, country=True)
+    metrics.digest_window_sent()
+    metrics.store_error()
+    after = scrape(port)
+    grew = {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k, 0.0)}
+    assert grew == {
+        'loginwatch_logins_total{outcome="failure"}': 1,
+        'loginwatch_events_total{verdict="done"}': 1,
+        'loginwatch_events_total{verdict="dead"}': 1,
+        'loginwatch_mails_total{result="sent"}': 1,
+        'loginwatch_mails_total{result="retried"}': 1,
+        'loginwatch_mails_total{result="parked"}': 2,
+        'loginwatch_mails_total{result="dead"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="0.5"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="1.0"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="2.5"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="5.0"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="10.0"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="30.0"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="60.0"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="300.0"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="1800.0"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="7200.0"}': 1,
+        'loginwatch_delivery_latency_seconds_bucket{le="+Inf"}': 1,
+        "loginwatch_delivery_latency_seconds_count": 1,
+        "loginwatch_delivery_latency_seconds_sum": pytest.approx(0.4),
+        'loginwatch_first_seen_total{scope="address"}': 1,
+        'loginwatch_first_seen_total{scope="country"}': 1,
+        "loginwatch_digest_windows_total": 1,
+        "loginwatch_store_errors_total": 1,
+    }
+
+
+def test_every_verdict_and_mail_result_is_exported_before_it_happens(port: int) -> None:
+    # A counter that appears only at its first increment breaks rate() alerts.
+    samples = scrape(port)
+    for verdict in ("done", "park", "dead"):
+        assert f'loginwatch_events_total{{verdict="{verdict}"}}' in samples
+    for result in ("sent", "retried", "parked", "dead"):
+        assert f'loginwatch_mails_total{{result="{result}"}}' in samples
+
+
+@pytest.mark.parametrize("listen", ["9464", "localhost", ":9464", "127.0.0.1:http", "h:70000"])
+def test_a_bad_listen_address_names_the_key(listen: str) -> None:
+    with pytest.raises(ConfigError, match=r"^\$\.metrics\.listen: expected HOST:PORT"):
+        metrics.parse_listen(listen)
+
+
+def test_the_environment_overrides_the_config_and_nothing_set_means_no_endpoint() -> None:
+    assert metrics.start(None, {}) is None
+    assert parse_config('[metrics]\nlisten = "127.0.0.1:9464"\n').metrics.listen == "127.0.0.1:9464"
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        metrics.start("127.0.0.1:9464", {metrics.LISTEN_ENV: "nonsense"})
+
+
+def test_a_port_in_use_is_one_clear_error(port: int) -> None:
+    with pytest.raises(ConfigError, match=r"^\$\.metrics\.listen: cannot listen on 127\.0\.0\.1:"):
+        metrics.serve(f"127.0.0.1:{port}")
