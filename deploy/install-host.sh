@@ -12,7 +12,8 @@ set -eu
 
 usage() {
     cat <<'EOF'
-usage: install-host.sh [--root DIR] [--config FILE] [--venv DIR] [--no-failures] [--uninstall]
+usage: install-host.sh [--root DIR] [--config FILE] [--venv DIR] [--no-failures]
+                       [--check | --uninstall]
 
   --root DIR      install below DIR instead of / (for tests and image builds;
                   no systemctl calls then)
@@ -21,6 +22,8 @@ usage: install-host.sh [--root DIR] [--config FILE] [--venv DIR] [--no-failures]
   --venv DIR      a Python venv with loginwatch installed (default /opt/loginwatch,
                   created with pip from this source tree when missing)
   --no-failures   only the session hook: do not report failed passwords
+  --check         exit 1 if /etc/pam.d/sshd differs from what an install would write
+                  (e.g. common-auth changed by pam-auth-update); changes nothing
   --uninstall     remove the hook, units and PAM lines; keep config and spool
 EOF
 }
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
     --venv) VENV=${2:?--venv needs a directory}; shift ;;
     --no-failures) FAILURES=no ;;
     --uninstall) ACTION=uninstall ;;
+    --check) ACTION=check ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
     esac
@@ -172,6 +176,9 @@ uninstall_pam() {
     if [ -f "$STATE/sshd.installed" ] && cmp -s "$PAMFILE" "$STATE/sshd.installed"; then
         # Untouched since we installed: the original bytes, exactly.
         cp -p "$STATE/sshd.orig" "$PAMFILE.loginwatch.$$"
+    elif ! grep -q "^$PAM_BEGIN" "$PAMFILE"; then
+        say "${PAMFILE#"$ROOT"} has no loginwatch lines"
+        return 0
     else
         # Edited since: drop only our blocks, keep the operator's changes.
         pam_strip "$PAMFILE" >"$STATE/sshd.stripped"
@@ -197,8 +204,25 @@ uninstall() {
     say "kept ${ROOT}/etc/loginwatch and ${ROOT}/var/spool/loginwatch (unsent events)"
 }
 
+# check_pam: is the live PAM file what an install would write now?
+check_pam() {
+    mkdir -p "$STATE"
+    new_pam_file "$STATE/sshd.check" >/dev/null
+    if cmp -s "$STATE/sshd.check" "$PAMFILE"; then
+        rm -f "$STATE/sshd.check"
+        say "${PAMFILE#"$ROOT"} is up to date"
+        return 0
+    fi
+    diff -u "$PAMFILE" "$STATE/sshd.check" || true
+    rm -f "$STATE/sshd.check"
+    say "${PAMFILE#"$ROOT"} differs from what install-host.sh would write: run it again"
+    return 1
+}
+
 if [ "$ACTION" = uninstall ]; then
     uninstall
+elif [ "$ACTION" = check ]; then
+    check_pam
 else
     install_python
     install_hook

@@ -143,3 +143,36 @@ def test_central_install_twice_gives_the_same_tree_and_uninstall_removes_it(
     run_install(*args, "--uninstall", script=INSTALL_CENTRAL)
     assert not (central / "etc/systemd/system/loginwatch-worker@.service").exists()
     assert (central / "etc/loginwatch/loginwatch.toml").exists()
+
+
+def check(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(REPO / "deploy/install-host.sh"), "--root", str(root), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_notices_a_common_auth_changed_since_the_install(root: Path) -> None:
+    install_host(root)
+    assert check(root).returncode == 0
+    common_auth = root / "etc/pam.d/common-auth"
+    # What pam-auth-update does when a package adds an option or a module.
+    common_auth.write_text(common_auth.read_text().replace("nullok", "nullok try_first_pass"))
+    stale = check(root)
+    assert stale.returncode == 1
+    assert "+auth\t[success=2 default=ignore]\tpam_unix.so nullok try_first_pass" in stale.stdout
+    assert "run it again" in stale.stdout
+    install_host(root)
+    assert check(root).returncode == 0
+
+
+def test_uninstall_where_nothing_was_installed_touches_nothing(root: Path) -> None:
+    pam_file = root / "etc/pam.d/sshd"
+    pam_file.write_bytes(pam_file.read_bytes().rstrip(b"\n"))
+    before = snapshot(root)
+    output = install_host(root, "--uninstall")
+    assert "has no loginwatch lines" in output
+    assert snapshot(root) == before
