@@ -12,13 +12,15 @@ set -eu
 
 usage() {
     cat <<'EOF'
-usage: install-host.sh [--root DIR] [--config FILE] [--venv DIR] [--no-failures]
-                       [--check | --uninstall]
+usage: install-host.sh [--root DIR] [--config FILE] [--password-file FILE] [--venv DIR]
+                       [--no-failures] [--check | --uninstall]
 
   --root DIR      install below DIR instead of / (for tests and image builds;
                   no systemctl calls then)
   --config FILE   the host's config, e.g. the snippet `loginwatch host add` printed
                   (copied to /etc/loginwatch/loginwatch.toml unless that exists)
+  --password-file FILE  the broker password `loginwatch host add` wrote (copied to
+                  /etc/loginwatch/broker.password, mode 0600, replacing an older one)
   --venv DIR      a Python venv with loginwatch installed (default /opt/loginwatch,
                   created with pip from this source tree when missing)
   --no-failures   only the session hook: do not report failed passwords
@@ -33,6 +35,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 ROOT=""
 CONFIG=""
+PASSWORD_FILE=""
 VENV=/opt/loginwatch
 FAILURES=yes
 ACTION=install
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --root) ROOT=${2:?--root needs a directory}; shift ;;
     --config) CONFIG=${2:?--config needs a file}; shift ;;
+    --password-file) PASSWORD_FILE=${2:?--password-file needs a file}; shift ;;
     --venv) VENV=${2:?--venv needs a directory}; shift ;;
     --no-failures) FAILURES=no ;;
     --uninstall) ACTION=uninstall ;;
@@ -107,6 +111,9 @@ EOF
 install_config() {
     mkdir -p "$ROOT/etc/loginwatch" "$ROOT/var/spool/loginwatch"
     chmod 0700 "$ROOT/var/spool/loginwatch"
+    if [ -n "$PASSWORD_FILE" ]; then
+        write_file "$ROOT/etc/loginwatch/broker.password" 0600 <"$PASSWORD_FILE"
+    fi
     if [ -e "$ROOT$ETC_CONFIG" ]; then return; fi
     if [ -n "$CONFIG" ]; then
         write_file "$ROOT$ETC_CONFIG" 0600 <"$CONFIG"

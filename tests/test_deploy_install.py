@@ -176,3 +176,16 @@ def test_uninstall_where_nothing_was_installed_touches_nothing(root: Path) -> No
     output = install_host(root, "--uninstall")
     assert "has no loginwatch lines" in output
     assert snapshot(root) == before
+
+
+def test_the_password_file_is_installed_private_and_replaced_by_a_new_one(
+    root: Path, tmp_path: Path
+) -> None:
+    issued = tmp_path / "web-1.password"
+    issued.write_text("first\n")
+    install_host(root, "--password-file", issued)
+    installed = root / "etc/loginwatch/broker.password"
+    assert (installed.read_text(), oct(installed.stat().st_mode & 0o777)) == ("first\n", "0o600")
+    issued.write_text("rotated\n")
+    install_host(root, "--password-file", issued)
+    assert installed.read_text() == "rotated\n"
