@@ -138,7 +138,7 @@ install_units() {
 new_pam_file() {
     pam_strip "$PAMFILE" >"$1.base"
     session=$SESSION_LINE
-    if pam_reads_user_env "$1.base" "$PAMDIR/common-session"; then
+    if pam_reads_user_env "$1.base" "$PAMDIR"/common-session*; then
         # At close_session the PAM environment holds what pam_env read from the
         # user's ~/.pam_environment at open (LD_PRELOAD, PYTHONPATH…): a hook
         # run then would run as root with the user's variables.
@@ -153,7 +153,8 @@ new_pam_file() {
         [ "$FAILURES" = no ] || say "failed passwords will not be reported (see above)"
         cp "$1.base" "$1.auth"
     fi
-    pam_add_session "$1.auth" "$session" >"$1"
+    # shellcheck disable=SC2046 # file names in /etc/pam.d have no spaces
+    pam_add_session "$1.auth" "$session" $(pam_env_files "$PAMDIR" | grep -vx sshd) >"$1"
     rm -f "$1.base" "$1.auth"
 }
 

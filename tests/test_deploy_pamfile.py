@@ -166,3 +166,26 @@ def test_a_second_primary_module_still_decides_after_the_insert(tmp_path: Path) 
     assert host.authenticate(TEST_USER, TEST_PASSWORD) == 0
     assert host.authenticate(TEST_USER, "wrong") != 0
     assert len(list(spool.glob("*.cap"))) == 1
+
+
+def test_the_session_hook_goes_before_an_include_that_runs_pam_env(tmp_path: Path) -> None:
+    sshd = tmp_path / "sshd"
+    sshd.write_text(
+        "session required pam_loginuid.so\n@include common-session\nsession optional pam_motd.so\n"
+    )
+    result = pam("pam_add_session", sshd, "session optional pam_exec.so quiet /h", "common-session")
+    assert result.stdout.splitlines()[1:4] == [
+        "# >>> loginwatch: login hook, before pam_env (install-host.sh)",
+        "session optional pam_exec.so quiet /h",
+        "# <<< loginwatch",
+    ]
+    assert result.stdout.splitlines()[4] == "@include common-session"
+    # Without pam_env anywhere, the hook goes last.
+    alone = pam("pam_add_session", sshd, "session optional pam_exec.so quiet /h")
+    assert alone.stdout.splitlines()[-2] == "session optional pam_exec.so quiet /h"
+
+
+def test_pam_env_files_names_the_files_that_run_pam_env(tmp_path: Path) -> None:
+    (tmp_path / "common-session").write_text("session required pam_env.so user_readenv=1\n")
+    (tmp_path / "other").write_text("# session required pam_env.so\nsession required pam_unix.so\n")
+    assert pam("pam_env_files", tmp_path).stdout == "common-session\n"

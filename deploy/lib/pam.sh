@@ -25,11 +25,25 @@ pam_reads_user_env() {
     grep -Eq '^[[:space:]]*-?session[[:space:]].*pam_env\.so.*user_readenv=1' "$@" 2>/dev/null
 }
 
-# pam_add_session FILE LINE: LINE in its own block, before the first session
-# pam_env line (else at the end). Placed before pam_env, the hook's root
-# environment at open_session holds nothing a user wrote in ~/.pam_environment.
+# pam_env_files PAMDIR: names of the files in PAMDIR that run pam_env.so.
+pam_env_files() {
+    for _lw_file in "$1"/*; do
+        if grep -Eq '^[^#]*pam_env\.so' "$_lw_file" 2>/dev/null; then
+            basename "$_lw_file"
+        fi
+    done
+}
+
+# pam_add_session FILE LINE [ENV_FILE...]: LINE in its own block, before the
+# first session line that runs pam_env, directly or by including one of the
+# ENV_FILEs (else at the end). Placed there, the hook's root environment at
+# open_session holds nothing a user wrote in ~/.pam_environment.
 pam_add_session() {
-    LW_LINE=$2 awk -v begin="$PAM_BEGIN" -v end="$PAM_END" '
+    _lw_file=$1
+    _lw_line=$2
+    shift 2
+    LW_LINE=$_lw_line LW_ENV_FILES="$*" awk -v begin="$PAM_BEGIN" -v end="$PAM_END" '
+        BEGIN { n = split(ENVIRON["LW_ENV_FILES"], f, " "); for (i = 1; i <= n; i++) env[f[i]] = 1 }
         function block() {
             print begin ": login hook, before pam_env (install-host.sh)"
             print ENVIRON["LW_LINE"]
@@ -37,9 +51,11 @@ pam_add_session() {
             done = 1
         }
         !done && /^[[:space:]]*-?session[[:space:]].*pam_env\.so/ { block() }
+        !done && $1 == "@include" && ($2 in env) { block() }
+        !done && $1 ~ /^-?session$/ && $2 ~ /^(include|substack)$/ && ($3 in env) { block() }
         { print }
         END { if (!done) block() }
-    ' "$1"
+    ' "$_lw_file"
 }
 
 # pam_auth_block COMMON_AUTH LINE: the auth lines of COMMON_AUTH with LINE
