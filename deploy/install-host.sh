@@ -146,11 +146,10 @@ new_pam_file() {
         say "pam_env reads ~/.pam_environment (user_readenv=1): logins only, no logout events"
         say "  (drop user_readenv=1 from ${PAMFILE#"$ROOT"} and run this again to get them)"
     fi
-    if [ "$FAILURES" = yes ] \
-        && pam_add_auth "$1.base" "$PAMDIR/common-auth" "$AUTH_LINE" >"$1.auth"; then
-        :
-    else
-        [ "$FAILURES" = no ] || say "failed passwords will not be reported (see above)"
+    if [ "$FAILURES" = no ]; then
+        cp "$1.base" "$1.auth"
+    elif ! pam_add_auth "$1.base" "$PAMDIR/common-auth" "$AUTH_LINE" >"$1.auth"; then
+        say "failed passwords will not be reported (see above)"
         cp "$1.base" "$1.auth"
     fi
     # shellcheck disable=SC2046 # file names in /etc/pam.d have no spaces
