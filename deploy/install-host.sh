@@ -31,6 +31,7 @@ EOF
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=deploy/lib/pam.sh
 . "$here/lib/pam.sh"
 
 ROOT=""

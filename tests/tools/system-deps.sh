@@ -9,6 +9,10 @@ command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] |
 command -v ssh >/dev/null 2>&1 || need="$need openssh-client"
 command -v pamtester >/dev/null 2>&1 || need="$need pamtester"
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"
+# deploy/ tests: shell lint, throwaway CAs, unit verification.
+command -v shellcheck >/dev/null 2>&1 || need="$need shellcheck"
+command -v openssl >/dev/null 2>&1 || need="$need openssl"
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
