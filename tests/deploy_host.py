@@ -50,7 +50,9 @@ class InstalledHost:
         config: str,
         *install_args: str,
         edit_etc: Callable[[Path], None] | None = None,
+        venv: Path | None = VENV,
     ) -> None:
+        """``venv=None``: the script creates its own venv in /opt/loginwatch (pip)."""
         self.ns = PamNamespace(base / "ns")
         self.root = base / "root"
         shutil.copytree("/etc", self.root / "etc", symlinks=True)
@@ -60,17 +62,21 @@ class InstalledHost:
             edit_etc(self.root / "etc")
         self.config = base / "host.toml"
         self.config.write_text(config)
+        venv_args = ("--venv", str(venv)) if venv is not None else ()
         self.output = run_install(
-            "--root", self.root, "--venv", VENV, "--config", self.config, *install_args
+            "--root", self.root, *venv_args, "--config", self.config, *install_args
         )
         self.pam_file = self.root / "etc" / "pam.d" / "sshd"
         self.hook = self.root / HOOK_PATH.lstrip("/")
 
     def mounts(self) -> str:
-        return (
+        mounts = (
             f"mount --bind {self.root}/etc /etc\n"
             f"mount --bind {self.root}/usr/local/sbin /usr/local/sbin\n"
         )
+        if (self.root / "opt").is_dir():
+            mounts += f"mount --bind {self.root}/opt /opt\n"
+        return mounts
 
     def run(self, command: str, stdin: str = "", timeout: float = 30) -> tuple[int, str]:
         return self.ns.run(self.mounts() + command, stdin=stdin, timeout=timeout)
