@@ -22,9 +22,11 @@ import pika
 import pika.exceptions
 import pytest
 
+from consumer import hosts as identity
 from consumer.cli import main
 from schemas import topology
 from schemas.config import broker_url, parse_config
+from schemas.errors import ConfigError
 from tests.conftest import AMQP_HOST, AMQP_PORT, missing, rabbitmqctl
 
 pytestmark = pytest.mark.integration
@@ -236,3 +238,38 @@ def test_host_list_add_again_and_remove(hosts: Hosts, capsys: pytest.CaptureFixt
             pika.URLParameters(amqp_url(hosts.vhost, topology.host_user(name), password))
         )
     assert hosts.cli("remove", name) == 1
+
+
+@pytest.mark.parametrize(
+    ("central", "host_url"),
+    [
+        ("amqp://loginwatch@127.0.0.1:5672/%2F", "amqp://host-web-1@127.0.0.1:5672/%2F"),
+        (
+            "amqps://lw:secret@broker.example.org:5671/prod",
+            "amqps://host-web-1@broker.example.org:5671/prod",
+        ),
+        ("amqps://[2001:db8::1]/", "amqps://host-web-1@[2001:db8::1]/"),
+    ],
+)
+def test_the_host_url_is_the_central_one_with_the_host_user_and_no_password(
+    central: str, host_url: str
+) -> None:
+    assert identity.host_url(central, "web-1") == host_url
+
+
+@pytest.mark.parametrize(
+    ("url", "vhost"),
+    [("amqp://h/", "/"), ("amqp://h", "/"), ("amqp://h/%2F", "/"), ("amqp://h/prod%2Fa", "prod/a")],
+)
+def test_the_vhost_of_a_url(url: str, vhost: str) -> None:
+    assert identity.vhost_of(url) == vhost
+
+
+@pytest.mark.parametrize("name", ["", "-web", "web_1", "a b", "web.", "evil\nname", "x" * 64])
+def test_a_bad_host_name_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match="not a host name"):
+        identity.host_name(name)
+
+
+def test_host_names_are_lower_cased() -> None:
+    assert identity.host_name("Web-1.Example.ORG") == "web-1.example.org"
