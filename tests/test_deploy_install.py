@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.config import load_config
 from tests.deploy_host import REPO, VENV, run_install
 
 INSTALL_CENTRAL = REPO / "deploy" / "install-central.sh"
@@ -189,3 +190,9 @@ def test_the_password_file_is_installed_private_and_replaced_by_a_new_one(
     issued.write_text("rotated\n")
     install_host(root, "--password-file", issued)
     assert installed.read_text() == "rotated\n"
+
+
+@pytest.mark.parametrize("template", ["loginwatch-host.toml", "loginwatch-central.toml"])
+def test_the_config_templates_are_valid_configs(template: str) -> None:
+    config = load_config(REPO / "deploy" / template)
+    assert config.broker.password_file == "/etc/loginwatch/broker.password"
