@@ -9,10 +9,12 @@ would leave on a real host, and the machine's own files are never touched.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +43,14 @@ def run_install(*args: str | Path, script: Path = INSTALL_HOST) -> str:
     return proc.stdout + proc.stderr
 
 
+def traversable_dir() -> Path:
+    """A fresh directory any user may traverse, removed when the test process exits."""
+    path = Path(tempfile.mkdtemp(prefix="loginwatch-pam-"))
+    path.chmod(0o755)
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 class InstalledHost:
     """/etc copied to ``base/root/etc``, with loginwatch installed into ``base/root``."""
 
@@ -53,7 +63,9 @@ class InstalledHost:
         venv: Path | None = VENV,
     ) -> None:
         """``venv=None``: the script creates its own venv in /opt/loginwatch (pip)."""
-        self.ns = PamNamespace(base / "ns")
+        # pam_env reads ~/.pam_environment as the user, who must be able to reach
+        # it: pytest's own tmp directories are root's alone.
+        self.ns = PamNamespace(traversable_dir() / "ns")
         self.root = base / "root"
         shutil.copytree("/etc", self.root / "etc", symlinks=True)
         for name in ("passwd", "group", "shadow"):

@@ -17,9 +17,9 @@ import pytest
 from producer import capture
 from schemas.event import Outcome, PamType
 from tests.conftest import Vhost, missing
-from tests.deploy_host import InstalledHost
+from tests.deploy_host import InstalledHost, traversable_dir
 from tests.hookrun import TapQueue
-from tests.sshd import TEST_PASSWORD, TEST_USER, require_root_namespaces
+from tests.sshd import TEST_PASSWORD, TEST_USER, PamNamespace, require_root_namespaces
 
 pytestmark = [pytest.mark.integration, pytest.mark.sshd]
 
@@ -102,8 +102,17 @@ def test_the_session_hook_never_sees_the_users_pam_environment(
         "PYTHONPATH DEFAULT=/tmp/evil\n"
         "LOGINWATCH_CONFIG DEFAULT=/tmp/evil.toml\n"
     )
+    # A witness at the end of the stack proves pam_env did read the user's file.
+    late = tmp_path / "late"
+    late.mkdir()
+    witness = tmp_path / "witness"
+    witness.write_text(RECORD_ENV.format(out=late))
+    witness.chmod(0o755)
+    with host.pam_file.open("a") as pam_file:
+        pam_file.write(f"session optional pam_exec.so quiet {witness}\n")
     status, text = host.session()
     assert status == 0, text
+    assert "PYTHONPATH=/tmp/evil\n" in (late / "open_session.env").read_text()
     assert sorted(p.name for p in out.iterdir()) == ["open_session.env"]
     seen = (out / "open_session.env").read_text()
     assert f"PAM_USER={TEST_USER}\n" in seen
@@ -165,3 +174,28 @@ def test_a_fresh_install_with_its_own_venv_reports_a_failed_password(tmp_path: P
     assert host.authenticate(TEST_USER, TEST_PASSWORD) == 0
     assert host.authenticate(TEST_USER, "wrong") != 0
     assert [r["LW_OUTCOME"] for r in spooled(spool)] == [b"failure"]
+
+
+def test_why_the_session_hook_goes_first_after_pam_env_the_user_sets_its_environment(
+    tmp_path: Path,
+) -> None:
+    # The hazard the placement avoids: a hook line after `pam_env user_readenv=1`
+    # runs as root with variables the user wrote, at open and at close.
+    require_root_namespaces()
+    if shutil.which("pamtester") is None:
+        missing("pamtester (apt-get install pamtester)")
+    out = tmp_path / "env"
+    out.mkdir()
+    hook = tmp_path / "hook"
+    hook.write_text(RECORD_ENV.format(out=out))
+    hook.chmod(0o755)
+    ns = PamNamespace(traversable_dir() / "ns")
+    (ns.home / ".pam_environment").write_text("PYTHONPATH DEFAULT=/tmp/evil\n")
+    ns.set_service(
+        "after-env",
+        f"session required pam_env.so user_readenv=1\nsession optional pam_exec.so quiet {hook}\n",
+    )
+    status, text = ns.run(f"pamtester after-env {TEST_USER} open_session close_session")
+    assert status == 0, text
+    for phase in ("open_session", "close_session"):
+        assert "PYTHONPATH=/tmp/evil\n" in (out / f"{phase}.env").read_text()
