@@ -129,7 +129,8 @@ class Worker:
             except BrokerError as exc:
                 delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                 attempt += 1
-                log.warning("broker: %s; unsettled deliveries come back; retry in %gs", exc, delay)
+                lost = "; unsettled deliveries come back" if self._broker is broker else ""
+                log.warning("broker: %s%s; retry in %gs", exc, lost, delay)
                 self._sleep(delay)
             finally:
                 self._broker = None
