@@ -106,7 +106,8 @@ class Broker:
         self._work: BlockingChannel | None = None
         self._publish: BlockingChannel | None = None
         self.generation = 0  # unique per connection, across every Broker of the process
-        self.user = self._params.credentials.username
+        # EXTERNAL (client certificate) credentials have no user name to claim.
+        self.user: str | None = getattr(self._params.credentials, "username", None)
 
     def _vhost_suffix(self) -> str:
         return "" if self._params.virtual_host == "/" else f" vhost {self._params.virtual_host}"

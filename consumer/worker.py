@@ -44,7 +44,7 @@ _BROKER_HEADERS = ("x-death", "x-first-death-queue", "x-first-death-reason",
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
-def republish_headers(delivery: Delivery, own_user: str, **extra: Any) -> dict[str, Any]:
+def republish_headers(delivery: Delivery, own_user: str | None, **extra: Any) -> dict[str, Any]:
     """The headers of a copy we republish: the original's, the host user carried along."""
     headers = {k: v for k, v in delivery.headers.items() if k not in _BROKER_HEADERS}
     user = effective_user(delivery.user_id, delivery.headers, own_user)

@@ -62,9 +62,11 @@ class Identity:
         return any(fnmatchcase(host, glob.lower()) for glob in self.host_users.get(user, ()))
 
 
-def effective_user(user_id: str | None, headers: Mapping[str, Any], own_user: str) -> str | None:
+def effective_user(
+    user_id: str | None, headers: Mapping[str, Any], own_user: str | None
+) -> str | None:
     """The host's broker user behind a message (see the module docstring)."""
-    if user_id != own_user:
+    if own_user is None or user_id != own_user:
         return user_id
     carried = headers.get(HEADER_USER_ID)
     if isinstance(carried, bytes):
