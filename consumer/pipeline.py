@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from consumer import metrics
 from consumer.model import MAILING, Decision, Enriched, delivery_key
 from consumer.stages.decode import Decoder, Identity, Incoming
 from consumer.stages.deliver import SmtpSender
@@ -83,12 +84,14 @@ def process(stages: Stages, incoming: Incoming) -> Outcome:
         event = stages.decode(incoming)
     except DecodeError as exc:
         return Outcome(Verdict.DEAD, exc.reason)
+    metrics.decoded(event.outcome.name.lower())
     now = stages.clock()
     try:
         enriched = stages.enrich(event, now)
         state = stages.store.flood_state(now, stages.policy.flood_window)
         decisions = stages.policy.decide(enriched, state, now)
     except StoreError as exc:
+        metrics.store_error()
         return Outcome(Verdict.PARK, f"store: {exc}", event.id_hex)
     transient: list[str] = []
     permanent: list[str] = []
@@ -100,12 +103,15 @@ def process(stages: Stages, incoming: Incoming) -> Outcome:
         except PermanentDelivery as exc:
             permanent.append(f"{decision.recipient}: {exc}")
         except StoreError as exc:
+            metrics.store_error()
             transient.append(f"store: {exc}")
     # A transient failure parks the whole event: recipients already mailed are
     # skipped on its return (delivery log), the others are tried again.
     if transient:
+        metrics.mails_failed(parked=len(transient) + len(permanent), dead=0)
         return Outcome(Verdict.PARK, "; ".join(transient + permanent), event.id_hex)
     if permanent:
+        metrics.mails_failed(parked=0, dead=len(permanent))
         return Outcome(Verdict.DEAD, "; ".join(permanent), event.id_hex)
     return Outcome(Verdict.DONE, f"{len(decisions)} decision(s)", event.id_hex)
 
@@ -126,6 +132,7 @@ def _mail(stages: Stages, enriched: Enriched, decision: Decision, now: datetime)
         log.info("%s %s %s: already sent (redelivery)", event_id, action, decision.recipient)
         return
     stages.send.send(stages.render.render(enriched, decision))
+    metrics.mail_sent(enriched.event.time, now)
     stages.store.record_delivery(key, now)
     stages.store.note_mail(decision.recipient or "", now, burst=action == "burst")
     log.info("%s %s %s: sent; %s", event_id, action, decision.recipient, decision.reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,12 +65,24 @@ def test_a_login_becomes_one_mail_and_a_second_one_is_not_first_seen(
 ) -> None:
     config = configured(vh, tmp_path, smtp.port)
     first, second = event_n(1), event_n(2)
-    with running_worker(config, tmp_path / "worker.log") as worker:
+    metrics_port = free_port()
+    listen = {"LOGINWATCH_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
+    with running_worker(config, tmp_path / "worker.log", listen) as worker:
         publish(vh, encode(first))
         assert len(smtp.wait_for(1)) == 1
         publish(vh, encode(second))
         mails = smtp.wait_for(2)
         worker.wait_for(rf"^INFO .*{second.id_hex} immediate ops@test.example: sent")
+        # The settle (ack) follows the log line: scrape until it is counted too.
+        settled = 'loginwatch_events_total{verdict="done"} 2.0'
+        for _ in range(50):
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as page:
+                exposition = page.read().decode()
+            if settled in exposition:
+                break
+            time.sleep(0.1)
+    assert 'loginwatch_mails_total{result="sent"} 2.0' in exposition
+    assert settled in exposition
     assert len(mails) == 2
     one, two = (m.message for m in mails)
     assert one["To"] == "ops@test.example"

@@ -159,7 +159,7 @@ def take_all(vhost: Vhost, queue: str) -> list[Taken]:
 class WorkerProcess:
     """``loginwatch worker`` as a subprocess, its log in a file a test can wait on."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, env: Mapping[str, str] | None = None) -> None:
         self.log = log
         self._handle = log.open("ab")
         self.proc = subprocess.Popen(
@@ -167,7 +167,7 @@ class WorkerProcess:
             stdout=self._handle,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
 
     def text(self) -> str:
@@ -205,9 +205,11 @@ class WorkerProcess:
 
 
 @contextmanager
-def running_worker(config: Path, log: Path) -> Iterator[WorkerProcess]:
+def running_worker(
+    config: Path, log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[WorkerProcess]:
     """A consuming worker; stopped (or killed) when the block ends."""
-    worker = WorkerProcess(config, log)
+    worker = WorkerProcess(config, log, env)
     try:
         worker.wait_for(r"consuming loginwatch\.alerts")
         yield worker

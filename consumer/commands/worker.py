@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 
+from consumer import metrics
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of
 from consumer.worker import Worker
@@ -26,4 +28,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    return Worker(config_of(args)).run()
+    config = config_of(args)
+    metrics.start(config.metrics.listen, dict(os.environ))
+    return Worker(config, on_settle=lambda outcome: metrics.settled(outcome.verdict.value)).run()
