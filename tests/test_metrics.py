@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from consumer import metrics
+from schemas import topology
 from schemas.config import parse_config
 from schemas.errors import ConfigError
+from schemas.event import encode
+from tests.conftest import Vhost
+from tests.factories import event
+from tests.smtp_server import SmtpServer, free_port
+from tests.worker_helpers import (
+    fresh_vhost,
+    loginwatch,
+    publish,
+    running_worker,
+    wait_depth,
+    write_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +116,27 @@ def test_the_environment_overrides_the_config_and_nothing_set_means_no_endpoint(
 def test_a_port_in_use_is_one_clear_error(port: int) -> None:
     with pytest.raises(ConfigError, match=r"^\$\.metrics\.listen: cannot listen on 127\.0\.0\.1:"):
         metrics.serve(f"127.0.0.1:{port}")
+
+
+@pytest.mark.integration
+def test_a_running_worker_counts_what_it_did(vhost: Vhost, tmp_path: Path) -> None:
+    listen_port = free_port()
+    with fresh_vhost("loginwatch-metrics") as vh, SmtpServer() as smtp:
+        config = write_config(
+            tmp_path / "loginwatch.toml",
+            vh,
+            smtp_port=smtp.port,
+            extra=f'\n[metrics]\nlisten = "127.0.0.1:{listen_port}"\n',
+        )
+        assert loginwatch("setup", "--config", str(config)).returncode == 0
+        with running_worker(config, tmp_path / "worker.log") as worker:
+            publish(vh, encode(event(id=os.urandom(16), time=datetime.now(UTC))))
+            assert len(smtp.wait_for(1)) == 1
+            publish(vh, b"\xc1 not msgpack")
+            assert wait_depth(vh, topology.DEAD_QUEUE, 1) == 1, worker.text()
+            seen = scrape(listen_port)
+    assert seen['loginwatch_events_total{verdict="done"}'] == 1
+    assert seen['loginwatch_events_total{verdict="dead"}'] == 1
+    assert seen['loginwatch_logins_total{outcome="success"}'] == 1
+    assert seen['loginwatch_mails_total{result="sent"}'] == 1
+    assert seen["loginwatch_delivery_latency_seconds_count"] == 1
