@@ -7,14 +7,12 @@ format, and the detached publisher turns it into an event (``producer.build``).
 
 Format: ``MAGIC`` then ``KEY=VALUE`` items separated by NUL bytes. Environment
 values cannot contain NUL, so the format needs no escaping and cannot be
-confused by any byte an attacker chooses. This module imports only ``os`` and
-``collections.abc`` (loaded at start-up anyway).
+confused by any byte an attacker chooses. This module imports only ``os``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 MAGIC = b"LWCAP1\n"
 SUFFIX = ".cap"
@@ -38,7 +36,9 @@ AUTH_INFO_LIMIT = 8192
 RECORD_LIMIT = len(MAGIC) + 4096 + (len(CAPTURED) - 1) * (VALUE_LIMIT + 32) + AUTH_INFO_LIMIT
 
 
-def record(environ: Mapping[bytes, bytes], outcome: str, now_ns: int) -> tuple[str, bytes]:
+def record(
+    environ: os._Environ[bytes] | dict[bytes, bytes], outcome: str, now_ns: int
+) -> tuple[str, bytes]:
     """Build one record from the hook's environment; returns (file name, bytes)."""
     event_id = os.urandom(16).hex()
     items = [

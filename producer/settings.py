@@ -10,17 +10,31 @@ config file's (inode, size, mtime) like a ``.pyc``; every later run only
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 RUNTIME_DIR = "/run/loginwatch"
 RUNTIME_ENV = "LOGINWATCH_RUNTIME_DIR"
 _MAGIC = b"LWSET1"
 
 
-class HookSettings(NamedTuple):
-    spool_dir: str
-    max_events: int
-    max_bytes: int
+class HookSettings(tuple[str, int, int]):
+    """(spool_dir, max_events, max_bytes); a plain tuple: ``typing`` costs 2 ms to import."""
+
+    __slots__ = ()
+
+    def __new__(cls, spool_dir: str, max_events: int, max_bytes: int) -> HookSettings:
+        return super().__new__(cls, (spool_dir, max_events, max_bytes))
+
+    @property
+    def spool_dir(self) -> str:
+        return self[0]
+
+    @property
+    def max_events(self) -> int:
+        return self[1]
+
+    @property
+    def max_bytes(self) -> int:
+        return self[2]
 
 
 # The defaults of schemas.config.SpoolConfig, repeated here so that a broken

@@ -11,8 +11,6 @@ through. The foreground functions import only ``os`` (``fcntl`` on overflow).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from producer import capture
 
@@ -121,19 +119,26 @@ def quarantine(path: str) -> str:
     return target
 
 
-@contextmanager
-def publisher_lock(spool_dir: str) -> Iterator[bool]:
-    """Try to become the spool's only publisher; yields whether we are."""
-    import fcntl  # noqa: PLC0415 - publisher side only
+class publisher_lock:  # used like a function: `with publisher_lock(d) as ours`
+    """Try to become the spool's only publisher; ``as`` gives whether we are.
 
-    os.makedirs(spool_dir, mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(spool_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    A class, not ``@contextmanager``: the foreground must not import contextlib.
+    """
+
+    def __init__(self, spool_dir: str) -> None:
+        self.spool_dir = spool_dir
+        self.fd = -1
+
+    def __enter__(self) -> bool:
+        import fcntl  # noqa: PLC0415 - publisher side only
+
+        os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
+        self.fd = os.open(os.path.join(self.spool_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+            return False
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)

@@ -69,6 +69,7 @@ def run_hook(
     env: Mapping[str, str | bytes] | None = None,
     args: tuple[str, ...] = (),
     timeout: float = 30,
+    hook: str = HOOK,
 ) -> HookRun:
     """Run the hook as pam_exec would (PAM env only) and time its foreground."""
     environ: dict[bytes, bytes] = {
@@ -79,7 +80,7 @@ def run_hook(
         environ[key.encode()] = value if isinstance(value, bytes) else value.encode()
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [HOOK, "--config", str(config), *args],
+        [hook, "--config", str(config), *args],
         env=environ,  # type: ignore[arg-type]  # bytes env is valid on POSIX
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

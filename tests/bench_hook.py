@@ -1,0 +1,133 @@
+"""Benchmark: what the hook costs a login. Figures, side by side in one run; no assertions.
+
+- the hook's foreground against ``python -c pass`` of the same interpreter;
+- a loopback ``ssh host true`` through a real sshd with the hook in the session
+  stack against the same sshd without it (the PAM file is swapped between runs);
+- a broker that accepts TCP and never answers: the hook's foreground, and
+  whether every event arrives once the broker is back.
+
+Run alone: ``.venv/bin/python -m tests.bench_hook``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from producer import launcher
+from tests.bench_support import bench_vhost, median_ms
+from tests.conftest import Vhost
+from tests.hookrun import HOOK, TapQueue, run_hook, spooled, wait_for, write_config
+from tests.sshd import ACCOUNT_STACK, AUTH_STACK, SESSION_STACK, TEST_USER, Sshd, hook_line
+
+ROUNDS = 40
+SSH_ROUNDS = int(os.environ.get("LW_SSH_ROUNDS", "20"))
+
+
+def _time_cmd(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.Popen(argv, stdin=subprocess.DEVNULL).wait()
+    return time.perf_counter() - start
+
+
+def foreground(vhost: Vhost, work: Path) -> dict[str, float]:
+    """Hook foreground (lean launcher and pip's wrapper) vs ``python -c pass``, interleaved.
+
+    The spool drains between runs, so no publisher competes with the next one.
+    """
+    config = write_config(work, vhost.url())
+    lean = str(work / "loginwatch-hook")
+    launcher.install(lean)
+    run_hook(config)  # fills the settings cache, as the first login after a change does
+    wait_for(lambda: not spooled(work))
+    bare: list[float] = []
+    hook: list[float] = []
+    wrapper: list[float] = []
+    for _ in range(ROUNDS):
+        bare.append(_time_cmd([sys.executable, "-c", "pass"]))
+        hook.append(run_hook(config, hook=lean).seconds)
+        wait_for(lambda: not spooled(work), timeout=10, step=0.01)
+        wrapper.append(run_hook(config).seconds)
+        wait_for(lambda: not spooled(work), timeout=10, step=0.01)
+    return {
+        "python_pass_ms": median_ms(bare),
+        "hook_foreground_ms": median_ms(hook),
+        "hook_vs_python_pass": statistics.median(hook) / statistics.median(bare),
+        "hook_pip_wrapper_ms": median_ms(wrapper),
+        "hook_pip_wrapper_vs_python_pass": statistics.median(wrapper) / statistics.median(bare),
+    }
+
+
+def ssh_login(vhost: Vhost, work: Path) -> dict[str, float]:
+    """``ssh host true`` with the hook (open and close) against without, same sshd."""
+    config = write_config(work, vhost.url())
+    lean = str(work / "loginwatch-hook")
+    launcher.install(lean)
+    plain = AUTH_STACK + ACCOUNT_STACK + SESSION_STACK
+    hooked = plain + hook_line(lean, config)
+    without: list[float] = []
+    with_hook: list[float] = []
+    with Sshd(plain) as sshd:
+        pam_file = sshd.ns.pam_dir / "sshd"
+        sshd.ssh(TEST_USER)  # warm up
+        for _ in range(SSH_ROUNDS):
+            pam_file.write_text(plain)
+            without.append(sshd.ssh(TEST_USER))
+            pam_file.write_text(hooked)
+            with_hook.append(sshd.ssh(TEST_USER))
+            wait_for(lambda: not spooled(work), timeout=10, step=0.01)
+    return {
+        "ssh_without_hook_ms": median_ms(without),
+        "ssh_with_hook_ms": median_ms(with_hook),
+        "ssh_with_vs_without": statistics.median(with_hook) / statistics.median(without),
+    }
+
+
+def silent_broker(vhost: Vhost, work: Path) -> dict[str, float]:
+    """Hooks against a listener that never answers; then the broker is back: any lost?"""
+    from tests.test_hook_broker import _silent_listener  # the same fake as the tests
+
+    runs = 10
+    times: list[float] = []
+    tap = TapQueue(vhost.url())
+    try:
+        with _silent_listener() as port:
+            config = write_config(work, vhost.url(port=port))
+            times = [run_hook(config).seconds for _ in range(runs)]
+            # Each detached publisher gives up by itself after connect_timeout.
+            time.sleep(3)
+        good = write_config(work, vhost.url())
+        subprocess.run([HOOK, "--config", str(good), "flush"], check=False, capture_output=True)
+        arrived = len(tap.take(runs, timeout=20))
+    finally:
+        tap.close()
+    return {
+        "silent_broker_hook_ms": median_ms(times),
+        "silent_broker_hook_max_ms": max(times) * 1000,
+        "silent_broker_events_lost": runs - arrived,
+    }
+
+
+def run() -> dict[str, float]:
+    figures: dict[str, float] = {}
+    with bench_vhost() as vhost, tempfile.TemporaryDirectory() as tmp:
+        sink = TapQueue(vhost.url())  # a queue bound to the exchange, so events route
+        try:
+            benches = (("fg", foreground), ("ssh", ssh_login), ("silent", silent_broker))
+            for name, bench in benches:
+                work = Path(tmp) / name
+                work.mkdir()
+                figures |= bench(vhost, work)
+        finally:
+            sink.close()
+    return figures
+
+
+if __name__ == "__main__":
+    for key, value in run().items():
+        print(f"{key:32} {value:10.2f}")
