@@ -141,6 +141,33 @@ def test_hostile_values_travel_safely(tmp_path: Path, vhost: Vhost, tap: TapQueu
     assert (event.client_ip, event.client_port) == ("", 0)
 
 
+def test_bad_credentials_keep_the_event_and_say_why(
+    tmp_path: Path, vhost: Vhost, tap: TapQueue
+) -> None:
+    config = write_config(tmp_path, vhost.url(password="wrong"))
+    assert run_hook(config, timeout=HOOK_BOUND_S).returncode == 0
+    assert wait_for(lambda: not _publisher_running(tmp_path))
+    assert len(spooled(tmp_path)) == 1
+    result = flush(config)
+    assert result.returncode == 1
+    assert "authentication refused" in result.stderr
+    assert tap.take(1, timeout=0.5) == []
+
+
+def test_an_unusable_spool_record_is_set_aside_not_lost(
+    tmp_path: Path, vhost: Vhost, tap: TapQueue
+) -> None:
+    config = write_config(tmp_path, vhost.url())
+    (tmp_path / "spool").mkdir()
+    junk = tmp_path / "spool" / "00000000000000000001-junk.cap"
+    junk.write_bytes(b"not a capture")
+    run = run_hook(config, timeout=HOOK_BOUND_S)
+    assert run.returncode == 0
+    assert len(tap.take(1)) == 1, "the good event still goes out"
+    assert wait_for(lambda: not spooled(tmp_path))
+    assert (tmp_path / "spool" / "bad" / junk.name).read_bytes() == b"not a capture"
+
+
 def test_the_broker_refuses_a_forged_user_id(vhost: Vhost) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(vhost.url()))
     channel = connection.channel()
