@@ -91,6 +91,10 @@ def add(name: str, vhost: str, password_file: Path) -> None:
     _write_secret(password_file, password)
     try:
         rabbitmqctl.run("add_user", user, stdin=password + "\n")
+    except LoginwatchError:
+        password_file.unlink(missing_ok=True)
+        raise
+    try:
         rabbitmqctl.run(
             "set_permissions",
             "-p",
@@ -101,6 +105,8 @@ def add(name: str, vhost: str, password_file: Path) -> None:
             HOST_PERMISSIONS["read"],
         )
     except LoginwatchError:
+        # No half-made host: a user without its permissions would only confuse `host list`.
+        rabbitmqctl.run("delete_user", user)
         password_file.unlink(missing_ok=True)
         raise
 

@@ -273,3 +273,15 @@ def test_a_bad_host_name_is_refused(name: str) -> None:
 
 def test_host_names_are_lower_cased() -> None:
     assert identity.host_name("Web-1.Example.ORG") == "web-1.example.org"
+
+
+def test_a_failed_host_add_leaves_no_user_and_no_password_file(
+    hosts: Hosts, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = hosts.prefix + "novhost"
+    hosts.created.append(name)
+    assert hosts.cli("add", name, "--vhost", f"no-such-vhost-{hosts.prefix}") == 1
+    assert "no-such-vhost" in capsys.readouterr().err
+    assert not hosts.password_file(name).exists()
+    users = rabbitmqctl("list_users", "--formatter", "json").stdout
+    assert topology.host_user(name) not in users
