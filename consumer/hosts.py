@@ -59,7 +59,7 @@ def host_url(central_url: str, name: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def host_config(name: str, url: str, ca_file: str | None) -> str:
+def host_config(name: str, url: str) -> str:
     """The TOML a host needs (``[broker]`` and ``[host]``), for the operator to copy."""
     lines = [
         f"# /etc/loginwatch/loginwatch.toml on {name}",
@@ -67,8 +67,12 @@ def host_config(name: str, url: str, ca_file: str | None) -> str:
         f'url = "{url}"',
         f'password_file = "{HOST_PASSWORD_FILE}"',
     ]
-    if ca_file:
-        lines.append('ca_file = "/etc/loginwatch/ca.pem"')
+    if urlsplit(url).scheme == "amqps":
+        lines += [
+            'ca_file = "/etc/loginwatch/ca.pem"  # the CA that signed the broker\'s certificate',
+            '# cert_file = "/etc/loginwatch/host.pem"  # when the broker requires client certs',
+            '# key_file = "/etc/loginwatch/host.key"',
+        ]
     lines += ["", "[host]", f'name = "{name}"']
     return "\n".join(lines) + "\n"
 

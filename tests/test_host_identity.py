@@ -285,3 +285,18 @@ def test_a_failed_host_add_leaves_no_user_and_no_password_file(
     assert not hosts.password_file(name).exists()
     users = rabbitmqctl("list_users", "--formatter", "json").stdout
     assert topology.host_user(name) not in users
+
+
+def test_host_add_with_url_needs_no_config_and_prints_tls_settings(
+    hosts: Hosts, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name = hosts.prefix + "tls"
+    url = f"amqps://broker.example.org:5671/{quote(hosts.vhost, safe='')}"
+    args = ["host", "add", name, "--url", url, "--config", str(tmp_path / "none.toml")]
+    assert main([*args, "--secrets-dir", str(hosts.secrets)]) == 0
+    hosts.created.append(name)
+    config = parse_config(capsys.readouterr().out)
+    assert config.broker.url == f"amqps://host-{name}@broker.example.org:5671/" + quote(
+        hosts.vhost, safe=""
+    )
+    assert config.broker.ca_file == "/etc/loginwatch/ca.pem"

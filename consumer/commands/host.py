@@ -47,7 +47,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     add.add_argument("name", metavar="NAME", help="the host's name, as its [host] name says")
-    add.add_argument("--url", help="broker URL as the host reaches it (default: the config's)")
+    add.add_argument(
+        "--url",
+        help="broker URL as the host reaches it, e.g. amqps://broker.example.org:5671/%%2F"
+        " (default: the config's [broker] url)",
+    )
     add.set_defaults(run=run_add)
     remove = actions.add_parser(
         "remove", parents=[common], help="delete host-NAME and its password file"
@@ -70,14 +74,14 @@ def _password_file(args: argparse.Namespace, name: str) -> Path:
 
 def run_add(args: argparse.Namespace) -> int:
     name = hosts.host_name(args.name)
-    config = config_of(args)
-    vhost = args.vhost or hosts.vhost_of(config.broker.url)
+    # With --url the broker machine needs no loginwatch config at all.
+    url = str(args.url) if args.url else config_of(args).broker.url
+    vhost = args.vhost or hosts.vhost_of(url)
     password_file = _password_file(args, name)
     hosts.add(name, vhost, password_file)
-    url = hosts.host_url(args.url or config.broker.url, name)
     print(f"# created broker user host-{name} (write-only on vhost {vhost!r});")
     print(f"# copy {password_file} to {name}:{hosts.HOST_PASSWORD_FILE} (mode 0600)")
-    print(hosts.host_config(name, url, config.broker.ca_file), end="")
+    print(hosts.host_config(name, hosts.host_url(url, name)), end="")
     return 0
 
 
