@@ -12,13 +12,17 @@ set -eu
 
 usage() {
     cat <<'EOF'
-usage: install-host.sh [--root DIR] [--config FILE] [--password-file FILE] [--venv DIR]
-                       [--no-failures] [--check | --uninstall]
+usage: install-host.sh [--root DIR] [--config FILE] [--config-path PATH]
+                       [--password-file FILE] [--venv DIR] [--no-failures]
+                       [--check | --uninstall]
 
   --root DIR      install below DIR instead of / (for tests and image builds;
                   no systemctl calls then)
   --config FILE   the host's config, e.g. the snippet `loginwatch host add` printed
                   (copied to /etc/loginwatch/loginwatch.toml unless that exists)
+  --config-path PATH  where the host's config lives (default
+                  /etc/loginwatch/loginwatch.toml; on the central machine, which has its
+                  own config there, use e.g. /etc/loginwatch/host.toml)
   --password-file FILE  the broker password `loginwatch host add` wrote (copied to
                   /etc/loginwatch/broker.password, mode 0600, replacing an older one)
   --venv DIR      a Python venv with loginwatch installed (default /opt/loginwatch,
@@ -36,6 +40,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 ROOT=""
 CONFIG=""
+ETC_CONFIG=""
 PASSWORD_FILE=""
 VENV=/opt/loginwatch
 FAILURES=yes
@@ -44,6 +49,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --root) ROOT=${2:?--root needs a directory}; shift ;;
     --config) CONFIG=${2:?--config needs a file}; shift ;;
+    --config-path) ETC_CONFIG=${2:?--config-path needs a path}; shift ;;
     --password-file) PASSWORD_FILE=${2:?--password-file needs a file}; shift ;;
     --venv) VENV=${2:?--venv needs a directory}; shift ;;
     --no-failures) FAILURES=no ;;
@@ -57,10 +63,14 @@ done
 [ -z "$ROOT" ] || ROOT=$(cd "$ROOT" && pwd)
 
 HOOK=/usr/local/sbin/loginwatch-hook
-ETC_CONFIG=/etc/loginwatch/loginwatch.toml
+STATE=$ROOT/var/lib/loginwatch/install
+# Later runs (--check, a re-install) keep the config path the first install chose.
+if [ -z "$ETC_CONFIG" ] && [ -f "$STATE/config-path" ]; then
+    ETC_CONFIG=$(cat "$STATE/config-path")
+fi
+ETC_CONFIG=${ETC_CONFIG:-/etc/loginwatch/loginwatch.toml}
 PAMDIR=$ROOT/etc/pam.d
 PAMFILE=$PAMDIR/sshd
-STATE=$ROOT/var/lib/loginwatch/install
 UNITDIR=$ROOT/etc/systemd/system
 SESSION_LINE="session optional pam_exec.so quiet $HOOK --config $ETC_CONFIG"
 AUTH_LINE="auth [default=ignore] pam_exec.so quiet $HOOK --config $ETC_CONFIG --outcome failure"
@@ -110,7 +120,7 @@ EOF
 }
 
 install_config() {
-    mkdir -p "$ROOT/etc/loginwatch" "$ROOT/var/spool/loginwatch"
+    mkdir -p "$ROOT/etc/loginwatch" "$ROOT$(dirname "$ETC_CONFIG")" "$ROOT/var/spool/loginwatch"
     chmod 0700 "$ROOT/var/spool/loginwatch"
     if [ -n "$PASSWORD_FILE" ]; then
         write_file "$ROOT/etc/loginwatch/broker.password" 0600 <"$PASSWORD_FILE"
@@ -127,7 +137,8 @@ install_config() {
 install_units() {
     mkdir -p "$UNITDIR"
     for unit in loginwatch-flush.service loginwatch-flush.timer; do
-        write_file "$UNITDIR/$unit" 0644 <"$here/systemd/$unit"
+        sed "s#/etc/loginwatch/loginwatch.toml#$ETC_CONFIG#g" "$here/systemd/$unit" \
+            | write_file "$UNITDIR/$unit" 0644
     done
     if live_systemd; then
         systemctl daemon-reload
@@ -161,6 +172,7 @@ new_pam_file() {
 install_pam() {
     [ -f "$PAMFILE" ] || die "${PAMFILE}: missing (is openssh-server installed?)"
     mkdir -p "$STATE"
+    printf '%s\n' "$ETC_CONFIG" >"$STATE/config-path"
     # The first install keeps the original bytes for --uninstall.
     [ -f "$STATE/sshd.orig" ] || cp -p "$PAMFILE" "$STATE/sshd.orig"
     new=$STATE/sshd.new
@@ -208,6 +220,7 @@ uninstall() {
     rm -f "$UNITDIR/loginwatch-flush.service" "$UNITDIR/loginwatch-flush.timer" "$ROOT$HOOK"
     if live_systemd; then systemctl daemon-reload; fi
     if [ -f "$ROOT$VENV/.installed-by-loginwatch" ]; then rm -rf "${ROOT}$VENV"; fi
+    rm -f "$STATE/config-path"
     rmdir "$STATE" 2>/dev/null || true
     say "kept ${ROOT}/etc/loginwatch and ${ROOT}/var/spool/loginwatch (unsent events)"
 }

@@ -196,3 +196,24 @@ def test_the_password_file_is_installed_private_and_replaced_by_a_new_one(
 def test_the_config_templates_are_valid_configs(template: str) -> None:
     config = load_config(REPO / "deploy" / template)
     assert config.broker.password_file == "/etc/loginwatch/broker.password"
+
+
+def test_a_central_machine_installs_the_hook_with_a_config_of_its_own(
+    root: Path, tmp_path: Path
+) -> None:
+    central = root / "etc/loginwatch/loginwatch.toml"
+    central.parent.mkdir(parents=True)
+    central.write_text("# the central side's config\n")
+    given = tmp_path / "host.toml"
+    given.write_text('[host]\nname = "broker-1"\n')
+    install_host(root, "--config", given, "--config-path", "/etc/loginwatch/host.toml")
+    assert central.read_text() == "# the central side's config\n"
+    assert (root / "etc/loginwatch/host.toml").read_text() == given.read_text()
+    pam_text = (root / "etc/pam.d/sshd").read_text()
+    assert pam_text.count("--config /etc/loginwatch/host.toml") == 2
+    unit = (root / "etc/systemd/system/loginwatch-flush.service").read_text()
+    assert "--config /etc/loginwatch/host.toml flush" in unit
+    # Later runs remember the path.
+    assert check(root).returncode == 0
+    install_host(root, "--uninstall")
+    assert not (root / "var/lib/loginwatch/install").exists()
