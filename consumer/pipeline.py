@@ -90,6 +90,8 @@ def process(stages: Stages, incoming: Incoming) -> Outcome:
         enriched = stages.enrich(event, now)
         state = stages.store.flood_state(now, stages.policy.flood_window)
         decisions = stages.policy.decide(enriched, state, now)
+        # Silenced / folded / burst decisions, for the digest's "kept out of your inbox".
+        stages.store.record_decisions(event.id_hex, decisions, now)
     except StoreError as exc:
         metrics.store_error()
         return Outcome(Verdict.PARK, f"store: {exc}", event.id_hex)

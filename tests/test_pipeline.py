@@ -25,6 +25,7 @@ from tests.worker_helpers import loginwatch
 class FakeStore:
     sent: set[str] = field(default_factory=set)
     fail: bool = False
+    logged: list[str] = field(default_factory=list)
 
     def flood_state(self, now: datetime, window: float) -> PolicyState:
         if self.fail:
@@ -39,6 +40,9 @@ class FakeStore:
 
     def note_mail(self, recipient: str, now: datetime, *, burst: bool = False) -> None:
         pass
+
+    def record_decisions(self, event_id: str, decisions: object, now: datetime) -> None:
+        self.logged.append(event_id)
 
 
 @dataclass
