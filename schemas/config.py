@@ -149,10 +149,30 @@ class StoreConfig(_Section, frozen=True):
     keep: Duration = "90d"
 
 
+_CLOCK = r"([01]\d|2[0-3]):[0-5]\d"
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
 class DigestConfig(_Section, frozen=True):
+    """``[digest]``: the periodic summary (``loginwatch digest``, consumer/digest/)."""
+
+    # Window length: a divisor of a day ("1h", "6h") or whole days ("1d", "1w").
     every: Duration = "1d"
-    at: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] | None = None
+    # Where windows start, local time in `timezone` (a zoneinfo name).
+    at: Annotated[str, msgspec.Meta(pattern=rf"^{_CLOCK}$")] | None = None
     timezone: str = "UTC"
+    # A window without events: "quiet" sends an "all quiet" digest, "skip" sends none.
+    empty: Literal["quiet", "skip"] = "quiet"
+    # Logins outside these hours (local time) or days are listed on their own.
+    working_hours: Annotated[str, msgspec.Meta(pattern=rf"^{_CLOCK}-{_CLOCK}$")] = "08:00-18:00"
+    working_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    # A brute-force burst: burst_failures failed passwords from one source within burst_window.
+    burst_failures: Annotated[int, msgspec.Meta(ge=2)] = 10
+    burst_window: Duration = "5m"
+    # Rows per list (hosts, users, sources…) before "and N more".
+    top: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    # The scheduler's lease in the store: a standby takes over this long after a crash.
+    lease: Duration = "30s"
 
 
 class WorkerConfig(_Section, frozen=True):

@@ -78,10 +78,14 @@ def queue_specs(retry_delays: tuple[int, ...] = RETRY_DELAYS_S) -> tuple[QueueSp
     ``retry_delays`` is ``[worker] retry_delays``: a queue's TTL is fixed when it
     is declared, so each delay has its own queue name.
     """
+    # The digest queue has one active consumer at a time (the scheduler holding the
+    # store's lease); a standby's consumer takes over when it goes. Adding this argument
+    # to an existing queue is a conflict for `setup`: see the README's upgrade note.
+    single = {DIGEST_QUEUE: {"x-single-active-consumer": True}}
     work = [
         QueueSpec(
             name,
-            _quorum(DEAD_QUEUE, **{"x-delivery-limit": DELIVERY_LIMIT}),
+            _quorum(DEAD_QUEUE, **{"x-delivery-limit": DELIVERY_LIMIT}, **single.get(name, {})),
             ((EXCHANGE, BINDING_KEY), (REROUTE_EXCHANGE, name)),
         )
         for name in (ALERTS_QUEUE, DIGEST_QUEUE)
