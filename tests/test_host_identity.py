@@ -300,3 +300,14 @@ def test_host_add_with_url_needs_no_config_and_prints_tls_settings(
         hosts.vhost, safe=""
     )
     assert config.broker.ca_file == "/etc/loginwatch/ca.pem"
+
+
+def test_host_list_flags_a_host_user_whose_permissions_were_widened(
+    hosts: Hosts, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hosts.add("wide", capsys)
+    name = hosts.prefix + "wide"
+    rabbitmqctl("set_permissions", "-p", hosts.vhost, topology.host_user(name), ".*", ".*", ".*")
+    assert hosts.cli("list") == 0
+    listed = capsys.readouterr().out
+    assert f"{name}\thost-{name}\tNOT write-only on {hosts.vhost}\n" in listed
