@@ -22,7 +22,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -42,6 +41,7 @@ _BROKER_HEADERS = ("x-death", "x-first-death-queue", "x-first-death-reason",
                    "x-first-death-exchange", "x-last-death-queue", "x-last-death-reason",
                    "x-last-death-exchange")  # fmt: skip
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+HAND_BACK_BATCH = 16
 
 
 def republish_headers(delivery: Delivery, own_user: str | None, **extra: Any) -> dict[str, Any]:
@@ -231,12 +231,21 @@ class Worker:
             return
         self._ready.set()
         try:
+            done: list[tuple[Delivery, Outcome]] = []
             while (delivery := self._todo.get()) is not None:
                 with self._lock:
-                    if self._stopping or not self._current(delivery):
-                        continue  # not started: the broker gives it back (or already did)
-                    self._busy += 1
-                self._hand_back(delivery, self._process(stages, delivery))
+                    # Not started when stopping or stale: the broker gives it back.
+                    start = not self._stopping and self._current(delivery)
+                    self._busy += int(start)
+                if start:
+                    done.append((delivery, self._process(stages, delivery)))
+                # Settled in small batches while more deliveries wait: one wake-up of
+                # the connection thread per batch instead of one per message.
+                if done and (not start or self._todo.empty() or len(done) >= HAND_BACK_BATCH):
+                    self._hand_back(done)
+                    done = []
+            if done:
+                self._hand_back(done)
         finally:
             stages.close()
 
@@ -253,20 +262,21 @@ class Worker:
             log.exception("internal error on message %s", short(delivery.message_id or "?", 40))
             return Outcome(Verdict.PARK, f"internal error: {type(exc).__name__}: {exc}")
 
-    def _hand_back(self, delivery: Delivery, outcome: Outcome) -> None:
+    def _hand_back(self, done: list[tuple[Delivery, Outcome]]) -> None:
+        def settle_all() -> None:
+            for delivery, outcome in done:
+                with contextlib.suppress(_Requeued):
+                    self._settle(delivery, outcome)
+
         broker = self._broker
         try:
             if broker is None:
                 raise BrokerError("not connected")
-            broker.call_soon(partial(self._settle_safely, delivery, outcome))
+            broker.call_soon(settle_all)
         except BrokerError:
             with self._lock:
-                self._busy -= 1
-            log.info("%s not settled (connection lost): it will be redelivered", outcome.event_id)
-
-    def _settle_safely(self, delivery: Delivery, outcome: Outcome) -> None:
-        with contextlib.suppress(_Requeued):
-            self._settle(delivery, outcome)
+                self._busy -= len(done)
+            log.info("%d outcome(s) not settled (connection lost): redelivered later", len(done))
 
 
 class _Requeued(Exception):
