@@ -11,7 +11,7 @@ set -eu
 
 usage() {
     cat <<'EOF'
-usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--uninstall]
+usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--upgrade] [--uninstall]
 
   --root DIR      install below DIR instead of / (for tests and image builds;
                   no useradd/systemctl calls then)
@@ -19,6 +19,7 @@ usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--uninstall
                   unless that exists)
   --venv DIR      a Python venv with loginwatch[central] installed (default
                   /opt/loginwatch, created with pip from this source tree when missing)
+  --upgrade       pip-install this source tree into an existing venv again
   --uninstall     stop and remove the units, the command and a venv we created;
                   keep config, the store in /var/lib/loginwatch and the user
 EOF
@@ -28,12 +29,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 ROOT=""
 CONFIG=""
 VENV=/opt/loginwatch
+UPGRADE=no
 ACTION=install
 while [ $# -gt 0 ]; do
     case $1 in
     --root) ROOT=${2:?--root needs a directory}; shift ;;
     --config) CONFIG=${2:?--config needs a file}; shift ;;
     --venv) VENV=${2:?--venv needs a directory}; shift ;;
+    --upgrade) UPGRADE=yes ;;
     --uninstall) ACTION=uninstall ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -62,6 +65,10 @@ write_file() {
 }
 
 install_python() {
+    if [ -x "$VENV/bin/loginwatch" ] && [ "$UPGRADE" = yes ]; then
+        say "upgrading loginwatch in $VENV (restart the units afterwards)"
+        "$VENV/bin/pip" install -q --upgrade "$here/..[central]"
+    fi
     if [ ! -x "$VENV/bin/loginwatch" ]; then
         say "creating $ROOT$VENV (pip install $here/..[central])"
         python3 -m venv "$ROOT$VENV"

@@ -13,7 +13,7 @@ set -eu
 usage() {
     cat <<'EOF'
 usage: install-host.sh [--root DIR] [--config FILE] [--config-path PATH]
-                       [--password-file FILE] [--venv DIR] [--no-failures]
+                       [--password-file FILE] [--venv DIR] [--upgrade] [--no-failures]
                        [--check | --uninstall]
 
   --root DIR      install below DIR instead of / (for tests and image builds;
@@ -27,6 +27,7 @@ usage: install-host.sh [--root DIR] [--config FILE] [--config-path PATH]
                   /etc/loginwatch/broker.password, mode 0600, replacing an older one)
   --venv DIR      a Python venv with loginwatch installed (default /opt/loginwatch,
                   created with pip from this source tree when missing)
+  --upgrade       pip-install this source tree into an existing venv again
   --no-failures   only the session hook: do not report failed passwords
   --check         exit 1 if /etc/pam.d/sshd differs from what an install would write
                   (e.g. common-auth changed by pam-auth-update); changes nothing
@@ -43,6 +44,7 @@ CONFIG=""
 ETC_CONFIG=""
 PASSWORD_FILE=""
 VENV=/opt/loginwatch
+UPGRADE=no
 FAILURES=yes
 ACTION=install
 while [ $# -gt 0 ]; do
@@ -53,6 +55,7 @@ while [ $# -gt 0 ]; do
     --password-file) PASSWORD_FILE=${2:?--password-file needs a file}; shift ;;
     --venv) VENV=${2:?--venv needs a directory}; shift ;;
     --no-failures) FAILURES=no ;;
+    --upgrade) UPGRADE=yes ;;
     --uninstall) ACTION=uninstall ;;
     --check) ACTION=check ;;
     -h | --help) usage; exit 0 ;;
@@ -95,6 +98,10 @@ write_file() {
 install_python() {
     if [ -x "$VENV/bin/python" ]; then
         PYTHON=$VENV/bin/python
+        if [ "$UPGRADE" = yes ]; then
+            say "upgrading loginwatch in $VENV"
+            "$VENV/bin/pip" install -q --upgrade "$here/.."
+        fi
         return
     fi
     say "creating $ROOT$VENV (pip install $here/..)"
