@@ -42,7 +42,9 @@ def installed_stack(host: InstalledHost) -> str:
     )
 
 
-def ssh_with_password(sshd: Sshd, user: str, password: str, tmp_path: Path) -> int:
+def ssh_with_password(
+    sshd: Sshd, user: str, password: str, tmp_path: Path, method: str = "password"
+) -> int:
     """``ssh USER@127.0.0.1 true`` typing ``password`` via SSH_ASKPASS; the exit status."""
     askpass = tmp_path / "askpass"
     askpass.write_text(f"#!/bin/sh\nprintf '%s\\n' '{password}'\n")
@@ -58,7 +60,7 @@ def ssh_with_password(sshd: Sshd, user: str, password: str, tmp_path: Path) -> i
         "-o",
         "PubkeyAuthentication=no",
         "-o",
-        "PreferredAuthentications=password",
+        f"PreferredAuthentications={method}",
         "-o",
         "NumberOfPasswordPrompts=1",
     )
@@ -106,3 +108,26 @@ def test_sshd_with_the_installed_stack_refuses_and_reports_a_wrong_password(
     assert login.auth_method == "password"
     # An unknown user runs the auth stack too: reported under the name the client sent.
     assert (unknown.user, unknown.outcome) == ("no-such-user", Outcome.FAILURE)
+
+
+def test_keyboard_interactive_failures_are_reported_too(
+    tmp_path: Path, vhost: Vhost, tap: TapQueue
+) -> None:
+    # deploy/sshd/README.md: with KbdInteractiveAuthentication the PAM prompt is
+    # answered through the same auth stack, so a wrong answer is a failure event.
+    require_root_namespaces()
+    config = f'[broker]\nurl = "{vhost.url()}"\n[spool]\ndir = "{tmp_path / "spool"}"\n'
+    host = InstalledHost(tmp_path, config)
+    sshd = Sshd(installed_stack(host), password_auth=False)
+    sshd.config.write_text(
+        sshd.config.read_text().replace(
+            "KbdInteractiveAuthentication no", "KbdInteractiveAuthentication yes"
+        )
+    )
+    with sshd:
+        status = ssh_with_password(sshd, TEST_USER, "wrong", tmp_path, "keyboard-interactive")
+        assert status == 255, sshd.tail()
+        [(_, failure)] = tap.take(1)
+        status = ssh_with_password(sshd, TEST_USER, TEST_PASSWORD, tmp_path, "keyboard-interactive")
+        assert status == 0, sshd.tail()
+    assert (failure.user, failure.outcome) == (TEST_USER, Outcome.FAILURE)
