@@ -131,3 +131,23 @@ def test_keyboard_interactive_failures_are_reported_too(
         status = ssh_with_password(sshd, TEST_USER, TEST_PASSWORD, tmp_path, "keyboard-interactive")
         assert status == 0, sshd.tail()
     assert (failure.user, failure.outcome) == (TEST_USER, Outcome.FAILURE)
+
+
+def test_a_refused_key_never_reaches_pam(tmp_path: Path, vhost: Vhost, tap: TapQueue) -> None:
+    # deploy/sshd/README.md: key-only hosts report no failures; sshd refuses keys itself.
+    require_root_namespaces()
+    config = f'[broker]\nurl = "{vhost.url()}"\n[spool]\ndir = "{tmp_path / "spool"}"\n'
+    host = InstalledHost(tmp_path, config)
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    with Sshd(installed_stack(host)) as sshd:
+        args = sshd.ssh_args(TEST_USER, "-o", "BatchMode=yes")
+        args[args.index(str(sshd.client_key))] = str(stranger)
+        refused = subprocess.run(
+            [*args, "true"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False
+        )
+        assert refused.returncode == 255
+        sshd.ssh(TEST_USER, "true")
+        # The first event after the refused key is the login that followed it.
+        [(_, first)] = tap.take(1)
+    assert (first.pam_type, first.outcome) == (PamType.OPEN_SESSION, Outcome.SUCCESS)
