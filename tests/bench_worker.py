@@ -35,12 +35,12 @@ from consumer.pipeline import Outcome, Stages, build_stages
 from consumer.worker import Worker
 from schemas import topology
 from schemas.config import Config, load_config
-from schemas.event import LoginEvent, decode, encode
+from schemas.event import LoginEvent, encode
 from tests.bench_support import bench_vhost, median_ms, percentile_ms
 from tests.conftest import Vhost
 from tests.factories import event
 from tests.smtp_server import Received, SmtpServer
-from tests.worker_helpers import connect, running_worker, take_all, write_config
+from tests.worker_helpers import connect, running_worker, write_config
 
 EVENTS = 2000
 ROUNDS = 3
@@ -157,11 +157,12 @@ def mail_rate(vhost: Vhost, work: Path) -> dict[str, float]:
 
 def latency(vhost: Vhost, work: Path) -> dict[str, float | str]:
     """Hook event time → SMTP accept, for real ssh logins (hook runs without sshd)."""
-    from tests.hookrun import HOOK
+    from tests.hookrun import HOOK, TapQueue
     from tests.hookrun import write_config as hook_config
     from tests.sshd import ACCOUNT_STACK, AUTH_STACK, SESSION_STACK, TEST_USER, Sshd, hook_line
 
     arrivals: dict[str, float] = {}
+    tap = TapQueue(vhost.url())  # a copy of every event: their times, set by the hook
     with SmtpServer() as smtp:
         accept = smtp.store
 
@@ -183,7 +184,8 @@ def latency(vhost: Vhost, work: Path) -> dict[str, float | str]:
                 sshd.ssh(TEST_USER, "true")
                 smtp.wait_for(before + 1, timeout=10)
             smtp.wait_for(LOGINS, timeout=10)
-    events = {e.id_hex: e for e in (decode(m.body) for m in take_all(vhost, "loginwatch.digest"))}
+    events = {event.id_hex: event for _, event in tap.take(2 * LOGINS, timeout=10)}
+    tap.close()
     seconds = [
         at - events[event_id].time.timestamp()
         for message_id, at in arrivals.items()
