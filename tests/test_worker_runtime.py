@@ -108,6 +108,8 @@ def test_poison_goes_to_the_dead_queue_with_a_reason_and_the_worker_lives(
     assert listing.stdout.count("undecodable event") == len(POISON)
     # Listing took nothing away.
     assert depth(vh, topology.DEAD_QUEUE) == len(POISON)
+    status = loginwatch("status", "--config", str(config))
+    assert f"{len(POISON)} message(s) in the dead queue: loginwatch dead list" in status.stdout
 
     replayed = loginwatch("dead", "replay", "--id", "random bytes", "--config", str(config))
     assert replayed.returncode == 0, replayed.stderr
