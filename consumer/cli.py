@@ -20,6 +20,7 @@ from schemas.errors import LoginwatchError
 COMMANDS: Final[tuple[str, ...]] = (
     "setup",
     "worker",
+    "digest",
     "status",
     "dead",
     "check_config",

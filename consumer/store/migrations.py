@@ -72,6 +72,48 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX decision_log_at ON decision_log (decided_at, recipient)",
         ),
     ),
+    Migration(
+        3,
+        "digest: stored events, window states, send-now cuts, the scheduler lease",
+        (
+            # One row per event (idempotent on event_id). `at` is the event's time, clamped
+            # into the window that was open when it arrived (a late event is reported in the
+            # next digest, never lost); `audience` lists the recipients, space-separated.
+            """CREATE TABLE digest_event (
+                event_id TEXT PRIMARY KEY,
+                at BIGINT NOT NULL,
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                client_ip TEXT NOT NULL,
+                rhost TEXT NOT NULL,
+                auth_method TEXT NOT NULL,
+                dropped BIGINT NOT NULL,
+                audience TEXT NOT NULL
+            )""",
+            "CREATE INDEX digest_event_at ON digest_event (at)",
+            # open -> sending -> sent (or skipped) per window and recipient.
+            """CREATE TABLE digest_send (
+                window_key TEXT NOT NULL,
+                recipient TEXT NOT NULL,
+                start_at BIGINT NOT NULL,
+                end_at BIGINT NOT NULL,
+                state TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (window_key, recipient)
+            )""",
+            "CREATE INDEX digest_send_end ON digest_send (end_at)",
+            "CREATE TABLE digest_cut (at BIGINT PRIMARY KEY)",
+            # When the first scheduler started: no digest for windows that ended before.
+            "CREATE TABLE digest_anchor (name TEXT PRIMARY KEY, at BIGINT NOT NULL)",
+            """CREATE TABLE digest_lease (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 

@@ -1,0 +1,161 @@
+"""Make and send one window's digests: exactly one per recipient, whatever crashes when.
+
+Per window and recipient (``digest_send``), only the lease holder moves the state::
+
+    open ──claim──▶ sending ──delivered?──yes──▶ sent          (crashed after recording)
+                       │           no
+                       └─ aggregate, render, SMTP ──▶ record delivery ──▶ sent
+
+- A crash before the SMTP server accepted leaves ``sending`` and no delivery record: the
+  next lease holder claims it again and sends (never zero).
+- A crash after the delivery was recorded: the next holder finds the record and only marks
+  the row ``sent`` (never two).
+- A crash in the instant between the server's ``250`` and the record's commit cannot be told
+  apart from a crash before the ``250`` (no protocol can; the worker's alerts have the same
+  edge): the digest is sent again with the *same* Message-ID, derived from the window key
+  and the recipient, which mail stores and clients use to fold the copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+from consumer import metrics
+from consumer.digest.aggregate import Aggregator, Rules, audiences, reading
+from consumer.digest.render import DigestRenderer
+from consumer.digest.store import DigestStore, State
+from consumer.digest.summary import Summary
+from consumer.digest.view import Annotate, DigestView, build_view
+from consumer.digest.windows import Schedule, Window, outside_hours
+from consumer.stages.geoip import GeoIp
+from consumer.stages.rdns import ReverseDns
+from schemas.config import Config, seconds
+from schemas.errors import PermanentDelivery, TransientDelivery
+
+log = logging.getLogger("loginwatch.digest")
+
+
+class Sender(Protocol):
+    """What sends a mail (``stages.deliver.SmtpSender``)."""
+
+    def send(self, msg: EmailMessage) -> None: ...
+
+
+def recipients(config: Config) -> tuple[str, ...]:
+    """Everyone a non-ignore route names (lower-cased, sorted): each gets a digest."""
+    return tuple(sorted({r.lower() for route in config.route if route.mode != "ignore"
+                         for r in route.to}))  # fmt: skip
+
+
+def annotator(config: Config) -> Annotate:
+    """rDNS and GeoIP of a source address, at digest time, as ``[enrich]`` configures."""
+    rdns = ReverseDns(timeout=config.enrich.dns_timeout) if config.enrich.dns else None
+    geoip = GeoIp(config.enrich.geoip_db) if config.enrich.geoip_db else None
+
+    def annotate(address: str) -> tuple[str | None, bool, str]:
+        name, verified = rdns.lookup(address) if rdns else (None, False)
+        place = geoip.lookup(address) if geoip else None
+        if place is None:
+            return name, verified, ""
+        return (
+            name,
+            verified,
+            ", ".join(p for p in (place.city, place.country_name or place.country) if p),
+        )
+
+    return annotate
+
+
+@dataclass
+class Digests:
+    """Everything one scheduler needs to compose and send digests."""
+
+    config: Config
+    store: DigestStore
+    sender: Sender
+    renderer: DigestRenderer
+    annotate: Annotate
+    owner: str
+    dead_count: Callable[[], int | None] = lambda: None
+    checkpoint: Callable[[str], None] = lambda _name: None
+
+    def __post_init__(self) -> None:
+        self.schedule = Schedule.from_config(self.config.digest)
+        self.recipients = recipients(self.config)
+
+    def rules(self, window: Window) -> Rules:
+        digest = self.config.digest
+        outside = outside_hours(window, self.schedule.zone, digest.working_hours,
+                                digest.working_days)  # fmt: skip
+        return Rules(
+            top=digest.top,
+            burst_failures=digest.burst_failures,
+            burst_seconds=int(seconds(digest.burst_window)),
+            outside=tuple(outside),
+        )
+
+    def summaries(self, window: Window, dead: int | None) -> dict[str, Summary]:
+        """Every recipient's summary of ``window``."""
+        aggregator = Aggregator(self.store.db, self.rules(window))
+        found = audiences(self.store.db, window)
+        return {
+            r: replace(aggregator.summary(window, r, reading(r, found)), dead=dead)
+            for r in self.recipients
+        }
+
+    def view(self, summary: Summary) -> DigestView:
+        digest = self.config.digest
+        rule = f"{digest.burst_failures} failures from one source within {digest.burst_window}"
+        return build_view(summary, self.schedule.zone, self.annotate,
+                          working_hours=digest.working_hours, burst_rule=rule)  # fmt: skip
+
+    def send_window(self, window: Window, now: datetime) -> int:
+        """Send ``window``'s digests not sent yet; how many went out.
+
+        Raises:
+            TransientDelivery: the SMTP server is unreachable (rows stay ``sending``).
+            StoreError: the store failed.
+        """
+        stamp = now.timestamp()
+        self.store.open_window(window, self.recipients, stamp)
+        pending = [r for r in self.recipients if self.store.claim(window, r, self.owner, stamp)]
+        if not pending:
+            return 0
+        self.checkpoint("after-claim")
+        summaries = self.summaries(window, self.dead_count())
+        sent = 0
+        for recipient in pending:
+            sent += self._send_one(window, summaries[recipient], now)
+        return sent
+
+    def _send_one(self, window: Window, summary: Summary, now: datetime) -> int:
+        recipient, stamp = summary.recipient, now.timestamp()
+        key = f"digest:{window.key}:{recipient}"
+        if self.store.store.delivered(key):  # check-before: it went out, the mark did not
+            self.store.finish(window, recipient, State.SENT, stamp)
+            log.info("digest %s for %s: already sent, marked", window.key, recipient)
+            return 0
+        if summary.empty and self.config.digest.empty == "skip":
+            self.store.finish(window, recipient, State.SKIPPED, stamp)
+            log.info("digest %s for %s: empty window, skipped", window.key, recipient)
+            return 0
+        try:
+            self.sender.send(self.renderer.render(self.view(summary), now))
+        except PermanentDelivery as exc:
+            self.store.finish(window, recipient, State.FAILED, stamp)
+            log.error("digest %s for %s failed for good: %s", window.key, recipient, exc)
+            return 0
+        except TransientDelivery:
+            raise
+        self.checkpoint("after-smtp")
+        self.store.store.record_delivery(key, now)  # record-after
+        self.checkpoint("after-record")
+        self.store.finish(window, recipient, State.SENT, stamp)
+        metrics.digest_window_sent()
+        log.info("digest %s for %s: sent (%d events)", window.key, recipient, summary.total)
+        return 1

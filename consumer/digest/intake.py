@@ -1,0 +1,67 @@
+"""Intake: an event off the digest queue → one row of ``digest_event``.
+
+Who reads an event in their digest (its *audience*) is decided here, once, with the
+worker's own routing rules (``stages/policy.py``): every recipient of a matching route
+whose first matching route for them is not ``ignore`` — so recipients of ``immediate``
+routes get a digest too (it is where their silenced and folded events surface), and
+``digest`` routes are the ones that get *only* the digest. Routes changed later apply to
+events stored later.
+
+``at`` is the event's time clamped into the window collecting now: an event that arrives
+after its own window was sent (a host's spool drained late, a clock behind) is reported in
+the current window instead of vanishing, and a clock ahead cannot push it into the future.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from consumer.digest.store import EventRow, epoch
+from consumer.digest.windows import Window
+from consumer.stages.enrich import canonical_address
+from consumer.stages.policy import route_matches
+from schemas.config import Route
+from schemas.event import LoginEvent
+
+
+def audience(routes: tuple[Route, ...], event: LoginEvent) -> tuple[str, ...]:
+    """The recipients (lower-cased, sorted) whose digest includes ``event``."""
+    first: dict[str, str] = {}
+    for route in routes:
+        if route_matches(route, event):
+            for recipient in route.to:
+                first.setdefault(recipient.lower(), route.mode)
+    return tuple(sorted(r for r, mode in first.items() if mode != "ignore"))
+
+
+def sql_text(value: str) -> str:
+    """PostgreSQL TEXT cannot hold NUL: store it (and so the backslash) escaped, on both
+    (the same rule as the first-seen table, so the two join)."""
+    if "\x00" not in value and "\\" not in value:
+        return value
+    return value.replace("\\", "\\\\").replace("\x00", "\\x00")
+
+
+def slot(event_time: datetime, collecting: Window, now: datetime) -> int:
+    """The event's time, clamped into ``[collecting.start, now]`` (epoch seconds)."""
+    clamped = min(max(event_time, collecting.start), max(now, collecting.start))
+    return epoch(clamped)
+
+
+def event_row(
+    event: LoginEvent, routes: tuple[Route, ...], collecting: Window, now: datetime
+) -> EventRow:
+    """The stored row of one event."""
+    address = canonical_address(event.client_ip) or sql_text(event.client_ip)
+    return (
+        event.id_hex,
+        slot(event.time, collecting, now),
+        sql_text(event.host),
+        sql_text(event.user),
+        event.kind,
+        address,
+        sql_text(event.rhost),
+        sql_text(event.auth_method),
+        event.dropped,
+        " ".join(audience(routes, event)),
+    )

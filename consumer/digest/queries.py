@@ -1,0 +1,81 @@
+"""The digest's aggregation SQL, one statement per section (see aggregate.py).
+
+``{scope}`` is the window-and-audience condition on ``digest_event e`` (its parameters come
+first); a trailing ``COUNT(*) OVER ()`` is the number of rows before ``LIMIT``.
+Shared SQL: ``?`` placeholders only, no literal question mark or percent sign.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Per host, heat-map column and kind: totals, per-host rows, heat cells, root, dropped.
+HEAT: Final = """
+SELECT e.host, (e.at - ?) / ?, e.kind, COUNT(*),
+       SUM(CASE WHEN e.kind = 'login' AND e.username = 'root' THEN 1 ELSE 0 END),
+       SUM(e.dropped)
+FROM digest_event e WHERE {scope}
+GROUP BY 1, 2, 3
+"""
+
+USERS: Final = """
+SELECT e.username, COUNT(*),
+       SUM(CASE WHEN e.kind = 'login' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN e.kind = 'failure' THEN 1 ELSE 0 END),
+       COUNT(DISTINCT e.host), COUNT(*) OVER ()
+FROM digest_event e WHERE {scope}
+GROUP BY e.username ORDER BY 2 DESC, 1 LIMIT ?
+"""
+
+# Parameters after the scope: the kind ('login' or 'failure'), the limit.
+SOURCES: Final = """
+SELECT e.client_ip, COUNT(*), COUNT(DISTINCT e.username), COUNT(DISTINCT e.host),
+       COUNT(*) OVER ()
+FROM digest_event e WHERE {scope} AND e.kind = ? AND e.client_ip <> ''
+GROUP BY e.client_ip ORDER BY 2 DESC, 1 LIMIT ?
+"""
+
+# Successful logins matching ``{extra}`` (root; outside working hours), oldest first.
+LOGINS: Final = """
+SELECT e.at, e.host, e.username, e.client_ip, COUNT(*) OVER ()
+FROM digest_event e WHERE {scope} AND e.kind = 'login' {extra}
+ORDER BY e.at, e.event_id LIMIT ?
+"""
+
+# Logins that created their user's first-seen address row (the worker's first-seen table;
+# the scheduler records it as well, so the digest works without a worker).
+FIRST_SEEN: Final = """
+SELECT e.at, e.host, e.username, e.client_ip, COUNT(*) OVER ()
+FROM digest_event e JOIN first_seen f
+  ON f.username = e.username AND f.scope = 'address' AND f.value = e.client_ip
+ AND f.event_id = e.event_id
+WHERE {scope} AND e.kind = 'login'
+ORDER BY e.at, e.event_id LIMIT ?
+"""
+
+# A failure completes a burst when the failure {lag} before it, from the same source, is at
+# most ? seconds older: N failures within M minutes.
+BURSTS: Final = """
+SELECT client_ip, COUNT(*), MIN(at), COUNT(*) OVER () FROM (
+    SELECT e.client_ip, e.at,
+           LAG(e.at, {lag}) OVER (PARTITION BY e.client_ip ORDER BY e.at) AS prev
+    FROM digest_event e WHERE {scope} AND e.kind = 'failure' AND e.client_ip <> ''
+) t
+WHERE prev IS NOT NULL AND at - prev <= ?
+GROUP BY client_ip ORDER BY 2 DESC, 1 LIMIT ?
+"""
+
+# What flood control and silences kept out of this recipient's inbox (decision log).
+KEPT_COUNTS: Final = """
+SELECT d.action, COUNT(*)
+FROM decision_log d JOIN digest_event e ON e.event_id = d.event_id
+WHERE d.recipient = ? AND e.at >= ? AND e.at < ?
+GROUP BY d.action
+"""
+
+KEPT: Final = """
+SELECT d.action, e.at, e.host, e.username, e.client_ip
+FROM decision_log d JOIN digest_event e ON e.event_id = d.event_id
+WHERE d.recipient = ? AND e.at >= ? AND e.at < ?
+ORDER BY e.at, e.event_id LIMIT ?
+"""

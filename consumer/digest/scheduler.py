@@ -1,0 +1,225 @@
+"""``loginwatch digest``: store the digest queue's events, send each window's digests.
+
+One scheduler works at a time. It first takes the store's lease (``digest_lease``, renewed
+every tick, ``[digest] lease`` long); only then does it consume the digest queue (which
+has single-active-consumer, so a second consumer is a standby there too) and send. A
+standby polls the lease and takes over when the holder stops renewing — at once after a
+clean shutdown (the lease is released), ``lease`` after a crash. Storing and sending in the
+one process that holds the lease means no event can be stored into a window after it was
+aggregated.
+
+Each delivery is acked only after its event is committed to the store (in batches, one
+transaction per pump of the connection). The clock is injected (tests drive simulated
+windows; ``LOGINWATCH_TEST_CLOCK``), and so is ``checkpoint`` (``LOGINWATCH_TEST_CRASH_AT``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from consumer.broker import Broker
+from consumer.delivery import Delivery
+from consumer.digest.digests import Digests
+from consumer.digest.intake import event_row
+from consumer.digest.store import DigestStore
+from consumer.digest.windows import current, due
+from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
+from consumer.stages.enrich import canonical_address, network_of
+from schemas import topology
+from schemas.config import Config, broker_user, seconds
+from schemas.errors import BrokerError, DecodeError, StoreError, TransientDelivery
+
+log = logging.getLogger("loginwatch.digest")
+
+LOOKBACK = timedelta(days=7)  # a scheduler that was down sends what it missed, this far back
+PRUNE_EVERY = 3600.0
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class Scheduler:
+    """``Scheduler(config, digests, clock=…).run(once=False)`` → exit status."""
+
+    def __init__(
+        self,
+        config: Config,
+        digests: Digests,
+        *,
+        clock: Callable[[], datetime],
+        lease_clock: Callable[[], float] = time.time,
+        broker: Callable[[], Broker] | None = None,
+    ) -> None:
+        self.config = config
+        self.digests = digests
+        self.store: DigestStore = digests.store
+        self.clock = clock
+        self.lease_clock = lease_clock
+        self.ttl = seconds(config.digest.lease)
+        self.tick = min(1.0, self.ttl / 3)
+        self._new_broker = broker or (lambda: Broker(config.broker))
+        self.decoder = Decoder(Identity.from_config(config))
+        self.own_user = broker_user(config.broker)
+        self.broker: Broker | None = None
+        self.pending: list[Delivery] = []
+        self.stopping = False
+        self._pruned: float | None = None
+        self._retry_at = 0.0
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, once: bool = False) -> int:
+        """Work until ``stop()`` (or, with ``once``, until the queue is drained and every
+        due window sent). Returns the exit status."""
+        give_up = time.monotonic() + self.ttl + 10
+        attempt = 0
+        try:
+            while not self.stopping:
+                try:
+                    if not self.store.acquire(self.digests.owner, self.lease_clock(), self.ttl):
+                        if once and time.monotonic() > give_up:
+                            log.error("another scheduler holds the lease (%s)",
+                                      self.store.holder(self.lease_clock()))  # fmt: skip
+                            return 1
+                        self._standby()
+                        continue
+                    if self._step() and once:
+                        return 0
+                    attempt = 0
+                except (BrokerError, StoreError) as exc:
+                    delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                    attempt += 1
+                    log.warning("%s; unacked events come back; retry in %gs", exc, delay)
+                    self._disconnect()
+                    self._sleep(delay)
+        finally:
+            self._disconnect()
+            with contextlib.suppress(StoreError):
+                self.store.release(self.digests.owner)
+        return 0
+
+    def _step(self) -> bool:
+        """One tick as the lease holder; True when the queue was idle."""
+        if self.broker is None:
+            self._connect()
+        idle = self._pump()
+        self._send_due()
+        self._prune()
+        return idle
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def _standby(self) -> None:
+        if self.broker is not None:
+            log.warning("lost the scheduler lease to %s: standing by",
+                        self.store.holder(self.lease_clock()))  # fmt: skip
+            self._disconnect()
+        self._sleep(self.tick)
+
+    def _connect(self) -> None:
+        broker = self._new_broker()
+        try:
+            broker.connect()
+            broker.consume(topology.DIGEST_QUEUE, 500, self.pending.append)
+        except BrokerError:
+            broker.close()
+            raise
+        self.broker = broker
+        log.info("holding the lease (%s); consuming %s", self.digests.owner,
+                 topology.DIGEST_QUEUE)  # fmt: skip
+
+    def _disconnect(self) -> None:
+        broker, self.broker = self.broker, None
+        self.pending.clear()  # unacked: the broker redelivers them
+        if broker is not None:
+            broker.close()
+
+    def _pump(self) -> bool:
+        """Take deliveries for one tick and store them; True when none came."""
+        assert self.broker is not None
+        self.broker.process_events(self.tick)
+        if not self.pending:
+            return True
+        self.flush()
+        return False
+
+    # -- intake -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Store the pending deliveries in one transaction, then ack them.
+
+        Raises:
+            StoreError: nothing was acked (the connection is dropped: all come back).
+            BrokerError: the connection failed.
+        """
+        assert self.broker is not None
+        batch, self.pending = self.pending, []
+        now = self.clock()
+        collecting = current(self.digests.schedule, now, self.store.cuts(now - LOOKBACK))
+        rows, logins = [], []
+        for delivery in batch:
+            user = effective_user(delivery.user_id, delivery.headers, self.own_user)
+            try:
+                event = self.decoder(Incoming(delivery.body, user))
+            except DecodeError as exc:
+                # The worker dead-letters its own copy of this message, with the reason.
+                log.warning("digest: skipping an undecodable message: %s", exc.reason[:200])
+                continue
+            rows.append(event_row(event, self.config.route, collecting, now))
+            if event.kind == "login":
+                logins.append(event)
+        self.store.add_events(rows)
+        for event in logins:
+            # First-seen as the worker records it (idempotent per event id), so the digest's
+            # first-seen list does not depend on a worker sharing the store.
+            address = canonical_address(event.client_ip)
+            if address:
+                self.store.store.observe(event.user, address=address, network=network_of(address),
+                                         country=None, event_id=event.id_hex, now=now)  # fmt: skip
+        for delivery in batch:
+            self.broker.ack(delivery)
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _send_due(self) -> None:
+        now = self.clock()
+        if time.monotonic() < self._retry_at:
+            return
+        since = max(self.store.anchor(now), now - LOOKBACK)
+        for window in due(self.digests.schedule, now, self.store.cuts(since), since):
+            try:
+                self.digests.send_window(window, now)
+            except TransientDelivery as exc:
+                log.warning("digest %s: SMTP: %s; retrying in a minute", window.key, exc)
+                self._retry_at = time.monotonic() + 60
+                return
+
+    def _prune(self) -> None:
+        if self._pruned is not None and time.monotonic() - self._pruned < PRUNE_EVERY:
+            return
+        self._pruned = time.monotonic()
+        before = self.clock() - timedelta(seconds=seconds(self.config.store.keep))
+        try:
+            count = self.store.prune(before)
+        except StoreError as exc:
+            log.warning("pruning the store: %s", exc)
+            return
+        if count:
+            log.info("pruned %d stored events older than %s", count, self.config.store.keep)
+
+    def dead_count(self) -> int | None:
+        """Messages in the dead queue now (the broker's count), None when unknown."""
+        if self.broker is None:
+            return None
+        try:
+            return self.broker.queue_state(topology.DEAD_QUEUE).messages
+        except BrokerError:
+            return None

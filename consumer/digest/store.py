@@ -1,0 +1,162 @@
+"""The digest's tables in the shared store (migration 3): events, window states, cuts, lease.
+
+Same SQL on SQLite and PostgreSQL (``?`` placeholders; see consumer/store/backends.py).
+Every state change is one conditional statement, so two schedulers racing for the same
+window cannot both move it: the ``UPDATE … WHERE state = …`` that matched no row lost.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from consumer.digest.windows import Window
+from consumer.store import Store
+
+LEASE: Final = "digest-scheduler"
+
+_INSERT_EVENT: Final = """
+INSERT INTO digest_event
+    (event_id, at, host, username, kind, client_ip, rhost, auth_method, dropped, audience)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (event_id) DO NOTHING
+"""
+# Take the lease when it is free, expired, or already ours; RETURNING says whether we got it.
+_LEASE: Final = """
+INSERT INTO digest_lease (name, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE digest_lease.holder = excluded.holder OR digest_lease.expires_at < ?
+RETURNING holder
+"""
+
+
+class State(enum.Enum):
+    OPEN = "open"  # due, nothing done yet
+    SENDING = "sending"  # a scheduler is sending it (or died doing so)
+    SENT = "sent"  # the SMTP server accepted it and the delivery log says so
+    SKIPPED = "skipped"  # empty window with [digest] empty = "skip"
+    FAILED = "failed"  # the SMTP server refused it for good (5xx, template error): logged
+
+
+EventRow = tuple[str, int, str, str, str, str, str, str, int, str]
+
+
+def epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def moment(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+class DigestStore:
+    """The digest's view of a ``Store``; every method raises ``StoreError`` on failure."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+
+    def add_events(self, rows: Sequence[EventRow]) -> None:
+        """Store events in one transaction; an event stored before is left as it was."""
+        with self.db.transaction() as run:
+            for row in rows:
+                run(_INSERT_EVENT, row)
+
+    # -- lease ------------------------------------------------------------------------
+
+    def acquire(self, holder: str, now: float, ttl: float) -> bool:
+        """Take or renew the scheduler lease until ``now + ttl``; False: someone else has it."""
+        rows = self.db.execute(_LEASE, (LEASE, holder, now + ttl, now))
+        return bool(rows) and rows[0][0] == holder
+
+    def release(self, holder: str) -> None:
+        """Give the lease up at once (clean shutdown), so a standby need not wait."""
+        self.db.execute(
+            "UPDATE digest_lease SET expires_at = 0 WHERE name = ? AND holder = ?", (LEASE, holder)
+        )
+
+    def holder(self, now: float) -> str | None:
+        """Who holds the lease now, if anyone."""
+        rows = self.db.execute(
+            "SELECT holder FROM digest_lease WHERE name = ? AND expires_at >= ?", (LEASE, now)
+        )
+        return str(rows[0][0]) if rows else None
+
+    # -- windows ----------------------------------------------------------------------
+
+    def open_window(self, window: Window, recipients: Sequence[str], now: float) -> None:
+        """Create the OPEN rows of a due window (rows that exist stay as they are)."""
+        with self.db.transaction() as run:
+            for recipient in recipients:
+                run(
+                    "INSERT INTO digest_send (window_key, recipient, start_at, end_at, state,"
+                    " owner, updated_at) VALUES (?, ?, ?, ?, ?, '', ?)"
+                    " ON CONFLICT (window_key, recipient) DO NOTHING",
+                    (window.key, recipient, epoch(window.start), epoch(window.end),
+                     State.OPEN.value, now),
+                )  # fmt: skip
+
+    def state(self, window: Window, recipient: str) -> State | None:
+        rows = self.db.execute(
+            "SELECT state FROM digest_send WHERE window_key = ? AND recipient = ?",
+            (window.key, recipient),
+        )
+        return State(rows[0][0]) if rows else None
+
+    def claim(self, window: Window, recipient: str, owner: str, now: float) -> bool:
+        """OPEN → SENDING, or take over a SENDING row (an interrupted send: ours, retried
+        after a transient failure, or one a dead scheduler left). Only the lease holder
+        calls this, and it got the lease only after the previous holder's had expired.
+        False: the row is SENT, SKIPPED or FAILED already."""
+        rows = self.db.execute(
+            "UPDATE digest_send SET state = ?, owner = ?, updated_at = ?"
+            " WHERE window_key = ? AND recipient = ?"
+            " AND state IN (?, ?) RETURNING owner",
+            (State.SENDING.value, owner, now, window.key, recipient,
+             State.OPEN.value, State.SENDING.value),
+        )  # fmt: skip
+        return bool(rows)
+
+    def finish(self, window: Window, recipient: str, state: State, now: float) -> None:
+        """SENDING → SENT, SKIPPED or FAILED."""
+        self.db.execute(
+            "UPDATE digest_send SET state = ?, updated_at = ? WHERE window_key = ?"
+            " AND recipient = ? AND state = ?",
+            (state.value, now, window.key, recipient, State.SENDING.value),
+        )
+
+    def anchor(self, now: datetime) -> datetime:
+        """When the first scheduler of this store started (set once, by the first call)."""
+        self.db.execute(
+            "INSERT INTO digest_anchor (name, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (LEASE, epoch(now)),
+        )
+        rows = self.db.execute("SELECT at FROM digest_anchor WHERE name = ?", (LEASE,))
+        return moment(int(rows[0][0]))
+
+    # -- send-now cuts ----------------------------------------------------------------
+
+    def cut(self, at: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO digest_cut (at) VALUES (?) ON CONFLICT DO NOTHING", (epoch(at),)
+        )
+
+    def cuts(self, since: datetime) -> list[datetime]:
+        rows = self.db.execute("SELECT at FROM digest_cut WHERE at >= ?", (epoch(since),))
+        return [moment(int(row[0])) for row in rows]
+
+    # -- retention --------------------------------------------------------------------
+
+    def prune(self, before: datetime) -> int:
+        """Forget events, window states and cuts older than ``before`` (``[store] keep``),
+        and the shared delivery and decision logs; how many events went."""
+        stamp = epoch(before)
+        with self.db.transaction() as run:
+            count = run("SELECT COUNT(*) FROM digest_event WHERE at < ?", (stamp,))
+            run("DELETE FROM digest_event WHERE at < ?", (stamp,))
+            run("DELETE FROM digest_send WHERE end_at < ?", (stamp,))
+            run("DELETE FROM digest_cut WHERE at < ?", (stamp,))
+        self.store.prune(before)
+        return int(count[0][0])

@@ -1,0 +1,105 @@
+"""The frozen result of aggregating one window for one recipient (aggregate → render)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from consumer.digest.windows import Window
+
+
+@dataclass(frozen=True)
+class HostRow:
+    host: str
+    events: int
+    logins: int
+    failures: int
+    root: int
+    dropped: int
+    cells: tuple[int, ...]  # events per heat-map column
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user: str
+    events: int
+    logins: int
+    failures: int
+    hosts: int
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    address: str
+    events: int
+    users: int
+    hosts: int
+
+
+@dataclass(frozen=True)
+class LoginRow:
+    at: datetime
+    host: str
+    user: str
+    source: str
+
+
+@dataclass(frozen=True)
+class BurstRow:
+    address: str
+    bursts: int  # failures that completed a burst (N within M minutes)
+    first: datetime  # when the first burst was complete
+
+
+@dataclass(frozen=True)
+class KeptRow:
+    action: str  # silenced, folded, burst
+    at: datetime
+    host: str
+    user: str
+    source: str
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Listing(Generic[T]):
+    """The first rows of a list and how many there are in all."""
+
+    rows: tuple[T, ...] = ()
+    total: int = 0
+
+    @property
+    def more(self) -> int:
+        return max(0, self.total - len(self.rows))
+
+
+@dataclass(frozen=True)
+class Summary:
+    window: Window
+    recipient: str
+    kinds: dict[str, int] = field(default_factory=dict)  # events per kind
+    hosts: Listing[HostRow] = Listing()
+    columns: tuple[datetime, ...] = ()  # heat-map column starts
+    users: Listing[UserRow] = Listing()
+    sources: Listing[SourceRow] = Listing()
+    first_seen: Listing[LoginRow] = Listing()
+    root: Listing[LoginRow] = Listing()
+    outside: Listing[LoginRow] = Listing()
+    failure_sources: Listing[SourceRow] = Listing()
+    bursts: Listing[BurstRow] = Listing()
+    kept_counts: dict[str, int] = field(default_factory=dict)
+    kept: Listing[KeptRow] = Listing()
+    dropped: tuple[tuple[str, int], ...] = ()  # (host, events its spool dropped)
+    dead: int | None = None  # messages in the dead queue when the digest was made
+
+    @property
+    def total(self) -> int:
+        return sum(self.kinds.values())
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to report: no event, no loss, nothing dead."""
+        return self.total == 0 and not self.dropped and not self.dead

@@ -1,0 +1,227 @@
+"""What the digest templates see: a ``Summary`` as display strings (``display.visible``).
+
+Like ``stages/view.py`` for alerts: every stored field is hostile text, so each reaches the
+templates made visible and cut to size, never raw; HTML escaping stays with autoescape.
+Numbers are plain integers, identical in the text and the HTML part. Source addresses are
+annotated here, at digest time, with reverse DNS and GeoIP (only the few listed ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from consumer.digest.summary import HostRow, LoginRow, SourceRow, Summary
+from consumer.display import visible
+
+FIELD: Final = 64  # hosts, users, names in tables
+SHADES: Final = (".", "░", "▒", "▓", "█")  # heat-map levels 0-4 in the text part
+COLORS: Final = ("#f3f4f6", "#fde68a", "#fbbf24", "#f97316", "#b91c1c")
+# (address) -> (rDNS name or None, forward-confirmed, "City, Country" or "")
+Annotate = Callable[[str], tuple[str | None, bool, str]]
+
+
+@dataclass(frozen=True)
+class Source:
+    address: str
+    name: str  # "laptop.example.net" / "laptop.example.net (unverified)" / ""
+    geo: str
+    events: int
+    users: int
+    hosts: int
+
+
+@dataclass(frozen=True)
+class Login:
+    when: str
+    host: str
+    user: str
+    source: str
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class HeatRow:
+    host: str
+    cells: tuple[tuple[int, int], ...]  # (count, level 0-4)
+    total: int
+
+    @property
+    def shades(self) -> str:
+        return " ".join(SHADES[level] * 2 for _, level in self.cells)
+
+
+@dataclass(frozen=True)
+class DigestView:
+    recipient: str
+    start: str
+    end: str
+    zone: str
+    key: str
+    quiet: bool
+    totals: tuple[tuple[str, int], ...]
+    hosts: tuple[HostRow, ...]
+    hosts_more: int
+    columns: tuple[str, ...]
+    heat: tuple[HeatRow, ...]
+    legend: tuple[tuple[str, str, str], ...]  # (range label, shade, colour)
+    users: tuple[tuple[str, int, int, int, int], ...]
+    users_more: int
+    sources: tuple[Source, ...]
+    sources_more: int
+    first_seen: tuple[Login, ...]
+    root: tuple[Login, ...]
+    root_more: int
+    outside: tuple[Login, ...]
+    outside_more: int
+    failures: int
+    failure_sources: tuple[Source, ...]
+    failure_sources_more: int
+    bursts: tuple[tuple[str, str, int, str], ...]  # (address, name, failures, first)
+    burst_rule: str
+    kept: tuple[Login, ...]
+    kept_more: int
+    dropped: tuple[tuple[str, int], ...]
+    dead: str
+    working_hours: str
+
+    @property
+    def legend_colors(self) -> tuple[str, ...]:
+        return COLORS
+
+
+def _text(value: str) -> str:
+    return visible(value, FIELD) or "(none)"
+
+
+def annotate_all(addresses: Iterable[str], annotate: Annotate) -> dict[str, tuple[str, str]]:
+    """(name label, geo) per address; lookups run side by side (each has its own timeout)."""
+    unique = sorted(set(addresses))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = dict(zip(unique, pool.map(annotate, unique), strict=True))
+    labels = {}
+    for address, (name, verified, geo) in found.items():
+        label = "" if not name else name if verified else f"{name} (unverified)"
+        labels[address] = (visible(label, FIELD), visible(geo, FIELD))
+    return labels
+
+
+def build_view(
+    summary: Summary,
+    zone: ZoneInfo,
+    annotate: Annotate,
+    *,
+    working_hours: str,
+    burst_rule: str,
+) -> DigestView:
+    """The template context of one digest."""
+    listed = [s.address for s in (*summary.sources.rows, *summary.failure_sources.rows)]
+    listed += [b.address for b in summary.bursts.rows]
+    names = annotate_all(listed, annotate)
+
+    def when(moment: datetime) -> str:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    def source(row: SourceRow) -> Source:
+        name, geo = names.get(row.address, ("", ""))
+        return Source(_text(row.address), name, geo, row.events, row.users, row.hosts)
+
+    def login(row: LoginRow, action: str = "") -> Login:
+        return Login(when(row.at), _text(row.host), _text(row.user),
+                     visible(row.source, FIELD) or "(local)", action)  # fmt: skip
+
+    peak = max((c for h in summary.hosts.rows for c in h.cells), default=0)
+    return DigestView(
+        recipient=summary.recipient,
+        start=when(summary.window.start),
+        end=when(summary.window.end),
+        zone=str(zone.key),
+        key=summary.window.key,
+        quiet=summary.empty,
+        totals=_totals(summary),
+        hosts=tuple(_host(h) for h in summary.hosts.rows),
+        hosts_more=summary.hosts.more,
+        columns=tuple(c.astimezone(zone).strftime("%H") for c in summary.columns),
+        heat=tuple(_heat(h, peak) for h in summary.hosts.rows),
+        legend=_legend(peak),
+        users=tuple(
+            (_text(u.user), u.events, u.logins, u.failures, u.hosts) for u in summary.users.rows
+        ),
+        users_more=summary.users.more,
+        sources=tuple(source(s) for s in summary.sources.rows),
+        sources_more=summary.sources.more,
+        first_seen=tuple(login(r) for r in summary.first_seen.rows),
+        root=tuple(login(r) for r in summary.root.rows),
+        root_more=summary.root.more,
+        outside=tuple(login(r) for r in summary.outside.rows),
+        outside_more=summary.outside.more,
+        failures=summary.kinds.get("failure", 0),
+        failure_sources=tuple(source(s) for s in summary.failure_sources.rows),
+        failure_sources_more=summary.failure_sources.more,
+        bursts=tuple(
+            (_text(b.address), names.get(b.address, ("", ""))[0], b.bursts, when(b.first))
+            for b in summary.bursts.rows
+        ),
+        burst_rule=burst_rule,
+        kept=tuple(
+            login(LoginRow(k.at, k.host, k.user, k.source), k.action) for k in summary.kept.rows
+        ),
+        kept_more=summary.kept.more,
+        dropped=tuple((_text(h), n) for h, n in summary.dropped),
+        dead="unknown" if summary.dead is None else str(summary.dead),
+        working_hours=working_hours,
+    )
+
+
+def _host(row: HostRow) -> HostRow:
+    return HostRow(_text(row.host), row.events, row.logins, row.failures, row.root,
+                   row.dropped, row.cells)  # fmt: skip
+
+
+def _totals(summary: Summary) -> tuple[tuple[str, int], ...]:
+    kinds = summary.kinds
+    other = summary.total - sum(kinds.get(k, 0) for k in ("login", "logout", "failure"))
+    return (
+        ("events", summary.total),
+        ("logins", kinds.get("login", 0)),
+        ("failed logins", kinds.get("failure", 0)),
+        ("logouts", kinds.get("logout", 0)),
+        ("other PAM events", other),
+        ("hosts", summary.hosts.total),
+        ("users", summary.users.total),
+        ("login sources", summary.sources.total),
+        ("first-seen sources", summary.first_seen.total),
+        ("root logins", summary.root.total),
+        ("logins outside working hours", summary.outside.total),
+        ("silenced", summary.kept_counts.get("silenced", 0)),
+        (
+            "folded by flood control",
+            summary.kept_counts.get("folded", 0) + summary.kept_counts.get("burst", 0),
+        ),
+        ("events dropped by host spools", sum(n for _, n in summary.dropped)),
+    )
+
+
+def _level(count: int, peak: int) -> int:
+    return 0 if count <= 0 or peak <= 0 else max(1, -(-4 * count // peak))
+
+
+def _heat(row: HostRow, peak: int) -> HeatRow:
+    return HeatRow(_text(row.host), tuple((c, _level(c, peak)) for c in row.cells), row.events)
+
+
+def _legend(peak: int) -> tuple[tuple[str, str, str], ...]:
+    """Each level's range of events per cell: level n holds counts up to n/4 of the peak."""
+    legend = [("0", SHADES[0], COLORS[0])]
+    low = 1
+    for level in range(1, 5):
+        high = peak * level // 4
+        if high >= low:
+            label = str(low) if high == low else f"{low}-{high}"
+            legend.append((label, SHADES[level], COLORS[level]))
+            low = high + 1
+    return tuple(legend)
