@@ -1,0 +1,106 @@
+"""Shared pieces of the digest tests: stores on both databases, configs, events, mail parsing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumer.digest.digests import Digests
+from consumer.digest.intake import event_row
+from consumer.digest.render import DigestRenderer
+from consumer.digest.store import DigestStore
+from consumer.digest.windows import current
+from consumer.store import open_store
+from schemas.config import Config, parse_config
+from schemas.event import LoginEvent, Outcome, PamType
+from tests.factories import event
+
+OPS = "ops@example.com"
+ALICE = "alice@example.com"
+# 2026-11-26 is a Thursday; windows are days starting 07:00 Berlin (06:00 UTC in winter).
+DAY1 = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+
+
+def config_text(
+    store_url: str, *extra: str, smtp_port: int = 25, amqp_url: str = "", digest: str = ""
+) -> str:
+    broker = f'[broker]\nurl = "{amqp_url}"\n' if amqp_url else ""
+    return "\n".join([
+        broker,
+        f'[store]\nurl = "{store_url}"\n',
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nfrom = "loginwatch@example.org"\n',
+        '[enrich]\ndns = false\n',
+        '[digest]\nevery = "1d"\nat = "07:00"\ntimezone = "Europe/Berlin"\nlease = "1s"\n'
+        f'burst_failures = 3\nburst_window = "5m"\n{digest}\n',
+        f'[[route]]\nto = ["{OPS}"]\nmode = "digest"\n',
+        f'[[route]]\nto = ["{ALICE}"]\nhosts = ["web-*"]\n',
+        *extra,
+    ])  # fmt: skip
+
+
+def make_config(store_url: str, *extra: str, **kw: Any) -> Config:
+    return parse_config(config_text(store_url, *extra, **kw))
+
+
+def no_dns(_address: str) -> tuple[str | None, bool, str]:
+    return None, False, ""
+
+
+def digests_for(config: Config, sender: Any = None, owner: str = "test") -> Digests:
+    store = DigestStore(open_store(config.store.url))
+    return Digests(config, store, sender, DigestRenderer(config), no_dns, owner)
+
+
+def login(
+    at: datetime, host: str, user: str = "bob", ip: str = "192.0.2.10", **kw: Any
+) -> LoginEvent:
+    return event(time=at, host=host, user=user, client_ip=ip, rhost=ip, **kw)
+
+
+def failure(at: datetime, host: str, user: str, ip: str) -> LoginEvent:
+    return event(time=at, host=host, user=user, client_ip=ip, rhost=ip,
+                 pam_type=PamType.AUTH, outcome=Outcome.FAILURE, auth_method="password",
+                 key_type="", key_sha256=b"")  # fmt: skip
+
+
+def store_events(digests: Digests, events: list[LoginEvent], now: datetime) -> None:
+    collecting = current(digests.schedule, now, [])
+    rows = [event_row(e, digests.config.route, collecting, now) for e in events]
+    digests.store.add_events(rows)
+
+
+def totals(text: str) -> dict[str, str]:
+    """The "Totals" block of a digest's text part: label -> number."""
+    block = text.split("Totals\n", 1)[1].split("\n\n", 1)[0]
+    return {m[1].strip(): m[2] for m in re.finditer(r"^  (.+?)\s{2,}(\S+)$", block, re.M)}
+
+
+def text_part(msg: EmailMessage) -> str:
+    part = msg.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def html_part(msg: EmailMessage) -> str:
+    part = msg.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "loginwatch.db")
+    new_url: Callable[[], str] = request.getfixturevalue("pg_urls")
+    return new_url()
+
+
+def day(n: int, hours: float = 0) -> datetime:
+    """``n`` days after DAY1 07:00 Berlin, plus ``hours``."""
+    return DAY1 + timedelta(days=n, hours=hours)
