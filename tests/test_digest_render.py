@@ -1,0 +1,103 @@
+"""The digest mail: HTML that parses, a text part with every number, hostile text inert."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from pathlib import Path
+
+from consumer.digest.digests import Digests
+from consumer.digest.windows import window_at
+from tests.digest_support import (
+    OPS,
+    day,
+    digests_for,
+    failure,
+    login,
+    make_config,
+    store_events,
+    text_part,
+)
+
+HOSTILE_USER = "{{ 7*7 }}\r\nBcc: victim@example.net <b>x</b>\u202e"
+HOSTILE_HOST = "web-<script>alert(1)</script>"
+
+
+class Page(HTMLParser):
+    """Collects the visible text and checks that every opened table cell is closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: list[str] = []
+        self.tags: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.scripts += tag == "script"
+
+    def handle_data(self, data: str) -> None:
+        self.data.append(data)
+
+
+def mail(tmp_path: Path, *extra: str) -> tuple[Digests, EmailMessage]:
+    digests = digests_for(make_config(str(tmp_path / "lw.db"), *extra))
+    events = [login(day(0, h), f"web-{h}", "bob", f"192.0.2.{h}") for h in range(1, 6)]
+    events += [login(day(0, 15), HOSTILE_HOST, HOSTILE_USER, "198.51.100.1")]
+    events += [login(day(0, 3.5), "web-2", "root", "198.51.100.2")]
+    events += [failure(day(0, 2) + timedelta(seconds=i), "web-1", "root", "203.0.113.9")
+               for i in range(5)]  # fmt: skip
+    store_events(digests, events, day(0, 16))
+    window = window_at(digests.schedule, day(0, 1))
+    summary = digests.summaries(window, dead=7)[OPS]
+    return digests, digests.renderer.render(digests.view(summary), day(1))
+
+
+def test_html_parses_and_the_text_part_carries_every_number(tmp_path: Path) -> None:
+    _, msg = mail(tmp_path)
+    html = msg.get_body(("html",))
+    assert html is not None
+    page = Page()
+    page.feed(str(html.get_content()))
+    page.close()
+    assert page.tags.count("table") >= 3 and page.scripts == 0
+    text = text_part(msg)
+    html_numbers = {n for chunk in page.data for n in re.findall(r"\d+", chunk)}
+    text_numbers = set(re.findall(r"\d+", text))
+    assert html_numbers - text_numbers == set()
+    for needle in ("events", "Root logins", "Failed logins: 5", "Bursts", "dead queue"):
+        assert needle in text
+    assert re.search(r"dead queue \(now\)\s+7", text)
+    # Phone width: a fluid layout capped for desktops, with a viewport.
+    assert 'name="viewport"' in str(html.get_content())
+    assert "max-width:640px" in str(html.get_content())
+
+
+def test_hostile_fields_stay_inert(tmp_path: Path) -> None:
+    _, msg = mail(tmp_path)
+    assert sorted(msg.keys()) == sorted([
+        "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "X-Loginwatch-Digest",
+        "MIME-Version", "Content-Type",
+    ])  # fmt: skip
+    assert "\n" not in msg["Subject"] and "victim" not in msg["Subject"]
+    html = msg.get_body(("html",))
+    assert html is not None
+    body = str(html.get_content())
+    assert "<script>" not in body and "&lt;script&gt;" in body
+    assert "<b>x</b>" not in body
+    text = text_part(msg)
+    # Shown, not evaluated; CR/LF and the bidi override made visible.
+    assert "{{ 7*7 }}␍␊Bcc: victim@example.net <b>x</b>\\u202e" in text
+    assert "49" not in text.replace("2026", "")
+    assert "\u202e" not in body and "\u202e" not in text
+
+
+def test_templates_are_overridable(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "digest.subject.j2").write_text("Fleet: {{ d.failures }} failed logins\n")
+    _, msg = mail(tmp_path, f'[render]\ntemplates = "{templates}"\n')
+    assert msg["Subject"] == "Fleet: 5 failed logins"
+    assert msg["Message-ID"].startswith("<20261126T0600Z-20261127T0600Z.digest.")
