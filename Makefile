@@ -22,6 +22,11 @@ unit: $(STAMP)
 bench: system-deps broker $(STAMP)
 	$(PY) -m tests.bench
 
+# Faults under load, each scenario bounded and accounted for (lost, duplicates).
+# `make chaos CHAOS_ARGS="--quick"`, or name scenarios: CHAOS_ARGS="workers smtp".
+chaos: system-deps broker $(STAMP)
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
+
 # Everything end to end on this machine: broker vhost, worker, SMTP server, three hosts' hooks.
 demo: system-deps broker $(STAMP)
 	$(PY) -m tests.demo
