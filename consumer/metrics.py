@@ -118,15 +118,27 @@ def serve(listen: str) -> int:
 
 
 LISTEN_ENV: Final = "LOGINWATCH_METRICS_LISTEN"
+# Set by loginwatch-worker@N.service to N: instance N serves on [metrics] listen's
+# port + N, so the digest (offset 0) and every worker on a machine share one config.
+OFFSET_ENV: Final = "LOGINWATCH_METRICS_PORT_OFFSET"
 
 
 def start(listen: str | None, environ: dict[str, str]) -> int | None:
     """Serve metrics where ``$LOGINWATCH_METRICS_LISTEN`` or ``[metrics] listen`` says.
 
+    A numeric ``$LOGINWATCH_METRICS_PORT_OFFSET`` shifts the configured port.
     Returns the bound port, or None when neither is set.
 
     Raises:
-        ConfigError: a bad address, or the port cannot be bound.
+        ConfigError: a bad address or offset, or the port cannot be bound.
     """
-    chosen = environ.get(LISTEN_ENV) or listen
-    return serve(chosen) if chosen else None
+    if environ.get(LISTEN_ENV):
+        return serve(environ[LISTEN_ENV])
+    if not listen:
+        return None
+    offset = environ.get(OFFSET_ENV, "0")
+    if not offset.isdigit():
+        raise ConfigError(f"${OFFSET_ENV}: expected a number, got {offset!r}")
+    host, port = parse_listen(listen)
+    shifted = port + int(offset) if port else 0
+    return serve(f"[{host}]:{shifted}" if ":" in host else f"{host}:{shifted}")

@@ -199,7 +199,8 @@ class MetricsConfig(_Section, frozen=True):
     """``[metrics]``: Prometheus ``/metrics`` of the worker and the digest scheduler."""
 
     # HOST:PORT, e.g. "127.0.0.1:9464"; none: no metrics endpoint.
-    # $LOGINWATCH_METRICS_LISTEN overrides it per process (several worker instances).
+    # Per process: $LOGINWATCH_METRICS_LISTEN replaces it, $LOGINWATCH_METRICS_PORT_OFFSET
+    # (set to N by loginwatch-worker@N.service) adds N to its port.
     listen: str | None = None
 
 

@@ -140,3 +140,12 @@ def test_a_running_worker_counts_what_it_did(vhost: Vhost, tmp_path: Path) -> No
     assert seen['loginwatch_logins_total{outcome="success"}'] == 1
     assert seen['loginwatch_mails_total{result="sent"}'] == 1
     assert seen["loginwatch_delivery_latency_seconds_count"] == 1
+
+
+def test_worker_instance_n_serves_on_the_configured_port_plus_n() -> None:
+    port = free_port()
+    bound = metrics.start(f"127.0.0.1:{port - 2}", {metrics.OFFSET_ENV: "2"})
+    assert bound == port
+    assert 'loginwatch_mails_total{result="sent"}' in scrape(port)
+    with pytest.raises(ConfigError, match="LOGINWATCH_METRICS_PORT_OFFSET: expected a number"):
+        metrics.start("127.0.0.1:9464", {metrics.OFFSET_ENV: "one"})
