@@ -1,16 +1,113 @@
-"""Chaos for the digest scheduler (issue 4): killed at random points across 20 windows.
+"""Chaos for the digest scheduler: ``kill -9`` at random points across 20 windows.
 
-Waits for ``loginwatch digest`` to land (consumer/commands/digest.py); until then the
-scenario reports itself as skipped rather than pretending.
+Short windows (``[digest] every`` of a few seconds, a 2 s lease so a restarted scheduler
+takes over quickly), events flowing all along, and the scheduler killed again and again:
+from outside at random moments, and from inside at the state boundaries of sending
+(``LOGINWATCH_TEST_CRASH_AT``: after-claim, after-smtp, after-record). Then one clean
+scheduler finishes. Every window from the first to the last must have exactly one digest
+(counted by the ``X-Loginwatch-Digest`` window key of the received mails), and no window
+may be missing between them.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+
+from tests.chaos_support import chaos_config, mixed_event, publish_events, setup
+from tests.smtp_server import SmtpServer
+from tests.worker_helpers import ROOT, fresh_vhost
+
+_WINDOW = re.compile(rb"^X-Loginwatch-Digest: (\S+)\r?$", re.M | re.I)
+CRASH_POINTS = ("", "", "after-claim", "after-smtp", "after-record")
+
+
+def scheduler(config: Path, log: Path, crash_at: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("LOGINWATCH_TEST_CRASH_AT", None)
+    if crash_at:
+        env["LOGINWATCH_TEST_CRASH_AT"] = crash_at
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "consumer.cli", "digest", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+        )  # fmt: skip
+
+
+def _flow(url: str, until: float) -> None:
+    """A few events a second, so windows have something to summarise."""
+    n = 0
+    while time.monotonic() < until:
+        n += publish_events(url, (mixed_event(n + k) for k in range(3)))
+        time.sleep(1)
+
+
+def _key_times(key: str) -> tuple[datetime, datetime]:
+    start, end = key.split("-")
+    return (datetime.strptime(start, "%Y%m%dT%H%M%S%z"), datetime.strptime(end, "%Y%m%dT%H%M%S%z"))
+
+
+def _windows(data: list[bytes]) -> Counter[str]:
+    return Counter(m.group(1).decode() for d in data if (m := _WINDOW.search(d)))
 
 
 def digest_kills(args: argparse.Namespace) -> dict[str, object]:
-    if importlib.util.find_spec("consumer.commands.digest") is None:
-        return {"skipped": "the digest scheduler (issue 4) has not landed yet"}
-    return {"skipped": "the digest scheduler landed after this scenario was written"}
+    windows, every = 20, (3 if args.quick else 5)
+    rng = random.Random(20)
+    started = time.monotonic()
+    with (
+        fresh_vhost("loginwatch-chaos") as vhost,
+        tempfile.TemporaryDirectory(prefix="lw-chaos-g-") as tmp,
+        SmtpServer() as smtp,
+    ):
+        digest = f'[digest]\nevery = "{every}s"\nlease = "2s"\nempty = "quiet"\n'
+        config = chaos_config(Path(tmp) / "loginwatch.toml", vhost.url(), smtp.port, extra=digest)
+        setup(config)
+        log = Path(tmp) / "digest.log"
+        end = time.monotonic() + windows * every
+        flow = threading.Thread(target=_flow, args=(vhost.url(), end), daemon=True)
+        flow.start()
+        kills: Counter[str] = Counter()
+        while time.monotonic() < end:
+            point = rng.choice(CRASH_POINTS)
+            proc = scheduler(config, log, point)
+            try:
+                proc.wait(rng.uniform(0.5, 2.5 * every))
+                kills[f"self at {point}"] += 1  # it reached its crash point
+            except subprocess.TimeoutExpired:
+                proc.kill()  # SIGKILL from outside, wherever it was
+                proc.wait()
+                kills["kill -9 from outside"] += 1
+        flow.join()
+        final = scheduler(config, log, "")
+        time.sleep(3 * every + 4)  # the lease of the last victim expires; due windows go out
+        final.send_signal(signal.SIGTERM)
+        final.wait(30)
+        counts = _windows([m.data for m in smtp.messages])
+    ordered = sorted(counts, key=_key_times)
+    gaps = [f"{a} → {b}" for a, b in pairwise(ordered) if _key_times(a)[1] != _key_times(b)[0]]
+    return {
+        "windows": len(counts),
+        "kills": dict(kills),
+        "digests_received": sum(counts.values()),
+        "windows_with_one_digest": sum(n == 1 for n in counts.values()),
+        "windows_with_two_or_more": sum(n > 1 for n in counts.values()),
+        "missing_windows": len(gaps),
+        "gaps_between": gaps,
+        "duplicated_windows": [k for k, n in counts.items() if n > 1],
+        "lost": len(gaps),
+        "duplicate_mails": sum(n - 1 for n in counts.values()),
+        "seconds": round(time.monotonic() - started, 1),
+    }

@@ -46,7 +46,12 @@ class NodeVhost(Vhost):
 
 
 def chaos_config(
-    path: Path, amqp_url: str, smtp_port: int, *, retry_delays: Iterable[int] = (1, 2, 4)
+    path: Path,
+    amqp_url: str,
+    smtp_port: int,
+    *,
+    retry_delays: Iterable[int] = (1, 2, 4),
+    extra: str = "",
 ) -> Path:
     """Routes that exercise every way out: ``quiet-*`` hosts ignored, failures to the
     digest only, everything else mailed at once; flood control out of the way."""
@@ -73,6 +78,7 @@ retry_delays = [{delays}]
 
 [policy]
 flood_max = 1000000
+{extra}
 
 [[route]]
 to = ["{RECIPIENT}"]
