@@ -1,0 +1,174 @@
+"""Benchmark: a fleet of 10,000 simulated hosts against one worker. Figures, no assertions.
+
+Events are published with pika as hosts would (persistent, confirmed, mandatory), each
+with its own ``host`` name (``h00000`` … ``h09999``), paced at a fixed rate, while one
+``loginwatch worker`` subprocess mails them (every successful login to an aiosmtpd server;
+failures digest-only, ``quiet-*`` hosts ignored: tests/chaos_support.py's routes, flood
+control out of the way, so this is the heaviest ordinary load: a mail per login).
+
+1. The maximum sustained rate: the rate is stepped up (x1.5) until the alerts queue stops
+   draining; a step holds when the queue ends the step (nearly) empty and is not growing.
+2. At 80 % of that rate, 10,000 distinct hosts in one run: the queue depth over time.
+
+Run alone: ``.venv/bin/python -m tests.bench_load [--quick]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pika
+
+from schemas import topology
+from schemas.event import LoginEvent, encode
+from tests.bench_support import bench_vhost
+from tests.chaos_support import chaos_config, mixed_event, setup, workers
+from tests.smtp_server import SmtpServer
+
+HOSTS = 10_000
+
+
+def fleet_event(n: int) -> LoginEvent:
+    """Event ``n``: host ``h{n mod 10,000}``, the chaos stream's mix of kinds."""
+    return mixed_event(n, host=f"h{n % HOSTS:05d}")
+
+
+class Paced:
+    """Publishes ``rate`` events a second for ``seconds`` on one confirmed channel."""
+
+    def __init__(self, url: str, start: int) -> None:
+        self.url = url
+        self.next = start
+
+    def run(self, rate: float, seconds: float) -> float:
+        """Returns the rate actually achieved (confirms can be the limit)."""
+        props = pika.BasicProperties(delivery_mode=2, content_type=topology.CONTENT_TYPE)
+        sent = 0
+        with pika.BlockingConnection(pika.URLParameters(self.url)) as connection:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            began = time.monotonic()
+            while (elapsed := time.monotonic() - began) < seconds:
+                due = int(elapsed * rate) + 1
+                while sent < due:
+                    login = fleet_event(self.next)
+                    channel.basic_publish(topology.EXCHANGE, login.kind, encode(login), props)
+                    self.next += 1
+                    sent += 1
+                time.sleep(max(0.0, (sent / rate) - (time.monotonic() - began)))
+        return sent / seconds
+
+
+class DepthProbe:
+    """Samples the alerts queue's ready + unacked count once a second."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with pika.BlockingConnection(pika.URLParameters(self.url)) as connection:
+            channel = connection.channel()
+            while not self._stop.is_set():
+                queue = channel.queue_declare(topology.ALERTS_QUEUE, passive=True).method
+                self.samples.append(int(queue.message_count))
+                connection.sleep(1.0)
+
+    def __enter__(self) -> DepthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def _slope(samples: list[int]) -> float:
+    """Least-squares growth of the depth, messages per second."""
+    if len(samples) < 3:
+        return 0.0
+    xs = range(len(samples))
+    mx, my = statistics.mean(xs), statistics.mean(samples)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, samples, strict=True)) / var
+
+
+def _drain(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+        channel = connection.channel()
+        while time.monotonic() < deadline:
+            if channel.queue_declare(topology.ALERTS_QUEUE, passive=True).method.message_count == 0:
+                return
+            connection.sleep(0.5)
+
+
+def _purge_digest(url: str) -> None:
+    """Nobody consumes the digest queue here: keep it from growing across steps."""
+    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+        connection.channel().queue_purge(topology.DIGEST_QUEUE)
+
+
+def measure(quick: bool = False) -> dict[str, object]:
+    step_s, rate = (8.0, 60.0) if quick else (15.0, 60.0)
+    figures: dict[str, object] = {}
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    with (
+        bench_vhost() as vhost,
+        tempfile.TemporaryDirectory(prefix="lw-bench-load-") as tmp,
+        SmtpServer() as smtp,
+    ):
+        url = vhost.url()
+        config = chaos_config(Path(tmp) / "loginwatch.toml", url, smtp.port)
+        setup(config)
+        publisher = Paced(url, 0)
+        best, steps = 0.0, []
+        with workers(config, Path(tmp) / "logs", 1):
+            for _ in range(4 if quick else 8):
+                with DepthProbe(url) as probe:
+                    achieved = publisher.run(rate, step_s)
+                    time.sleep(1.5)
+                tail = probe.samples[len(probe.samples) // 2 :]
+                held = bool(tail) and tail[-1] <= max(20, rate) and _slope(tail) < 0.05 * rate
+                steps.append({"rate": round(achieved), "end_depth": tail[-1] if tail else None,
+                              "held": held})  # fmt: skip
+                _drain(url)
+                _purge_digest(url)
+                if not held:
+                    break
+                best = achieved
+                rate *= 1.5
+            figures["load_steps"] = steps
+            figures["max_sustained_events_per_s"] = round(best)
+            # 10,000 distinct hosts at 80 % of the sustained rate.
+            target = max(10.0, 0.8 * best)
+            seconds = min(HOSTS / target, 30.0 if quick else 120.0)
+            publisher.next = 0
+            sent_before = len(smtp.messages)
+            with DepthProbe(url) as probe:
+                achieved = publisher.run(target, seconds)
+                time.sleep(2)
+            _drain(url)
+            figures.update(
+                fleet_hosts=min(HOSTS, publisher.next),
+                fleet_rate_per_s=round(achieved, 1),
+                fleet_seconds=round(seconds, 1),
+                fleet_depth_max=max(probe.samples, default=0),
+                fleet_depth_final=probe.samples[-1] if probe.samples else None,
+                fleet_depth_slope_per_s=round(_slope(probe.samples), 2),
+                fleet_mails=len(smtp.messages) - sent_before,
+            )
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure("--quick" in sys.argv[1:]), indent=2))
