@@ -84,7 +84,7 @@ def totals(text: str) -> dict[str, str]:
 def text_part(msg: EmailMessage) -> str:
     part = msg.get_body(("plain",))
     assert part is not None
-    return str(part.get_content())
+    return str(part.get_content()).replace("\r\n", "\n")
 
 
 def html_part(msg: EmailMessage) -> str:

@@ -100,4 +100,4 @@ def test_templates_are_overridable(tmp_path: Path) -> None:
     (templates / "digest.subject.j2").write_text("Fleet: {{ d.failures }} failed logins\n")
     _, msg = mail(tmp_path, f'[render]\ntemplates = "{templates}"\n')
     assert msg["Subject"] == "Fleet: 5 failed logins"
-    assert msg["Message-ID"].startswith("<20261126T0600Z-20261127T0600Z.digest.")
+    assert msg["Message-ID"].startswith("<20261126T060000Z-20261127T060000Z.digest.")

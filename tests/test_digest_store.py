@@ -124,7 +124,7 @@ def test_a_recorded_delivery_is_only_marked(digests: Digests) -> None:
     """The scheduler died after the delivery log was written: no second mail."""
     window = window_at(digests.schedule, day(0, 1))
     digests.store.open_window(window, [OPS], 0)
-    assert digests.store.claim(window, OPS, "dead-scheduler", 0)
+    assert digests.store.claim(window, OPS, "dead-scheduler", 0, 0)
     digests.store.store.record_delivery(f"digest:{window.key}:{OPS}", day(1))
     digests.send_window(window, day(1, 0.1))
     outbox: Outbox = digests.sender  # type: ignore[assignment]
@@ -165,11 +165,13 @@ def test_states_move_once(digests: Digests) -> None:
     window = window_at(digests.schedule, day(0))
     store.open_window(window, [OPS], 1.0)
     assert store.state(window, OPS) is State.OPEN
-    assert store.claim(window, OPS, "a", 2.0)
-    assert store.claim(window, OPS, "b", 3.0)  # an interrupted send is taken over
+    assert store.claim(window, OPS, "a", 2.0, 0)
+    assert not store.claim(window, OPS, "b", 3.0, 1.0)  # a is sending it right now
+    assert store.claim(window, OPS, "a", 3.5, 1.0)  # a retries its own
+    assert store.claim(window, OPS, "b", 9.0, 5.0)  # a's claim is older than the lease
     store.finish(window, OPS, State.SENT, 4.0)
     store.open_window(window, [OPS], 5.0)  # does not reopen
-    assert not store.claim(window, OPS, "c", 6.0)
+    assert not store.claim(window, OPS, "c", 16.0, 15.0)
     assert store.state(window, OPS) is State.SENT
 
 

@@ -19,6 +19,7 @@ Per window and recipient (``digest_send``), only the lease holder moves the stat
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,9 +36,13 @@ from consumer.digest.windows import Schedule, Window, outside_hours
 from consumer.stages.geoip import GeoIp
 from consumer.stages.rdns import ReverseDns
 from schemas.config import Config, seconds
-from schemas.errors import PermanentDelivery, TransientDelivery
+from schemas.errors import LoginwatchError, PermanentDelivery, TransientDelivery
 
 log = logging.getLogger("loginwatch.digest")
+
+
+class LeaseLost(LoginwatchError):
+    """Another scheduler holds the lease now: stop sending, stand by."""
 
 
 class Sender(Protocol):
@@ -83,6 +88,10 @@ class Digests:
     owner: str
     dead_count: Callable[[], int | None] = lambda: None
     checkpoint: Callable[[str], None] = lambda _name: None
+    # The scheduler's lease: renewed (True) or lost (False), before each claim and send.
+    guard: Callable[[], bool] = lambda: True
+    stale_after: float = 0.0  # the lease's length
+    wall: Callable[[], float] = time.time  # real time, for claims (the lease's clock)
 
     def __post_init__(self) -> None:
         self.schedule = Schedule.from_config(self.config.digest)
@@ -119,11 +128,11 @@ class Digests:
 
         Raises:
             TransientDelivery: the SMTP server is unreachable (rows stay ``sending``).
+            LeaseLost: another scheduler took the lease over (rows stay ``sending``).
             StoreError: the store failed.
         """
-        stamp = now.timestamp()
-        self.store.open_window(window, self.recipients, stamp)
-        pending = [r for r in self.recipients if self.store.claim(window, r, self.owner, stamp)]
+        self.store.open_window(window, self.recipients, self.wall())
+        pending = [r for r in self.recipients if self._claim(window, r)]
         if not pending:
             return 0
         self.checkpoint("after-claim")
@@ -133,8 +142,21 @@ class Digests:
             sent += self._send_one(window, summaries[recipient], now)
         return sent
 
+    def _claim(self, window: Window, recipient: str) -> bool:
+        wall = self.wall()
+        if not self.store.claim(window, recipient, self.owner, wall, wall - self.stale_after):
+            return False
+        # Renewed after the claim: whoever takes the lease over after us finds the claim
+        # older than the lease, so it may take the row over (see DigestStore.claim).
+        self._hold()
+        return True
+
+    def _hold(self) -> None:
+        if not self.guard():
+            raise LeaseLost(f"{self.owner} lost the scheduler lease")
+
     def _send_one(self, window: Window, summary: Summary, now: datetime) -> int:
-        recipient, stamp = summary.recipient, now.timestamp()
+        recipient, stamp = summary.recipient, self.wall()
         key = f"digest:{window.key}:{recipient}"
         if self.store.store.delivered(key):  # check-before: it went out, the mark did not
             self.store.finish(window, recipient, State.SENT, stamp)
@@ -144,8 +166,10 @@ class Digests:
             self.store.finish(window, recipient, State.SKIPPED, stamp)
             log.info("digest %s for %s: empty window, skipped", window.key, recipient)
             return 0
+        msg = self.renderer.render(self.view(summary), now)  # before the send: a
+        self._hold()  # scheduler that lost its lease while aggregating must not send
         try:
-            self.sender.send(self.renderer.render(self.view(summary), now))
+            self.sender.send(msg)
         except PermanentDelivery as exc:
             self.store.finish(window, recipient, State.FAILED, stamp)
             log.error("digest %s for %s failed for good: %s", window.key, recipient, exc)

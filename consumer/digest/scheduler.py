@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from consumer.broker import Broker
 from consumer.delivery import Delivery
-from consumer.digest.digests import Digests
+from consumer.digest.digests import Digests, LeaseLost
 from consumer.digest.intake import event_row
 from consumer.digest.store import DigestStore
 from consumer.digest.windows import current, due
@@ -58,7 +58,10 @@ class Scheduler:
         self.clock = clock
         self.lease_clock = lease_clock
         self.ttl = seconds(config.digest.lease)
-        self.tick = min(1.0, self.ttl / 3)
+        self.tick = min(1.0, self.ttl / 4)
+        digests.guard = self._renew
+        digests.stale_after = self.ttl
+        digests.wall = lease_clock
         self._new_broker = broker or (lambda: Broker(config.broker))
         self.decoder = Decoder(Identity.from_config(config))
         self.own_user = broker_user(config.broker)
@@ -85,8 +88,11 @@ class Scheduler:
                             return 1
                         self._standby()
                         continue
-                    if self._step() and once:
+                    if self._step() and once and self._drained():
                         return 0
+                    if once and self._retry_at > time.monotonic():
+                        log.error("the SMTP server is unreachable: digests not sent, run again")
+                        return 1
                     attempt = 0
                 except (BrokerError, StoreError) as exc:
                     delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
@@ -101,18 +107,22 @@ class Scheduler:
         return 0
 
     def _step(self) -> bool:
-        """One tick as the lease holder; True when the queue was idle."""
+        """One tick as the lease holder; True when the queue was idle and every due
+        digest is out (what ``--once`` waits for)."""
         if self.broker is None:
             self._connect()
         idle = self._pump()
-        self._send_due()
+        done = self._send_due()
         self._prune()
-        return idle
+        return idle and done
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < deadline:
             time.sleep(0.1)
+
+    def _renew(self) -> bool:
+        return self.store.acquire(self.digests.owner, self.lease_clock(), self.ttl)
 
     def stop(self, *_: object) -> None:
         self.stopping = True
@@ -189,18 +199,25 @@ class Scheduler:
 
     # -- sending ------------------------------------------------------------------------
 
-    def _send_due(self) -> None:
+    def _send_due(self) -> bool:
+        """Send the windows that are due; True when every one of them is finished."""
         now = self.clock()
         if time.monotonic() < self._retry_at:
-            return
+            return False
         since = max(self.store.anchor(now), now - LOOKBACK)
-        for window in due(self.digests.schedule, now, self.store.cuts(since), since):
+        windows = due(self.digests.schedule, now, self.store.cuts(since), since)
+        for window in windows:
             try:
                 self.digests.send_window(window, now)
             except TransientDelivery as exc:
                 log.warning("digest %s: SMTP: %s; retrying in a minute", window.key, exc)
                 self._retry_at = time.monotonic() + 60
-                return
+                return False
+            except LeaseLost as exc:
+                log.warning("%s: standing by", exc)
+                self._disconnect()
+                return False
+        return all(self.store.finished(w, self.digests.recipients) for w in windows)
 
     def _prune(self) -> None:
         if self._pruned is not None and time.monotonic() - self._pruned < PRUNE_EVERY:
@@ -214,6 +231,11 @@ class Scheduler:
             return
         if count:
             log.info("pruned %d stored events older than %s", count, self.config.store.keep)
+
+    def _drained(self) -> bool:
+        """The digest queue has no ready message left (ours are all acked)."""
+        assert self.broker is not None
+        return self.broker.queue_state(topology.DIGEST_QUEUE).messages == 0 and not self.pending
 
     def dead_count(self) -> int | None:
         """Messages in the dead queue now (the broker's count), None when unknown."""

@@ -105,19 +105,27 @@ class DigestStore:
         )
         return State(rows[0][0]) if rows else None
 
-    def claim(self, window: Window, recipient: str, owner: str, now: float) -> bool:
-        """OPEN → SENDING, or take over a SENDING row (an interrupted send: ours, retried
-        after a transient failure, or one a dead scheduler left). Only the lease holder
-        calls this, and it got the lease only after the previous holder's had expired.
-        False: the row is SENT, SKIPPED or FAILED already."""
+    def claim(
+        self, window: Window, recipient: str, owner: str, now: float, stale_before: float
+    ) -> bool:
+        """OPEN → SENDING; or take a SENDING row over: our own (a retry after a transient
+        failure), or another scheduler's whose claim is older than ``stale_before`` (it lost
+        the lease mid-send: a live holder renews its lease after every claim, so a claim
+        older than the lease is an interrupted one). False: someone else is sending it, or
+        it is SENT, SKIPPED or FAILED already."""
         rows = self.db.execute(
             "UPDATE digest_send SET state = ?, owner = ?, updated_at = ?"
-            " WHERE window_key = ? AND recipient = ?"
-            " AND state IN (?, ?) RETURNING owner",
+            " WHERE window_key = ? AND recipient = ? AND (state = ?"
+            " OR (state = ? AND (owner = ? OR updated_at < ?))) RETURNING owner",
             (State.SENDING.value, owner, now, window.key, recipient,
-             State.OPEN.value, State.SENDING.value),
+             State.OPEN.value, State.SENDING.value, owner, stale_before),
         )  # fmt: skip
         return bool(rows)
+
+    def finished(self, window: Window, recipients: Sequence[str]) -> bool:
+        """Every recipient's row of ``window`` is SENT, SKIPPED or FAILED."""
+        states = [self.state(window, r) for r in recipients]
+        return all(s in (State.SENT, State.SKIPPED, State.FAILED) for s in states)
 
     def finish(self, window: Window, recipient: str, state: State, now: float) -> None:
         """SENDING → SENT, SKIPPED or FAILED."""

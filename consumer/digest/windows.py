@@ -68,7 +68,7 @@ class Window:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _local(day: date, clock: time, zone: ZoneInfo) -> datetime:
@@ -90,7 +90,7 @@ def _boundaries(schedule: Schedule, around: datetime) -> list[datetime]:
             continue
         first = (schedule.at.hour * 3600 + schedule.at.minute * 60) % schedule.every
         for start in range(first, DAY, schedule.every):
-            clock = time(start // 3600, start // 60 % 60)
+            clock = time(start // 3600, start // 60 % 60, start % 60)
             found.add(_local(day, clock, schedule.zone))
     return sorted(found)
 

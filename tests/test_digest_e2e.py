@@ -1,0 +1,225 @@
+"""The digest scheduler end to end: real RabbitMQ, a real SMTP server (aiosmtpd), a real store.
+
+Simulated days come from an injected clock: in-process (the ``Scheduler`` object with a
+settable clock) or, for the subprocess tests, ``LOGINWATCH_TEST_CLOCK``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from consumer.broker import Broker
+from consumer.digest.digests import Digests
+from consumer.digest.render import DigestRenderer
+from consumer.digest.scheduler import Scheduler
+from consumer.digest.store import DigestStore
+from consumer.stages.deliver import SmtpSender
+from consumer.store import open_store
+from schemas import topology
+from schemas.config import Config, parse_config
+from schemas.event import LoginEvent, encode
+from tests.conftest import Vhost
+from tests.digest_support import (
+    ALICE,
+    OPS,
+    config_text,
+    day,
+    failure,
+    login,
+    no_dns,
+    store_url,  # noqa: F401  (fixture)
+    text_part,
+    totals,
+)
+from tests.pg import pg_urls  # noqa: F401  (fixture)
+from tests.smtp_server import Received, SmtpServer
+from tests.worker_helpers import ROOT, fresh_vhost, publish
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def vhost_d() -> Iterator[Vhost]:
+    with fresh_vhost("loginwatch-d") as made:
+        with Broker(parse_config(f'[broker]\nurl = "{made.url()}"').broker) as broker:
+            broker.declare(topology.queue_specs())
+        yield made
+
+
+def send(vhost: Vhost, *events: LoginEvent) -> None:
+    for e in events:
+        publish(vhost, encode(e), routing_key=e.kind, message_id=e.id_hex)
+
+
+def scheduler(config: Config, clock: Clock) -> Scheduler:
+    store = DigestStore(open_store(config.store.url))
+    digests = Digests(config, store, SmtpSender(config.smtp), DigestRenderer(config), no_dns, "t")
+    made = Scheduler(config, digests, clock=clock)
+    digests.dead_count = made.dead_count
+    return made
+
+
+def by_window(mails: list[Received]) -> Counter[tuple[str, str]]:
+    """Copies per (window key, recipient)."""
+    return Counter((m.message["X-Loginwatch-Digest"], m.message["To"]) for m in mails)
+
+
+def test_each_recipient_gets_the_expected_digests(
+    vhost_d: Vhost,
+    store_url: str,  # noqa: F811
+) -> None:
+    with SmtpServer() as smtp:
+        config = parse_config(config_text(store_url, smtp_port=smtp.port, amqp_url=vhost_d.url()))
+        clock = Clock(day(0, 0.5))
+        digests = scheduler(config, clock)
+        digests.run(once=True)  # the first start: nothing is due yet
+        # Day 0 on three hosts; a poison message sits in the dead queue.
+        send(vhost_d, *[login(day(0, h), "web-1") for h in (2, 3, 4)],
+             login(day(0, 14), "web-2", "root", "198.51.100.7"),
+             login(day(0, 3), "db-1", "carol", "198.51.100.8", dropped=5),
+             *[failure(day(0, 5) + timedelta(seconds=i), "web-1", f"u{i}", "203.0.113.9")
+               for i in range(4)])  # fmt: skip
+        with Broker(config.broker) as broker:
+            broker.publish(topology.REROUTE_EXCHANGE, topology.DEAD_QUEUE, b"poison")
+        clock.now = day(0, 15)
+        digests.run(once=True)
+        assert smtp.messages == []
+        clock.now = day(1, 0.01)  # day 0's window has ended
+        digests.run(once=True)
+        first = smtp.wait_for(2)
+        # Day 1: two logins; day 2: nothing at all.
+        send(vhost_d, login(day(1, 2), "web-1"), login(day(1, 3), "db-1", "carol"))
+        clock.now = day(1, 4)
+        digests.run(once=True)
+        clock.now = day(3, 0.01)
+        digests.run(once=True)
+        digests.run(once=True)  # nothing new: no second copy of anything
+        mails = smtp.wait_for(6)
+        time.sleep(0.3)
+    digests.store.store.close()
+    assert len(smtp.messages) == 6
+    assert set(by_window(mails).values()) == {1}
+    text = {(m.message["X-Loginwatch-Digest"][:13], m.message["To"]): text_part(m.message)
+            for m in mails}  # fmt: skip
+    ops0, alice0 = totals(text["20261126T0600", OPS]), totals(text["20261126T0600", ALICE])
+    assert (ops0["events"], ops0["logins"], ops0["failed logins"], ops0["hosts"]) == (
+        "9", "5", "4", "3")  # fmt: skip
+    assert (ops0["root logins"], ops0["events dropped by host spools"]) == ("1", "5")
+    assert ops0["dead queue (now)"] == "1"
+    assert (alice0["events"], alice0["hosts"]) == ("8", "2")
+    assert "203.0.113.9: 2 failures inside bursts" in text["20261126T0600", OPS]
+    assert totals(text["20261127T0600", OPS])["events"] == "2"
+    assert totals(text["20261127T0600", ALICE])["events"] == "1"
+    # Day 2 had no events; the dead queue still holds a message, so it is not "all quiet".
+    assert totals(text["20261128T0600", OPS])["events"] == "0"
+    assert "All quiet" not in text["20261128T0600", OPS]
+    assert [m.message["To"] for m in first] == [ALICE, OPS]
+
+
+def run_digest(config: Path, clock: datetime, crash: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LOGINWATCH_TEST_CLOCK": clock.isoformat(),
+           "LOGINWATCH_TEST_CRASH_AT": crash}  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "consumer.cli", "digest", "--once", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
+    )  # fmt: skip
+
+
+def test_a_scheduler_killed_at_any_point_sends_each_digest_once(
+    vhost_d: Vhost, tmp_path: Path
+) -> None:
+    with SmtpServer() as smtp:
+        config = tmp_path / "loginwatch.toml"
+        config.write_text(config_text(str(tmp_path / "lw.db"), smtp_port=smtp.port,
+                                      amqp_url=vhost_d.url()))  # fmt: skip
+        expected = 0
+        for n, point in enumerate(("after-claim", "after-smtp", "after-record")):
+            send(vhost_d, login(day(n, 2), "web-1", f"user{n}"))
+            assert run_digest(config, day(n, 3)).returncode == 0  # stores the event
+            crashed = run_digest(config, day(n + 1, 0.01), crash=point)
+            assert crashed.returncode == -9, crashed.stderr
+            done = run_digest(config, day(n + 1, 0.02))
+            assert done.returncode == 0, done.stderr
+            # The SMTP server accepted ALICE's digest before the crash after-smtp: it is
+            # sent again, with the same Message-ID (see consumer/digest/digests.py).
+            expected += 3 if point == "after-smtp" else 2
+            smtp.wait_for(expected)
+        time.sleep(0.3)
+        mails = list(smtp.messages)
+    assert len(mails) == expected
+    windows = by_window(mails)
+    assert len(windows) == 6  # 3 windows x 2 recipients: none missing
+    ids = Counter((m.message["X-Loginwatch-Digest"], m.message["To"], m.message["Message-ID"])
+                  for m in mails)  # fmt: skip
+    assert len(ids) == 6  # one digest (one Message-ID) per window and recipient
+    assert sorted(windows.values()) == [1, 1, 1, 1, 1, 2]
+    for m in mails:
+        assert totals(text_part(m.message))["logins"] == "1"
+
+
+def test_two_schedulers_send_each_window_once(vhost_d: Vhost, tmp_path: Path) -> None:
+    with SmtpServer() as smtp:
+        config = tmp_path / "loginwatch.toml"
+        text = config_text(str(tmp_path / "lw.db"), smtp_port=smtp.port, amqp_url=vhost_d.url())
+        # Two-second windows of real time; a 2 s lease (a loaded 2-core machine can stall
+        # a process for longer than 1 s: the lease then moves, which is also covered).
+        text = text.replace('every = "1d"', 'every = "2s"').replace('lease = "1s"', 'lease = "2s"')
+        config.write_text(text)
+        logs = [(tmp_path / f"s{i}.log").open("wb") for i in range(2)]
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "consumer.cli", "digest", "--config",
+                              str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            for log in logs
+        ]  # fmt: skip
+        try:
+            smtp.wait_for(4, timeout=20)  # two windows sent
+            holder = _holder(tmp_path / "lw.db")
+            victim = next(p for p in procs if p.pid == holder)
+            victim.kill()  # the standby takes over after the 1 s lease
+            victim.wait(10)
+            before = len(smtp.messages)
+            smtp.wait_for(before + 4, timeout=20)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(20)
+            for log in logs:
+                log.close()
+        mails = list(smtp.messages)
+    windows = by_window(mails)
+    assert set(windows.values()) == {1}, windows
+    keys = sorted({key for key, _ in windows})
+    for a, b in itertools.pairwise(keys):  # contiguous: no window was skipped
+        assert a.split("-")[1] == b.split("-")[0]
+    assert all(windows[key, to] == 1 for key in keys for to in (ALICE, OPS))
+
+
+def _holder(path: Path) -> int:
+    store = DigestStore(open_store(str(path)))
+    try:
+        holder = store.holder(time.time()) or ""
+    finally:
+        store.store.close()
+    match = re.match(r"[^:]*:(\d+):", holder)
+    assert match, holder
+    return int(match[1])
