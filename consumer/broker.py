@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.spec import Basic, BasicProperties
 
 from consumer.delivery import Delivery, QueueState
@@ -32,7 +33,8 @@ from schemas.tls import tls_context
 
 log = logging.getLogger(__name__)
 
-_PIKA_ERRORS = (pika.exceptions.AMQPError, OSError)
+# A silent broker ends in AMQPConnectorStackTimeout, which is no AMQPError.
+_PIKA_ERRORS = (pika.exceptions.AMQPError, AMQPConnectorException, OSError)
 # Delivery tags are only valid on the channel that issued them: every connection
 # gets a number of its own, so a delivery from a lost connection is never acked
 # on its successor.
@@ -68,6 +70,9 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
         return "access refused (check the vhost and the user's permissions)"
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, AMQPConnectorException):
+        # "Timeout during AMQP handshake'127.0.0.1'/(<AddressFamily…>…)": keep the words.
+        return text.split("'", 1)[0].strip() or type(exc).__name__
     if isinstance(exc, pika.exceptions.AMQPConnectionError) and not str(exc).strip("()"):
         return "cannot connect (is RabbitMQ running and reachable?)"
     return text

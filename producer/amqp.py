@@ -12,6 +12,7 @@ from datetime import datetime
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from schemas import topology
 from schemas.config import BrokerConfig, broker_url, broker_user
@@ -86,5 +87,17 @@ def connect(broker: BrokerConfig) -> Channel:
         return Channel(connection, broker_user(broker))
     except pika.exceptions.ProbableAuthenticationError:
         raise BrokerError(f"{params.host}:{params.port}: authentication refused") from None
-    except pika.exceptions.AMQPError as exc:
-        raise BrokerError(f"{params.host}:{params.port}: cannot connect: {exc!r}") from None
+    except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as exc:
+        # A silent broker ends in AMQPConnectorStackTimeout, which is no AMQPError.
+        raise BrokerError(f"{params.host}:{params.port}: cannot connect: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause pika wraps: ``Connection refused``, ``timed out`` …"""
+    if isinstance(exc, OSError) and exc.strerror:
+        return str(exc.strerror)
+    inner = getattr(exc, "exception", None)  # pika's connector phase errors
+    for cause in (inner, *exc.args):
+        if isinstance(cause, BaseException):
+            return _reason(cause)
+    return str(exc).split("'", 1)[0].strip() or type(exc).__name__

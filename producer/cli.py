@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from producer import spool
-from producer.hook import OUTCOMES, run_hook
+from producer.hook import OUTCOMES, run_hook, under_pam
 from schemas.config import Config, config_path, load_config
 from schemas.errors import LoginwatchError
 
@@ -28,11 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"happens. Add to /etc/pam.d/sshd:  {PAM_LINE}"
         ),
     )
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help="config file (default: $LOGINWATCH_CONFIG, else /etc/loginwatch/loginwatch.toml)",
-    )
+    _add_config(parser, default=None)
     parser.add_argument(
         "--outcome",
         choices=OUTCOMES,
@@ -41,13 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: success for sessions, unknown otherwise)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser(
+    flush = commands.add_parser(
         "flush",
         help="publish every spooled event now (for a systemd timer); exit 1 if any are left",
         description="Publish every spooled event with publisher confirms and delete what "
         "the broker confirmed. Exit status 1 when events are left (broker unreachable).",
     )
-    commands.add_parser(
+    spool_cmd = commands.add_parser(
         "spool",
         help="show what waits in the spool",
         description="Show the spool directory, the events waiting in it and the dropped count.",
@@ -59,12 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
         "the directories it needs on sys.path. Point the pam_exec line at it.",
     )
     launcher.add_argument("path", help="where to write it, e.g. /usr/local/sbin/loginwatch-hook")
+    # `loginwatch-hook flush --config X` works as well as `loginwatch-hook --config X flush`.
+    for sub in (flush, spool_cmd):
+        _add_config(sub, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_config(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file (default: $LOGINWATCH_CONFIG — ignored when run by PAM —, "
+        "else /etc/loginwatch/loginwatch.toml)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    path = config_path(args.config)
+    path = config_path(args.config, {} if under_pam() else None)
     if args.command is None:
         return run_hook(path, args.outcome)
     if args.command == "install-launcher":

@@ -33,9 +33,19 @@ def main() -> int:
     return run_hook(*args)
 
 
+def under_pam() -> bool:
+    """Whether pam_exec started us: then the environment is (partly) the user's.
+
+    pam_env with ``user_readenv=1`` puts ~/.pam_environment into the PAM
+    environment pam_exec hands us. A root hook must take nothing from it but
+    the PAM items: not its config path, not its cache directory.
+    """
+    return b"PAM_TYPE" in os.environb
+
+
 def _fast_args(argv: list[str]) -> tuple[str, str] | None:
     """``[--config PATH] [--outcome X]`` → (config path, outcome); anything else → None."""
-    config = os.environ.get("LOGINWATCH_CONFIG") or DEFAULT_CONFIG
+    config = (None if under_pam() else os.environ.get("LOGINWATCH_CONFIG")) or DEFAULT_CONFIG
     outcome = ""
     rest = list(argv)
     while rest:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -59,3 +60,11 @@ def vhost() -> Iterator[Vhost]:
     rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     yield Vhost(name)
     rabbitmqctl("delete_vhost", name, check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hook_settings_caches() -> Iterator[None]:
+    """Remove the hook settings caches that test configs (under /tmp) left in /run."""
+    yield
+    for cache in Path("/run/loginwatch").glob("hook-settings-%2Ftmp%2F*"):
+        cache.unlink(missing_ok=True)

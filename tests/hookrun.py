@@ -5,7 +5,6 @@ Shared by the producer, worker, deploy and benchmark tests.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -72,10 +71,9 @@ def run_hook(
     hook: str = HOOK,
 ) -> HookRun:
     """Run the hook as pam_exec would (PAM env only) and time its foreground."""
-    environ: dict[bytes, bytes] = {
-        b"PATH": b"/usr/sbin:/usr/bin:/sbin:/bin",
-        b"LOGINWATCH_RUNTIME_DIR": os.fsencode(config.parent / "run"),
-    }
+    # Under PAM the hook keeps its settings cache in /run/loginwatch (it ignores
+    # the environment there); tests/conftest.py removes what the tests left.
+    environ: dict[bytes, bytes] = {b"PATH": b"/usr/sbin:/usr/bin:/sbin:/bin"}
     for key, value in (PAM_ENV if env is None else env).items():
         environ[key.encode()] = value if isinstance(value, bytes) else value.encode()
     start = time.perf_counter()

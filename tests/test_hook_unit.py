@@ -31,6 +31,20 @@ def test_fast_argv(
     assert hook._fast_args(argv) == expected
 
 
+def test_under_pam_the_users_environment_cannot_redirect_the_hook(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # pam_env user_readenv=1 lets a user put these into the hook's environment.
+    monkeypatch.setenv("LOGINWATCH_CONFIG", str(tmp_path / "evil.toml"))
+    monkeypatch.setenv(settings.RUNTIME_ENV, str(tmp_path / "evil-run"))
+    monkeypatch.setenv("PAM_TYPE", "open_session")
+    assert hook._fast_args([]) == (hook.DEFAULT_CONFIG, "")
+    assert settings.cache_path("/c.toml").startswith(settings.RUNTIME_DIR + "/")
+    monkeypatch.delenv("PAM_TYPE")
+    assert hook._fast_args([]) == (str(tmp_path / "evil.toml"), "")
+    assert settings.cache_path("/c.toml").startswith(str(tmp_path / "evil-run"))
+
+
 def test_capture_round_trip_keeps_raw_bytes_and_bounds_values() -> None:
     env = {b"PAM_USER": b"x\xff" * 5000, b"PAM_TYPE": b"auth", b"HOME": b"/root"}
     name, data = capture.record(env, "failure", 123)
