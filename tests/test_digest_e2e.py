@@ -223,3 +223,37 @@ def _holder(path: Path) -> int:
     match = re.match(r"[^:]*:(\d+):", holder)
     assert match, holder
     return int(match[1])
+
+
+def test_preview_and_send_now(vhost_d: Vhost, tmp_path: Path) -> None:
+    with SmtpServer() as smtp:
+        config = tmp_path / "loginwatch.toml"
+        config.write_text(config_text(str(tmp_path / "lw.db"), smtp_port=smtp.port,
+                                      amqp_url=vhost_d.url()))  # fmt: skip
+        send(vhost_d, login(day(0, 2), "web-1"), login(day(0, 3), "web-2", "root"))
+        assert run_digest(config, day(0, 1)).returncode == 0
+        html = tmp_path / "digest.html"
+        env = {**os.environ, "LOGINWATCH_TEST_CLOCK": day(0, 4).isoformat()}
+        shown = subprocess.run(
+            [sys.executable, "-m", "consumer.cli", "digest", "--preview", "--to", OPS,
+             "--html", str(html), "--config", str(config)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert totals(shown.stdout)["events"] == "2"
+        assert "root on web-2" in shown.stdout and "Activity per host" in html.read_text()
+        assert smtp.messages == []  # a preview sends nothing
+        now = subprocess.run(
+            [sys.executable, "-m", "consumer.cli", "digest", "--send-now", "--config", str(config)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
+        )  # fmt: skip
+        assert now.returncode == 0, now.stderr
+        early = smtp.wait_for(2)
+        assert {m.message["X-Loginwatch-Digest"] for m in early} == {
+            "20261126T060000Z-20261126T100000Z"
+        }
+        # The rest of the day is a window of its own, sent when the day ends.
+        assert run_digest(config, day(1, 0.01)).returncode == 0
+        rest = smtp.wait_for(4)[2:]
+    assert {m.message["X-Loginwatch-Digest"] for m in rest} == {"20261126T100000Z-20261127T060000Z"}
+    assert all(totals(text_part(m.message))["events"] == "0" for m in rest)
