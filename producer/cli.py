@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _flush(config: Config) -> int:
     from producer.publisher import flush  # noqa: PLC0415 - pika only when publishing
 
-    result = flush(config)
+    # A hook's publisher may hold the spool: let it finish (it has its own bound).
+    result = flush(config, wait=config.broker.publish_timeout + 5)
     if result.busy:
         print(f"another publisher is working on {config.spool.dir}; {result.left} waiting")
         return 0

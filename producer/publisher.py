@@ -54,8 +54,11 @@ def _deadline(seconds: float) -> None:
     signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
-def flush(config: Config) -> FlushResult:
+def flush(config: Config, wait: float = 0) -> FlushResult:
     """Publish every spooled record; returns what was done.
+
+    ``wait``: how long to wait for a publisher that holds the spool (the hook's
+    child waits for none: the one running picks its record up).
 
     Raises:
         BrokerError: the broker could not be reached or refused the events.
@@ -65,7 +68,7 @@ def flush(config: Config) -> FlushResult:
     channel: Channel | None = None
     try:
         while True:
-            with spool.publisher_lock(spool_dir) as ours:
+            with spool.publisher_lock(spool_dir, wait) as ours:
                 if not ours:
                     return FlushResult(published, len(spool.pending(spool_dir)), 0, busy=True)
                 paths = spool.pending(spool_dir)

@@ -122,23 +122,31 @@ def quarantine(path: str) -> str:
 class publisher_lock:  # used like a function: `with publisher_lock(d) as ours`
     """Try to become the spool's only publisher; ``as`` gives whether we are.
 
+    ``wait``: seconds to wait for a running publisher to finish (flock has no timeout).
+
     A class, not ``@contextmanager``: the foreground must not import contextlib.
     """
 
-    def __init__(self, spool_dir: str) -> None:
+    def __init__(self, spool_dir: str, wait: float = 0) -> None:
         self.spool_dir = spool_dir
+        self.wait = wait
         self.fd = -1
 
     def __enter__(self) -> bool:
         import fcntl  # noqa: PLC0415 - publisher side only
+        import time  # noqa: PLC0415
 
         os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
         self.fd = os.open(os.path.join(self.spool_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
 
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)
