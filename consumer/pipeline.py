@@ -88,6 +88,8 @@ def process(stages: Stages, incoming: Incoming) -> Outcome:
     now = stages.clock()
     try:
         enriched = stages.enrich(event, now)
+        seen = enriched.first_seen
+        metrics.first_seen(seen.address, seen.network, seen.country)
         state = stages.store.flood_state(now, stages.policy.flood_window)
         decisions = stages.policy.decide(enriched, state, now)
         # Silenced / folded / burst decisions, for the digest's "kept out of your inbox".

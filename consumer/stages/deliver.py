@@ -21,6 +21,7 @@ from email.utils import getaddresses
 
 import tenacity
 
+from consumer import metrics
 from schemas.config import SmtpConfig, read_secret
 from schemas.errors import ConfigError, DeliveryError, PermanentDelivery, TransientDelivery
 
@@ -225,3 +226,4 @@ def _log_retry(state: tenacity.RetryCallState) -> None:
     outcome = state.outcome
     error = outcome.exception() if outcome is not None else None
     log.warning("delivery attempt %d failed, retrying: %s", state.attempt_number, error)
+    metrics.mail_retried()
