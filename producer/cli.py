@@ -48,13 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="show what waits in the spool",
         description="Show the spool directory, the events waiting in it and the dropped count.",
     )
-    launcher = commands.add_parser(
-        "install-launcher",
-        help="write a lean launcher for the PAM line (skips site: ~10 ms less per login)",
-        description="Write an executable that starts the hook with `python -I -S` and exactly "
-        "the directories it needs on sys.path. Point the pam_exec line at it.",
-    )
-    launcher.add_argument("path", help="where to write it, e.g. /usr/local/sbin/loginwatch-hook")
     # `loginwatch-hook flush --config X` works as well as `loginwatch-hook --config X flush`.
     for sub in (flush, spool_cmd):
         _add_config(sub, default=argparse.SUPPRESS)
@@ -76,13 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = config_path(args.config, {} if under_pam() else None)
     if args.command is None:
         return run_hook(path, args.outcome)
-    if args.command == "install-launcher":
-        from producer import launcher  # noqa: PLC0415
-
-        launcher.install(args.path)
-        pam_line = PAM_LINE.rsplit(maxsplit=1)[0] + " " + args.path
-        print(f"wrote {args.path}; PAM line: {pam_line}")
-        return 0
     try:
         config = load_config(path)
         if args.command == "flush":

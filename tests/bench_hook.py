@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from producer import launcher
 from tests.bench_support import bench_vhost, median_ms
 from tests.conftest import Vhost
 from tests.hookrun import HOOK, TapQueue, run_hook, spooled, wait_for, write_config
@@ -36,40 +35,31 @@ def _time_cmd(argv: list[str]) -> float:
 
 
 def foreground(vhost: Vhost, work: Path) -> dict[str, float]:
-    """Hook foreground (lean launcher and pip's wrapper) vs ``python -c pass``, interleaved.
+    """Hook foreground vs ``python -c pass`` of the same interpreter, interleaved.
 
     The spool drains between runs, so no publisher competes with the next one.
     """
     config = write_config(work, vhost.url())
-    lean = str(work / "loginwatch-hook")
-    launcher.install(lean)
     run_hook(config)  # fills the settings cache, as the first login after a change does
     wait_for(lambda: not spooled(work))
     bare: list[float] = []
     hook: list[float] = []
-    wrapper: list[float] = []
     for _ in range(ROUNDS):
         bare.append(_time_cmd([sys.executable, "-c", "pass"]))
-        hook.append(run_hook(config, hook=lean).seconds)
-        wait_for(lambda: not spooled(work), timeout=10, step=0.01)
-        wrapper.append(run_hook(config).seconds)
+        hook.append(run_hook(config).seconds)
         wait_for(lambda: not spooled(work), timeout=10, step=0.01)
     return {
         "python_pass_ms": median_ms(bare),
         "hook_foreground_ms": median_ms(hook),
         "hook_vs_python_pass": statistics.median(hook) / statistics.median(bare),
-        "hook_pip_wrapper_ms": median_ms(wrapper),
-        "hook_pip_wrapper_vs_python_pass": statistics.median(wrapper) / statistics.median(bare),
     }
 
 
 def ssh_login(vhost: Vhost, work: Path) -> dict[str, float]:
     """``ssh host true`` with the hook (open and close) against without, same sshd."""
     config = write_config(work, vhost.url())
-    lean = str(work / "loginwatch-hook")
-    launcher.install(lean)
     plain = AUTH_STACK + ACCOUNT_STACK + SESSION_STACK
-    hooked = plain + hook_line(lean, config)
+    hooked = plain + hook_line(HOOK, config)
     without: list[float] = []
     with_hook: list[float] = []
     with Sshd(plain) as sshd:
