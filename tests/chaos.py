@@ -170,11 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.chaos", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], metavar="SCENARIO")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS))
     parser.add_argument("--quick", action="store_true", help="smaller numbers (under 3 minutes)")
     parser.add_argument("--smtp-down", type=float, help="SMTP outage in seconds (default 120)")
     parser.add_argument("--output", default="chaos-results.json")
     args = parser.parse_args(argv)
+    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {unknown[0]!r} (choose from {', '.join(SCENARIOS)})")
     for noisy in ("mail.log", "pika"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     results: dict[str, dict[str, object]] = {}

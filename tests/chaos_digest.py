@@ -64,7 +64,7 @@ def _windows(data: list[bytes]) -> Counter[str]:
 
 
 def digest_kills(args: argparse.Namespace) -> dict[str, object]:
-    windows, every = 20, (3 if args.quick else 5)
+    windows, every = 20, (2 if args.quick else 5)
     rng = random.Random(20)
     started = time.monotonic()
     with (
