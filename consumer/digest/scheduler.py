@@ -38,6 +38,8 @@ log = logging.getLogger("loginwatch.digest")
 LOOKBACK = timedelta(days=7)  # a scheduler that was down sends what it missed, this far back
 PRUNE_EVERY = 3600.0
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+PREFETCH = 500  # deliveries stored (and acked) per transaction
+SETTLE_S = 1.0  # --once: a queue silent this long, with no ready message, is drained
 
 
 class Scheduler:
@@ -67,6 +69,7 @@ class Scheduler:
         self.own_user = broker_user(config.broker)
         self.broker: Broker | None = None
         self.pending: list[Delivery] = []
+        self._last_delivery = time.monotonic()
         self.stopping = False
         self._pruned: float | None = None
         self._retry_at = 0.0
@@ -88,7 +91,7 @@ class Scheduler:
                             return 1
                         self._standby()
                         continue
-                    if self._step() and once and self._drained():
+                    if self._step(once) and once:
                         return 0
                     if once and self._retry_at > time.monotonic():
                         log.error("the SMTP server is unreachable: digests not sent, run again")
@@ -106,12 +109,12 @@ class Scheduler:
                 self.store.release(self.digests.owner)
         return 0
 
-    def _step(self) -> bool:
+    def _step(self, once: bool = False) -> bool:
         """One tick as the lease holder; True when the queue was idle and every due
         digest is out (what ``--once`` waits for)."""
         if self.broker is None:
             self._connect()
-        idle = self._pump()
+        idle = self._pump() and (not once or self._drained())
         done = self._send_due()
         self._prune()
         return idle and done
@@ -138,11 +141,12 @@ class Scheduler:
         broker = self._new_broker()
         try:
             broker.connect()
-            broker.consume(topology.DIGEST_QUEUE, 500, self.pending.append)
+            broker.consume(topology.DIGEST_QUEUE, PREFETCH, self.pending.append)
         except BrokerError:
             broker.close()
             raise
         self.broker = broker
+        self._last_delivery = time.monotonic()
         log.info("holding the lease (%s); consuming %s", self.digests.owner,
                  topology.DIGEST_QUEUE)  # fmt: skip
 
@@ -158,6 +162,7 @@ class Scheduler:
         self.broker.process_events(self.tick)
         if not self.pending:
             return True
+        self._last_delivery = time.monotonic()
         self.flush()
         return False
 
@@ -233,9 +238,14 @@ class Scheduler:
             log.info("pruned %d stored events older than %s", count, self.config.store.keep)
 
     def _drained(self) -> bool:
-        """The digest queue has no ready message left (ours are all acked)."""
+        """``--once``: the queue looks empty. A consumer cannot tell "empty" from "the rest
+        is on its way" (a single-active-consumer queue activates a new consumer with a
+        delay, and basic.get is refused on it): empty means no ready message and no
+        delivery for a second."""
         assert self.broker is not None
-        return self.broker.queue_state(topology.DIGEST_QUEUE).messages == 0 and not self.pending
+        if time.monotonic() - self._last_delivery < SETTLE_S:
+            return False
+        return self.broker.queue_state(topology.DIGEST_QUEUE).messages == 0
 
     def dead_count(self) -> int | None:
         """Messages in the dead queue now (the broker's count), None when unknown."""
