@@ -31,7 +31,7 @@ from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
 from consumer.stages.enrich import canonical_address, network_of
 from schemas import topology
 from schemas.config import Config, broker_user, seconds
-from schemas.errors import BrokerError, DecodeError, StoreError, TransientDelivery
+from schemas.errors import BrokerError, DecodeError, QueueMissing, StoreError, TransientDelivery
 
 log = logging.getLogger("loginwatch.digest")
 
@@ -97,6 +97,9 @@ class Scheduler:
                         log.error("the SMTP server is unreachable: digests not sent, run again")
                         return 1
                     attempt = 0
+                except QueueMissing as exc:
+                    log.error("%s", exc)
+                    return 1
                 except (BrokerError, StoreError) as exc:
                     delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                     attempt += 1
