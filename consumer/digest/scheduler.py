@@ -212,7 +212,10 @@ class Scheduler:
         now = self.clock()
         if time.monotonic() < self._retry_at:
             return False
-        since = max(self.store.anchor(now), now - LOOKBACK)
+        # Never further back than [store] keep: older window states are pruned, and a
+        # window without a state row would be sent again.
+        keep = timedelta(seconds=seconds(self.config.store.keep))
+        since = max(self.store.anchor(now), now - min(LOOKBACK, keep / 2))
         windows = due(self.digests.schedule, now, self.store.cuts(since), since)
         for window in windows:
             try:
