@@ -52,6 +52,7 @@ def chaos_config(
     *,
     retry_delays: Iterable[int] = (1, 2, 4),
     extra: str = "",
+    flood_max: int = 1_000_000,
 ) -> Path:
     """Routes that exercise every way out: ``quiet-*`` hosts ignored, failures to the
     digest only, everything else mailed at once; flood control out of the way."""
@@ -77,7 +78,7 @@ dns = false
 retry_delays = [{delays}]
 
 [policy]
-flood_max = 1000000
+flood_max = {flood_max}
 {extra}
 
 [[route]]
