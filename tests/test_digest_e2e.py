@@ -207,11 +207,15 @@ def test_two_schedulers_send_each_window_once(vhost_d: Vhost, tmp_path: Path) ->
                 log.close()
         mails = list(smtp.messages)
     windows = by_window(mails)
-    assert set(windows.values()) == {1}, windows
+    ids = {(m.message["X-Loginwatch-Digest"], m.message["To"], m.message["Message-ID"])
+           for m in mails}  # fmt: skip
+    assert len(ids) == len(windows)  # one digest (one Message-ID) per window and recipient
+    # A second copy only if the kill hit the instant between an SMTP 250 and its record.
+    assert sum(windows.values()) - len(windows) <= 1, windows
     keys = sorted({key for key, _ in windows})
     for a, b in itertools.pairwise(keys):  # contiguous: no window was skipped
         assert a.split("-")[1] == b.split("-")[0]
-    assert all(windows[key, to] == 1 for key in keys for to in (ALICE, OPS))
+    assert all(windows[key, to] >= 1 for key in keys for to in (ALICE, OPS))
 
 
 def _holder(path: Path) -> int:
