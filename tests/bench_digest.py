@@ -47,6 +47,19 @@ def rows(count: int) -> Iterator[tuple[Any, ...]]:
                source, "", "publickey", 1 if i % 10007 == 0 else 0, "ops@example.com")  # fmt: skip
 
 
+def first_seen(count: int) -> list[tuple[Any, ...]]:
+    """The worker's first-seen rows: the first login of each (user, address) pair."""
+    seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for row in rows(count):
+        if row[4] == "login" and (row[3], row[5]) not in seen:
+            seen[row[3], row[5]] = (row[3], "address", row[5], row[0], row[1], row[1])
+    return list(seen.values())
+
+
+FIRST_SEEN = ("INSERT INTO first_seen (username, scope, value, event_id, first_at, last_at)"
+              " VALUES (?, ?, ?, ?, ?, ?)")  # fmt: skip
+
+
 def load_sqlite(path: str, count: int) -> float:
     open_store(path).close()  # migrated
     started = time.perf_counter()
@@ -56,6 +69,7 @@ def load_sqlite(path: str, count: int) -> float:
     marks = ", ".join("?" * len(COLUMNS))
     conn.executemany(f"INSERT INTO digest_event ({', '.join(COLUMNS)}) VALUES ({marks})",
                      rows(count))  # fmt: skip
+    conn.executemany(FIRST_SEEN, first_seen(count))
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()
@@ -70,7 +84,8 @@ def load_postgres(url: str, count: int) -> float:
             with cursor.copy(f"COPY digest_event ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for row in rows(count):
                     copy.write_row(row)
-        conn.execute("ANALYZE digest_event")
+            cursor.executemany(FIRST_SEEN.replace("?", "%s"), first_seen(count))
+        conn.execute("ANALYZE")
     return time.perf_counter() - started
 
 
@@ -86,6 +101,7 @@ def measure(url: str) -> dict[str, float]:
     digests.store.store.close()
     return {
         "events": summary.total,
+        "first_seen": summary.first_seen.total,
         "aggregate_s": round(aggregated - started, 2),
         "render_s": round(rendered - aggregated, 3),
         "mail_bytes": len(msg.as_bytes()),
