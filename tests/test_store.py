@@ -159,3 +159,12 @@ def test_postgres_store_reconnects_after_losing_its_connection(
             store.delivered("k")  # this call finds the connection gone…
         store.record_delivery("k", T0)  # …the next one reconnects
         assert store.delivered("k")
+
+
+def test_sqlite_fsyncs_every_commit_only_where_acks_depend_on_it(tmp_path: Path) -> None:
+    # synchronous: 1 = NORMAL (the worker's store), 2 = FULL (the digest's, which acks
+    # a broker message once its commit is done).
+    from consumer.store.backends import connect
+
+    assert connect(str(tmp_path / "w.db")).execute("PRAGMA synchronous") == [(1,)]
+    assert connect(str(tmp_path / "d.db"), durable=True).execute("PRAGMA synchronous") == [(2,)]

@@ -114,7 +114,8 @@ def build(config: Config, environ: dict[str, str]) -> tuple[Digests, Callable[[]
     Raises:
         StoreError, ConfigError.
     """
-    store = DigestStore(open_store(config.store.url))
+    # Events are acked once stored: the commit must survive a power loss.
+    store = DigestStore(open_store(config.store.url, durable=True))
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     digests = Digests(
         config,

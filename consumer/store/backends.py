@@ -55,7 +55,7 @@ class SqliteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, durable: bool = False) -> None:
         with _wrapped(f"cannot open SQLite store {path}"):
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -66,10 +66,11 @@ class SqliteDatabase:
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
             # In WAL mode, NORMAL stays consistent and survives a crash of the process;
-            # only an OS crash or power loss can drop the last commits — at worst a
-            # second mail or a repeated first-seen marker. FULL (an fsync per commit)
-            # cost the worker three quarters of its throughput.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            # only an OS crash or power loss can drop the last commits — for the worker
+            # at worst a second mail or a repeated first-seen marker, while FULL (an
+            # fsync per commit) cost it three quarters of its throughput. A store that
+            # acks broker messages after its commit (the digest's) must be `durable`.
+            self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._lock = threading.Lock()
         self.path = path
 
@@ -141,12 +142,14 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-def connect(url: str) -> SqliteDatabase | PostgresDatabase:
+def connect(url: str, durable: bool = False) -> SqliteDatabase | PostgresDatabase:
     """``postgresql://…`` (or ``postgres://``) → PostgreSQL; anything else is a SQLite path.
+
+    ``durable``: every SQLite commit is fsync'd (PostgreSQL's always are).
 
     Raises:
         StoreError: cannot open or connect.
     """
     if url.startswith(("postgresql://", "postgres://")):
         return PostgresDatabase(url)
-    return SqliteDatabase(url.removeprefix("sqlite://"))
+    return SqliteDatabase(url.removeprefix("sqlite://"), durable)

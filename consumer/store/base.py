@@ -217,10 +217,14 @@ def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> Non
             )
 
 
-def open_store(url: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> Store:
+def open_store(
+    url: str, migrations: tuple[Migration, ...] = MIGRATIONS, *, durable: bool = False
+) -> Store:
     """The store at ``url``: a SQLite file path, or a ``postgresql://`` URL; migrated.
+
+    ``durable``: fsync every commit, for callers that ack a broker message after it.
 
     Raises:
         StoreError: cannot open, connect or migrate.
     """
-    return Store(connect(url), migrations)
+    return Store(connect(url, durable), migrations)
