@@ -261,3 +261,22 @@ def test_preview_and_send_now(vhost_d: Vhost, tmp_path: Path) -> None:
         rest = smtp.wait_for(4)[2:]
     assert {m.message["X-Loginwatch-Digest"] for m in rest} == {"20261126T100000Z-20261127T060000Z"}
     assert all(totals(text_part(m.message))["events"] == "0" for m in rest)
+
+
+def test_send_now_without_a_scheduler_counts_what_waits_in_the_queue(
+    vhost_d: Vhost, tmp_path: Path
+) -> None:
+    """No scheduler ran: --send-now must store the queued events before it closes the window."""
+    with SmtpServer() as smtp:
+        config = tmp_path / "loginwatch.toml"
+        config.write_text(config_text(str(tmp_path / "lw.db"), smtp_port=smtp.port,
+                                      amqp_url=vhost_d.url()))  # fmt: skip
+        send(vhost_d, login(day(0, 2), "web-1"), login(day(0, 3), "web-2", "root"))
+        env = {**os.environ, "LOGINWATCH_TEST_CLOCK": day(0, 4).isoformat()}
+        now = subprocess.run(
+            [sys.executable, "-m", "consumer.cli", "digest", "--send-now", "--config", str(config)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
+        )  # fmt: skip
+        assert now.returncode == 0, now.stderr
+        sent = {str(m.message["To"]): text_part(m.message) for m in smtp.wait_for(2)}
+    assert totals(sent[OPS])["events"] == "2"

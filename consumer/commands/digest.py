@@ -149,10 +149,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def send_now(config: Config, digests: Digests, clock: Callable[[], datetime]) -> int:
-    now = clock()
-    digests.store.cut(now)
+    now = clock()  # the window closes at the moment the operator asked
     holder = digests.store.holder(time.time())
     if holder is not None:
+        digests.store.cut(now)
         print(
             f"window closed at {now:%Y-%m-%d %H:%M:%S %Z}; the running scheduler ({holder})"
             " sends its digests within seconds"
@@ -160,7 +160,13 @@ def send_now(config: Config, digests: Digests, clock: Callable[[], datetime]) ->
         return 0
     scheduler = Scheduler(config, digests, clock=clock)
     digests.dead_count = scheduler.dead_count
-    return scheduler.run(once=True)
+    # No scheduler is running: store what waits in the queue first, or it would be
+    # counted in the window after the cut instead of the one being closed.
+    status = scheduler.run(once=True)
+    if status != 0:
+        return status
+    digests.store.cut(now)
+    return Scheduler(config, digests, clock=clock).run(once=True)
 
 
 def preview(
