@@ -139,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
         if args.send_now:
             return send_now(config, digests, clock)
         metrics.start(config.metrics.listen, environ)
-        scheduler = Scheduler(config, digests, clock=clock)
-        digests.dead_count = scheduler.dead_count
+        scheduler = new_scheduler(config, digests, clock)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, scheduler.stop)
         return scheduler.run(once=args.once)
@@ -158,15 +157,21 @@ def send_now(config: Config, digests: Digests, clock: Callable[[], datetime]) ->
             " sends its digests within seconds"
         )
         return 0
-    scheduler = Scheduler(config, digests, clock=clock)
-    digests.dead_count = scheduler.dead_count
+    scheduler = new_scheduler(config, digests, clock)
     # No scheduler is running: store what waits in the queue first, or it would be
     # counted in the window after the cut instead of the one being closed.
     status = scheduler.run(once=True)
     if status != 0:
         return status
     digests.store.cut(now)
-    return Scheduler(config, digests, clock=clock).run(once=True)
+    return new_scheduler(config, digests, clock).run(once=True)
+
+
+def new_scheduler(config: Config, digests: Digests, clock: Callable[[], datetime]) -> Scheduler:
+    """A scheduler whose broker connection also answers the digest's dead-queue count."""
+    scheduler = Scheduler(config, digests, clock=clock)
+    digests.dead_count = scheduler.dead_count
+    return scheduler
 
 
 def preview(
