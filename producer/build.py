@@ -52,13 +52,28 @@ class _Fields:
 
     def put(self, name: str, raw: bytes) -> None:
         text, was_escaped = ev.escape_bytes(raw)
-        if was_escaped:
-            self.escaped.append(name)
         limit = _LIMITS[name]
         if len(text) > limit:
-            text = text[:limit]
             self.truncated.append(name)
+            text = _cut_escaped(raw, limit) if was_escaped else text[:limit]
+        if was_escaped:
+            self.escaped.append(name)
         self.values[name] = text
+
+
+def _cut_escaped(raw: bytes, limit: int) -> str:
+    """The longest escaped prefix of ``raw`` within ``limit`` characters.
+
+    Cut the bytes, not the text: a text cut could split a ``\\xNN`` escape, and
+    the field would no longer unescape to a prefix of what the remote side sent.
+    """
+    cut = raw[:limit]
+    while True:
+        text = ev.escape_always(cut)
+        if len(text) <= limit:
+            return text
+        # Each escape is at most 4 characters for 1 byte: shrink by what overflows.
+        cut = cut[: len(cut) - max(1, (len(text) - limit) // 4)]
 
 
 def build_event(items: dict[str, bytes], host_name: str | None, dropped: int = 0) -> LoginEvent:

@@ -163,7 +163,12 @@ def escape_bytes(raw: bytes) -> tuple[str, bool]:
     try:
         return raw.decode("utf-8"), False
     except UnicodeDecodeError:
-        return raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace"), True
+        return escape_always(raw), True
+
+
+def escape_always(raw: bytes) -> str:
+    """``raw`` in the escaped form (backslashes doubled, undecodable bytes as ``\\xNN``)."""
+    return raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
 
 
 def unescape(text: str) -> bytes:
