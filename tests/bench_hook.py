@@ -1,5 +1,9 @@
 """Benchmark: what the hook costs a login. Figures, side by side in one run; no assertions.
 
+The hook is measured as an operator installs it: a regular (not editable) venv with
+the ``python -I`` launcher that deploy/install-host.sh writes. (The development venv's
+editable install adds a ``.pth`` import finder to every interpreter start.)
+
 - the hook's foreground against ``python -c pass`` of the same interpreter;
 - a loopback ``ssh host true`` through a real sshd with the hook in the session
   stack against the same sshd without it (the PAM file is swapped between runs);
@@ -21,7 +25,7 @@ from pathlib import Path
 
 from tests.bench_support import bench_vhost, median_ms
 from tests.conftest import Vhost
-from tests.hookrun import HOOK, TapQueue, run_hook, spooled, wait_for, write_config
+from tests.hookrun import TapQueue, run_hook, spooled, wait_for, write_config
 from tests.sshd import ACCOUNT_STACK, AUTH_STACK, SESSION_STACK, TEST_USER, Sshd, hook_line
 
 ROUNDS = 40
@@ -34,19 +38,35 @@ def _time_cmd(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def foreground(vhost: Vhost, work: Path) -> dict[str, float]:
+def installed_hook(work: Path) -> tuple[str, str]:
+    """A regular venv with loginwatch installed, and its launcher: (python, hook)."""
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    repo = Path(__file__).resolve().parent.parent
+    subprocess.run([python, "-m", "pip", "install", "-q", str(repo)], check=True)
+    hook = work / "loginwatch-hook"
+    # The same launcher as deploy/install-host.sh's install_hook.
+    hook.write_text(
+        f"#!{python} -I\nimport sys\nfrom producer.hook import main\nsys.exit(main())\n"
+    )
+    hook.chmod(0o755)
+    return python, str(hook)
+
+
+def foreground(vhost: Vhost, work: Path, python: str, hook_path: str) -> dict[str, float]:
     """Hook foreground vs ``python -c pass`` of the same interpreter, interleaved.
 
     The spool drains between runs, so no publisher competes with the next one.
     """
     config = write_config(work, vhost.url())
-    run_hook(config)  # fills the settings cache, as the first login after a change does
+    run_hook(config, hook=hook_path)  # fills the settings cache, as a first login does
     wait_for(lambda: not spooled(work))
     bare: list[float] = []
     hook: list[float] = []
     for _ in range(ROUNDS):
-        bare.append(_time_cmd([sys.executable, "-c", "pass"]))
-        hook.append(run_hook(config).seconds)
+        bare.append(_time_cmd([python, "-c", "pass"]))
+        hook.append(run_hook(config, hook=hook_path).seconds)
         wait_for(lambda: not spooled(work), timeout=10, step=0.01)
     return {
         "python_pass_ms": median_ms(bare),
@@ -55,11 +75,11 @@ def foreground(vhost: Vhost, work: Path) -> dict[str, float]:
     }
 
 
-def ssh_login(vhost: Vhost, work: Path) -> dict[str, float]:
+def ssh_login(vhost: Vhost, work: Path, python: str, hook_path: str) -> dict[str, float]:
     """``ssh host true`` with the hook (open and close) against without, same sshd."""
     config = write_config(work, vhost.url())
     plain = AUTH_STACK + ACCOUNT_STACK + SESSION_STACK
-    hooked = plain + hook_line(HOOK, config)
+    hooked = plain + hook_line(hook_path, config)
     without: list[float] = []
     with_hook: list[float] = []
     with Sshd(plain) as sshd:
@@ -78,7 +98,7 @@ def ssh_login(vhost: Vhost, work: Path) -> dict[str, float]:
     }
 
 
-def silent_broker(vhost: Vhost, work: Path) -> dict[str, float]:
+def silent_broker(vhost: Vhost, work: Path, python: str, hook_path: str) -> dict[str, float]:
     """Hooks against a listener that never answers; then the broker is back: any lost?"""
     from tests.test_hook_broker import _silent_listener  # the same fake as the tests
 
@@ -88,11 +108,12 @@ def silent_broker(vhost: Vhost, work: Path) -> dict[str, float]:
     try:
         with _silent_listener() as port:
             config = write_config(work, vhost.url(port=port))
-            times = [run_hook(config).seconds for _ in range(runs)]
+            times = [run_hook(config, hook=hook_path).seconds for _ in range(runs)]
             # Each detached publisher gives up by itself after connect_timeout.
             time.sleep(3)
         good = write_config(work, vhost.url())
-        subprocess.run([HOOK, "--config", str(good), "flush"], check=False, capture_output=True)
+        flush = [hook_path, "--config", str(good), "flush"]
+        subprocess.run(flush, check=False, capture_output=True)
         arrived = len(tap.take(runs, timeout=20))
     finally:
         tap.close()
@@ -106,13 +127,14 @@ def silent_broker(vhost: Vhost, work: Path) -> dict[str, float]:
 def run() -> dict[str, float]:
     figures: dict[str, float] = {}
     with bench_vhost() as vhost, tempfile.TemporaryDirectory() as tmp:
+        python, hook_path = installed_hook(Path(tmp))
         sink = TapQueue(vhost.url())  # a queue bound to the exchange, so events route
         try:
             benches = (("fg", foreground), ("ssh", ssh_login), ("silent", silent_broker))
             for name, bench in benches:
                 work = Path(tmp) / name
                 work.mkdir()
-                figures |= bench(vhost, work)
+                figures |= bench(vhost, work, python, hook_path)
         finally:
             sink.close()
     return figures
