@@ -190,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         figures = results[name]
         print_report(name, figures)
-        failed |= not ("skipped" in figures or (figures.get("lost") == 0
-                       and figures.get("duplicate_mails") == 0))  # fmt: skip
+        failed |= "error" in figures or not (
+            "skipped" in figures
+            or (figures.get("lost") == 0 and figures.get("duplicate_mails") == 0)
+        )
     Path(args.output).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nresults in {args.output}", flush=True)
     return 1 if failed else 0

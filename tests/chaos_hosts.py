@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pika
@@ -72,20 +73,28 @@ class _Storm:
 
 
 def _disrupt(node: ChaosNode, storm: _Storm, log: list[str]) -> None:
-    """stop_app → start_app a quarter in, ``kill -9`` of the whole node → restart at 60 %."""
+    """stop_app → start_app a quarter in, ``kill -9`` of the whole node → restart at 60 %.
+
+    Each step that did not happen is logged as such (the scenario then fails): a storm
+    without its disruptions proves nothing.
+    """
     started = time.monotonic()
+
+    def step(what: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+            log.append(f"{what} at {time.monotonic() - started:.1f}s")
+        except (subprocess.SubprocessError, RuntimeError, OSError) as exc:
+            log.append(f"FAILED {what}: {type(exc).__name__}: {str(exc)[:120]}")
+
     storm.wait_for(0.25)
-    node.stop_app()
-    log.append(f"stop_app at {time.monotonic() - started:.1f}s")
+    step("stop_app", node.stop_app)
     time.sleep(5)
-    node.start_app()
-    log.append(f"start_app at {time.monotonic() - started:.1f}s")
+    step("start_app", node.start_app)
     storm.wait_for(0.6)
-    node.kill9()
-    log.append(f"kill -9 at {time.monotonic() - started:.1f}s")
+    step("kill -9", node.kill9)
     time.sleep(3)
-    node.start()
-    log.append(f"restarted at {time.monotonic() - started:.1f}s")
+    step("restart", node.start)
 
 
 def _flush(config: Path) -> int:
@@ -153,6 +162,8 @@ def broker_restarts(args: argparse.Namespace) -> dict[str, object]:
             hook_bound_s=FOREGROUND_BOUND_S,
             disruptions=events_log,
         )
+        if len(events_log) != 4 or any(e.startswith("FAILED") for e in events_log):
+            figures["error"] = "the broker was not disrupted as planned: " + "; ".join(events_log)
         return figures
 
 

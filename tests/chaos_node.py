@@ -95,10 +95,22 @@ class ChaosNode:
         )  # fmt: skip
 
     def stop_app(self) -> None:
-        self.ctl("stop_app")
+        """``rabbitmqctl stop_app``; the port is closed when it returns.
+
+        Raises:
+            RuntimeError: rabbitmqctl failed, or the node still listens.
+        """
+        done = self.ctl("stop_app", timeout=60)
+        if done.returncode != 0 or self.listening():
+            raise RuntimeError(f"stop_app: {done.returncode} {done.stderr.strip()[:200]}")
 
     def start_app(self, timeout: float = 120) -> None:
-        self.ctl("start_app")
+        """Raises:
+        RuntimeError: rabbitmqctl failed or AMQP did not come back in time.
+        """
+        done = self.ctl("start_app", timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"start_app: {done.returncode} {done.stderr.strip()[:200]}")
         self._await(timeout)
 
     def kill9(self) -> None:

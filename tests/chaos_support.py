@@ -247,7 +247,10 @@ def workers(config: Path, logs: Path, count: int) -> Iterator[list[WorkerProcess
 
 
 def print_report(name: str, figures: dict[str, object]) -> None:
-    verdict = "OK" if figures.get("lost") == 0 and figures.get("duplicate_mails") == 0 else "FAIL"
+    clean = figures.get("lost") == 0 and figures.get("duplicate_mails") == 0
+    verdict = (
+        "SKIPPED" if "skipped" in figures else "OK" if clean and "error" not in figures else "FAIL"
+    )
     print(f"\n== {name}: {verdict}", flush=True)
     for key, value in figures.items():
         print(f"   {key:28} {value}", flush=True)
