@@ -81,9 +81,10 @@ def _disrupt(node: ChaosNode, storm: _Storm, log: list[str]) -> None:
     started = time.monotonic()
 
     def step(what: str, action: Callable[[], object]) -> None:
+        began = time.monotonic() - started
         try:
             action()
-            log.append(f"{what} at {time.monotonic() - started:.1f}s")
+            log.append(f"{what} at {began:.1f}s (took {time.monotonic() - started - began:.1f}s)")
         except (subprocess.SubprocessError, RuntimeError, OSError) as exc:
             log.append(f"FAILED {what}: {type(exc).__name__}: {str(exc)[:120]}")
 

@@ -100,7 +100,8 @@ class ChaosNode:
         Raises:
             RuntimeError: rabbitmqctl failed, or the node still listens.
         """
-        done = self.ctl("stop_app", timeout=60)
+        # Under a storm of publishers on two cores it has taken over a minute to return.
+        done = self.ctl("stop_app", timeout=180)
         if done.returncode != 0 or self.listening():
             raise RuntimeError(f"stop_app: {done.returncode} {done.stderr.strip()[:200]}")
 
