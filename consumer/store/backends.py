@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -64,7 +65,7 @@ class SqliteDatabase:
             self._conn = sqlite3.connect(
                 path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._wal()
             # In WAL mode, NORMAL stays consistent and survives a crash of the process;
             # only an OS crash or power loss can drop the last commits — for the worker
             # at worst a second mail or a repeated first-seen marker, while FULL (an
@@ -73,6 +74,18 @@ class SqliteDatabase:
             self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._lock = threading.Lock()
         self.path = path
+
+    def _wal(self) -> None:
+        """Switch to WAL; two processes opening a new store at once may see it locked
+        (the switch takes an exclusive lock that the busy timeout does not cover)."""
+        for attempt in range(50):
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.1)
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         with self._lock, _wrapped("SQLite store"):
