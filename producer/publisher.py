@@ -70,7 +70,8 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
         while True:
             with spool.publisher_lock(spool_dir, wait) as ours:
                 if not ours:
-                    return FlushResult(published, len(spool.pending(spool_dir)), 0, busy=True)
+                    left = len(spool.pending(spool_dir))
+                    return FlushResult(published, left, quarantined, busy=True)
                 paths = spool.pending(spool_dir)
                 if not paths:
                     return FlushResult(published, 0, quarantined)
