@@ -26,7 +26,7 @@ from schemas.event import LoginEvent, Outcome, PamType, decode, encode
 from tests.conftest import Vhost
 from tests.factories import event
 from tests.smtp_server import Received
-from tests.worker_helpers import Taken, WorkerProcess, loginwatch
+from tests.worker_helpers import Taken, WorkerProcess, central_sections, loginwatch
 
 RECIPIENT = "ops@test.example"
 _DECISION = re.compile(r"\b([0-9a-f]{32}) (digest|silenced|folded|ignore) ", re.M)
@@ -58,25 +58,8 @@ def chaos_config(
     digest only, everything else mailed at once; flood control out of the way."""
     delays = ", ".join(str(d) for d in retry_delays)
     path.write_text(
-        f"""
-[broker]
-url = "{amqp_url}"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-from = "loginwatch@test.example"
-timeout = 5
-
-[store]
-url = "{path.parent / "store.db"}"
-
-[enrich]
-dns = false
-
-[worker]
-retry_delays = [{delays}]
-
+        central_sections(amqp_url, smtp_port, path.parent, delays)
+        + f"""
 [policy]
 flood_max = {flood_max}
 {extra}

@@ -43,13 +43,10 @@ def fresh_vhost(prefix: str = "loginwatch-w") -> Iterator[Vhost]:
         rabbitmqctl("delete_vhost", name, check=False)
 
 
-def write_config(
-    path: Path, vhost: Vhost, *, smtp_port: int = 2525, extra: str = "", broker_port: int = 0
-) -> Path:
-    """A config for ``vhost``: short retry delays, a SQLite store next to it, one route."""
-    url = vhost.url(port=broker_port) if broker_port else vhost.url()
-    path.write_text(
-        f"""
+def central_sections(url: str, smtp_port: int, store_dir: Path, retry_delays: str) -> str:
+    """The central part of a test config: broker, a local SMTP server, a SQLite store
+    in ``store_dir``, no DNS, the given retry delays (seconds, comma-separated)."""
+    return f"""
 [broker]
 url = "{url}"
 
@@ -60,14 +57,24 @@ from = "loginwatch@test.example"
 timeout = 5
 
 [store]
-url = "{path.parent / "store.db"}"
+url = "{store_dir / "store.db"}"
 
 [enrich]
 dns = false
 
 [worker]
-retry_delays = [1, 2]
+retry_delays = [{retry_delays}]
+"""
 
+
+def write_config(
+    path: Path, vhost: Vhost, *, smtp_port: int = 2525, extra: str = "", broker_port: int = 0
+) -> Path:
+    """A config for ``vhost``: short retry delays, a SQLite store next to it, one route."""
+    url = vhost.url(port=broker_port) if broker_port else vhost.url()
+    path.write_text(
+        central_sections(url, smtp_port, path.parent, "1, 2")
+        + f"""
 [[route]]
 to = ["ops@test.example"]
 mode = "immediate"
