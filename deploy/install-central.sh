@@ -26,6 +26,8 @@ EOF
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=deploy/lib/files.sh
+. "$here/lib/files.sh"
 ROOT=""
 CONFIG=""
 VENV=/opt/loginwatch
@@ -54,15 +56,6 @@ say() { echo "install-central: $*"; }
 live() { [ -z "$ROOT" ]; }
 live_systemd() { live && [ -d /run/systemd/system ]; }
 
-# write_file DEST MODE: stdin to DEST atomically; an unchanged file is left alone.
-write_file() {
-    tmp=$(dirname "$1")/.$(basename "$1").loginwatch.$$
-    cat >"$tmp"
-    chmod "$2" "$tmp"
-    if [ -f "$1" ] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 0; fi
-    mv -f "$tmp" "$1"
-    say "wrote ${1#"$ROOT"}"
-}
 
 install_python() {
     if [ -x "$VENV/bin/loginwatch" ] && [ "$UPGRADE" = yes ]; then

@@ -36,6 +36,8 @@ EOF
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=deploy/lib/files.sh
+. "$here/lib/files.sh"
 # shellcheck source=deploy/lib/pam.sh
 . "$here/lib/pam.sh"
 
@@ -84,16 +86,6 @@ die() { echo "install-host: $*" >&2; exit 1; }
 # live_systemd: true when we manage the running machine and systemd runs it.
 live_systemd() { [ -z "$ROOT" ] && [ -d /run/systemd/system ]; }
 
-# write_file DEST MODE: stdin to DEST atomically (same directory, then rename);
-# an unchanged file is left alone.
-write_file() {
-    tmp=$(dirname "$1")/.$(basename "$1").loginwatch.$$
-    cat >"$tmp"
-    chmod "$2" "$tmp"
-    if [ -f "$1" ] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 0; fi
-    mv -f "$tmp" "$1"
-    say "wrote ${1#"$ROOT"}"
-}
 
 install_python() {
     if [ -x "$VENV/bin/python" ]; then

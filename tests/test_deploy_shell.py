@@ -10,7 +10,12 @@ import pytest
 from tests.conftest import missing
 from tests.deploy_host import REPO
 
-SCRIPTS = ("deploy/install-host.sh", "deploy/install-central.sh", "deploy/lib/pam.sh")
+SCRIPTS = (
+    "deploy/install-host.sh",
+    "deploy/install-central.sh",
+    "deploy/lib/pam.sh",
+    "deploy/lib/files.sh",
+)
 
 
 def test_shellcheck_finds_nothing_in_the_install_scripts() -> None:
