@@ -16,6 +16,7 @@ Run alone: ``.venv/bin/python -m tests.bench_hook``.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,8 +44,15 @@ def installed_hook(work: Path) -> tuple[str, str]:
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    repo = Path(__file__).resolve().parent.parent
-    subprocess.run([python, "-m", "pip", "install", "-q", str(repo)], check=True)
+    # Build from a copy: pip building in the work tree leaves a build/ directory there
+    # whose stale modules then shadow the editable install's.
+    source = work / "source"
+    shutil.copytree(
+        Path(__file__).resolve().parent.parent,
+        source,
+        ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "demo-out"),
+    )
+    subprocess.run([python, "-m", "pip", "install", "-q", str(source)], check=True)
     hook = work / "loginwatch-hook"
     # The same launcher as deploy/install-host.sh's install_hook.
     hook.write_text(
