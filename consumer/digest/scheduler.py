@@ -70,6 +70,7 @@ class Scheduler:
         self.broker: Broker | None = None
         self.pending: list[Delivery] = []
         self._last_delivery = time.monotonic()
+        self._empty_since: float | None = None
         self.stopping = False
         self._pruned: float | None = None
         self._retry_at = 0.0
@@ -150,6 +151,7 @@ class Scheduler:
             raise
         self.broker = broker
         self._last_delivery = time.monotonic()
+        self._empty_since = None
         log.info("holding the lease (%s); consuming %s", self.digests.owner,
                  topology.DIGEST_QUEUE)  # fmt: skip
 
@@ -165,8 +167,10 @@ class Scheduler:
         self.broker.process_events(self.tick)
         if not self.pending:
             return True
-        self._last_delivery = time.monotonic()
         self.flush()
+        # Silence counts from the ack: the broker sends more only once it has room again.
+        self._last_delivery = time.monotonic()
+        self._empty_since = None
         return False
 
     # -- intake -------------------------------------------------------------------------
@@ -246,12 +250,20 @@ class Scheduler:
     def _drained(self) -> bool:
         """``--once``: the queue looks empty. A consumer cannot tell "empty" from "the rest
         is on its way" (a single-active-consumer queue activates a new consumer with a
-        delay, and basic.get is refused on it): empty means no ready message and no
-        delivery for a second."""
+        delay, and basic.get is refused on it), and the broker's count leaves out what it
+        has already pushed to us: deliveries that arrive while the count is asked for wait
+        in pika's buffer until the next pump. Empty means no delivery for a second, then no
+        ready message, then still no delivery for another second."""
         assert self.broker is not None
-        if time.monotonic() - self._last_delivery < SETTLE_S:
+        now = time.monotonic()
+        if now - self._last_delivery < SETTLE_S:
             return False
-        return self.broker.queue_state(topology.DIGEST_QUEUE).messages == 0
+        if self.broker.queue_state(topology.DIGEST_QUEUE).messages:
+            self._empty_since = None
+            return False
+        if self._empty_since is None:
+            self._empty_since = now
+        return now - self._empty_since >= SETTLE_S
 
     def dead_count(self) -> int | None:
         """Messages in the dead queue now (the broker's count), None when unknown."""
