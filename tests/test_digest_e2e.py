@@ -218,10 +218,15 @@ def test_two_schedulers_send_each_window_once(vhost_d: Vhost, tmp_path: Path) ->
     assert all(windows[key, to] >= 1 for key in keys for to in (ALICE, OPS))
 
 
-def _holder(path: Path) -> int:
+def _holder(path: Path, timeout: float = 10) -> int:
+    """The pid of the scheduler holding the lease. A stalled holder (a busy machine) can let
+    the lease lapse for a moment before either scheduler takes it again: wait for one."""
     store = DigestStore(open_store(str(path)))
+    deadline = time.monotonic() + timeout
     try:
-        holder = store.holder(time.time()) or ""
+        while not (holder := store.holder(time.time()) or ""):
+            assert time.monotonic() < deadline, "no scheduler took the lease"
+            time.sleep(0.05)
     finally:
         store.store.close()
     match = re.match(r"[^:]*:(\d+):", holder)
