@@ -281,8 +281,10 @@ class Broker:
             return None
         return self._delivery(method, properties, body)
 
-    def ack(self, delivery: Delivery) -> None:
-        """Acknowledge ``delivery``: the broker forgets it.
+    def ack(self, delivery: Delivery, *, through: bool = False) -> None:
+        """Acknowledge ``delivery``: the broker forgets it. ``through``: and every
+        delivery before it on this connection still unacknowledged (one frame for a run
+        of them; only for a caller that knows each one of them is settled).
 
         Raises:
             BrokerError: the connection (or the delivery's generation) is gone.
@@ -290,7 +292,7 @@ class Broker:
         _, work, _ = self._channels()
         self._check_generation(delivery)
         with _wrapped("ack"):
-            work.basic_ack(delivery.tag)
+            work.basic_ack(delivery.tag, multiple=through)
 
     def requeue(self, delivery: Delivery) -> None:
         """Give ``delivery`` back to its queue unchanged.

@@ -15,7 +15,6 @@ finish the one in flight, close.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import signal
@@ -74,6 +73,7 @@ class Worker:
         self._stopping = False
         self._busy = 0  # deliveries the pipeline took and the main thread has not settled
         self._broker: Broker | None = None
+        self._acked_through = 0  # every delivery tag up to this one is acked; -1: unknown
         self._ready = threading.Event()
         self._failed: BaseException | None = None
 
@@ -116,6 +116,7 @@ class Worker:
                 broker.connect()
                 tag = broker.consume(topology.ALERTS_QUEUE, self.config.worker.prefetch, self._take)
                 self._broker = broker
+                self._acked_through = 0  # delivery tags count from 1 on each channel
                 log.info("consuming %s (prefetch %d)", topology.ALERTS_QUEUE,
                          self.config.worker.prefetch)  # fmt: skip
                 attempt = 0
@@ -156,19 +157,43 @@ class Worker:
     def _take(self, delivery: Delivery) -> None:
         self._todo.put(delivery)
 
-    def _settle(self, delivery: Delivery, outcome: Outcome) -> None:
+    def _settle(self, done: list[tuple[Delivery, Outcome]]) -> None:
+        """Park or dead-letter what must move, then ack the batch (in delivery order)."""
         with self._lock:
-            self._busy -= 1
+            self._busy -= len(done)
         broker = self._broker
-        if broker is None or delivery.generation != broker.generation:
-            return  # its connection is gone: the broker redelivers it
-        if outcome.verdict is Verdict.PARK:
-            self._park(broker, delivery, outcome)
-        elif outcome.verdict is Verdict.DEAD:
-            self._dead(broker, delivery, outcome.reason, outcome.event_id)
-        broker.ack(delivery)
+        settled: list[tuple[Delivery, Outcome]] = []
+        for delivery, outcome in done:
+            if broker is None or delivery.generation != broker.generation:
+                continue  # its connection is gone: the broker redelivers it
+            try:
+                if outcome.verdict is Verdict.PARK:
+                    self._park(broker, delivery, outcome)
+                elif outcome.verdict is Verdict.DEAD:
+                    self._dead(broker, delivery, outcome.reason, outcome.event_id)
+            except _Requeued:
+                continue
+            settled.append((delivery, outcome))
+        if broker is None or not settled:
+            return
+        self._ack(broker, [delivery for delivery, _ in settled])
         if self._on_settle is not None:
-            self._on_settle(outcome)
+            for _, outcome in settled:
+                self._on_settle(outcome)
+
+    def _ack(self, broker: Broker, deliveries: list[Delivery]) -> None:
+        """One ack frame for the batch when it is exactly the next run of delivery tags
+        (each one before it is settled already); one per delivery otherwise — after a
+        skipped or requeued delivery, for the rest of this connection."""
+        tags = [d.tag for d in deliveries]
+        first = self._acked_through + 1
+        if self._acked_through >= 0 and tags == list(range(first, first + len(tags))):
+            broker.ack(deliveries[-1], through=True)
+            self._acked_through = tags[-1]
+            return
+        self._acked_through = -1
+        for delivery in deliveries:
+            broker.ack(delivery)
 
     def _park(self, broker: Broker, delivery: Delivery, outcome: Outcome) -> None:
         # Only our own republished copies count: a host cannot cut its retries short.
@@ -263,16 +288,11 @@ class Worker:
             return Outcome(Verdict.PARK, f"internal error: {type(exc).__name__}: {exc}")
 
     def _hand_back(self, done: list[tuple[Delivery, Outcome]]) -> None:
-        def settle_all() -> None:
-            for delivery, outcome in done:
-                with contextlib.suppress(_Requeued):
-                    self._settle(delivery, outcome)
-
         broker = self._broker
         try:
             if broker is None:
                 raise BrokerError("not connected")
-            broker.call_soon(settle_all)
+            broker.call_soon(lambda: self._settle(done))
         except BrokerError:
             with self._lock:
                 self._busy -= len(done)
