@@ -40,8 +40,9 @@ from tests.chaos_support import (
     wait_settled,
     workers,
 )
+from tests.conftest import fresh_vhost
 from tests.smtp_server import DROP, SmtpServer, free_port
-from tests.worker_helpers import WorkerProcess, fresh_vhost
+from tests.worker_helpers import WorkerProcess
 
 Scenario = Callable[[argparse.Namespace], dict[str, object]]
 

@@ -34,8 +34,9 @@ from itertools import pairwise
 from pathlib import Path
 
 from tests.chaos_support import chaos_config, mixed_event, publish_events, setup
+from tests.conftest import fresh_vhost
 from tests.smtp_server import SmtpServer
-from tests.worker_helpers import ROOT, fresh_vhost
+from tests.worker_helpers import ROOT
 
 CRASH_POINTS = ("", "", "after-claim", "after-smtp", "after-record")
 

@@ -26,8 +26,8 @@ from tests import hookrun
 from tests.chaos_digest import scheduler as digest_scheduler
 from tests.chaos_node import ChaosNode
 from tests.chaos_support import Ledger, chaos_config, drain, setup, wait_settled, workers
+from tests.conftest import fresh_vhost
 from tests.smtp_server import Received, SmtpServer
-from tests.worker_helpers import fresh_vhost
 
 TAP = "chaos.tap"
 

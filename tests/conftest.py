@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -47,19 +48,36 @@ class Vhost:
         )
 
 
+@contextmanager
+def fresh_vhost(prefix: str = "loginwatch-w") -> Iterator[Vhost]:
+    """A vhost of our own (deleted afterwards, whatever happens)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", name)
+    try:
+        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield Vhost(name)
+    finally:
+        rabbitmqctl("delete_vhost", name, check=False)
+
+
 @pytest.fixture(scope="session")
 def vhost() -> Iterator[Vhost]:
+    """The session's vhost; skips (fails under CI) without a running RabbitMQ."""
     if shutil.which("rabbitmqctl") is None:
         missing("rabbitmqctl (apt-get install rabbitmq-server)")
     try:
         rabbitmqctl("status")
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         missing("a running RabbitMQ (rabbitmq-server -detached)")
-    name = f"loginwatch-test-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield Vhost(name)
-    rabbitmqctl("delete_vhost", name, check=False)
+    with fresh_vhost("loginwatch-test") as made:
+        yield made
+
+
+@pytest.fixture
+def vh(vhost: Vhost) -> Iterator[Vhost]:
+    """A fresh vhost per test (``vhost`` makes sure RabbitMQ is there at all)."""
+    with fresh_vhost() as mine:
+        yield mine
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -30,11 +30,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from schemas import topology
+from tests.conftest import fresh_vhost
 from tests.hookrun import ED25519_BLOB, HOOK, PAM_ENV, run_hook, spooled
 from tests.hookrun import write_config as host_config
 from tests.smtp_server import free_port
 from tests.sshd import TEST_USER, Sshd, hook_line
-from tests.worker_helpers import ROOT, depth, fresh_vhost, loginwatch, running_worker
+from tests.worker_helpers import ROOT, depth, loginwatch, running_worker
 
 OUT = ROOT / "demo-out"
 

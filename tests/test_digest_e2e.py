@@ -29,7 +29,7 @@ from consumer.store import open_store
 from schemas import topology
 from schemas.config import Config, parse_config
 from schemas.event import LoginEvent, encode
-from tests.conftest import Vhost
+from tests.conftest import Vhost, fresh_vhost
 from tests.digest_support import (
     ALICE,
     OPS,
@@ -44,7 +44,7 @@ from tests.digest_support import (
 )
 from tests.pg import pg_urls  # noqa: F401  (fixture)
 from tests.smtp_server import Received, SmtpServer
-from tests.worker_helpers import ROOT, fresh_vhost, publish
+from tests.worker_helpers import ROOT, publish
 
 pytestmark = pytest.mark.integration
 

@@ -24,12 +24,12 @@ import pytest
 from schemas import topology
 from schemas.config import broker_url, parse_config
 from schemas.event import encode
-from tests.conftest import Vhost, rabbitmqctl
+from tests.conftest import Vhost, fresh_vhost, rabbitmqctl
 from tests.deploy_host import HOOK_PATH, InstalledHost
 from tests.factories import event
 from tests.smtp_server import SmtpServer
 from tests.sshd import TEST_USER, Sshd, require_root_namespaces
-from tests.worker_helpers import fresh_vhost, loginwatch, running_worker, take_all, wait_depth
+from tests.worker_helpers import loginwatch, running_worker, take_all, wait_depth
 from tests.worker_helpers import write_config as central_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.sshd]

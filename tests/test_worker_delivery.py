@@ -24,7 +24,6 @@ from tests.worker_helpers import (
     FreezableProxy,
     WorkerProcess,
     depth,
-    fresh_vhost,
     loginwatch,
     publish,
     running_worker,
@@ -34,12 +33,6 @@ from tests.worker_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def vh(vhost: Vhost) -> Iterator[Vhost]:
-    with fresh_vhost() as mine:
-        yield mine
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,9 @@ from tests.sshd import (
     hook_line,
     require_root_namespaces,
 )
-from tests.worker_helpers import depth, fresh_vhost, loginwatch, running_worker, write_config
+from tests.worker_helpers import depth, loginwatch, running_worker, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.sshd]
-
-
-@pytest.fixture
-def vh(vhost: Vhost) -> Iterator[Vhost]:
-    with fresh_vhost() as mine:
-        yield mine
 
 
 def test_two_ssh_logins_become_two_mails_and_only_the_first_is_a_new_source(

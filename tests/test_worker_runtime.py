@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -16,7 +15,6 @@ from tests.conftest import Vhost
 from tests.factories import T0, event
 from tests.worker_helpers import (
     depth,
-    fresh_vhost,
     loginwatch,
     publish,
     running_worker,
@@ -26,13 +24,6 @@ from tests.worker_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def vh(vhost: Vhost) -> Iterator[Vhost]:
-    """A fresh vhost per test (``vhost`` makes sure RabbitMQ is there at all)."""
-    with fresh_vhost() as mine:
-        yield mine
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,21 +25,9 @@ from typing import Any
 import pika
 
 from schemas import topology
-from tests.conftest import Vhost, rabbitmqctl
+from tests.conftest import Vhost
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@contextmanager
-def fresh_vhost(prefix: str = "loginwatch-w") -> Iterator[Vhost]:
-    """A vhost of our own for one test (deleted afterwards, whatever happens)."""
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield Vhost(name)
-    finally:
-        rabbitmqctl("delete_vhost", name, check=False)
 
 
 def central_sections(url: str, smtp_port: int, store_dir: Path, retry_delays: str) -> str:
