@@ -19,14 +19,13 @@ from typing import Any
 import pytest
 
 from schemas import topology
-from tests.conftest import Vhost
+from tests.conftest import Vhost, fresh_vhost
 from tests.hookrun import PAM_ENV, run_hook
 from tests.hookrun import write_config as host_config
 from tests.smtp_server import Received, SmtpServer
 from tests.worker_helpers import (
     WorkerProcess,
     depth,
-    fresh_vhost,
     loginwatch,
     running_worker,
     write_config,
