@@ -7,9 +7,7 @@ server, failures digest-only, ``quiet-*`` hosts ignored: tests/chaos_support.py'
 
 Both with a mail for every login (flood control lifted: the heaviest case) and with the
 default flood control (10 mails per recipient per 10 minutes, the rest folded into the
-digest). Mind that with flood control lifted the store's flood count
-(``Store.flood_state``: a COUNT over the recipient's mails of the last ``flood_window``)
-grows with every mail sent, so that worker slows down the longer the load lasts.
+digest).
 
 1. The maximum sustained rate: the rate is stepped up (x1.5; after a failed step, halfway
    back, until within 20 %); a step holds when the queue ends it (nearly) empty and is not

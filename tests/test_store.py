@@ -117,14 +117,38 @@ def test_delivery_log(store: Store) -> None:
 
 
 def test_flood_counts_per_recipient_within_the_window(store: Store) -> None:
-    for minute in (0, 5, 9):
-        store.note_mail("Ops@Example.org", T0 + timedelta(minutes=minute))
+    now = T0 + timedelta(minutes=10)
+    store.note_mail("ops@example.org", T0 - timedelta(seconds=11))  # before the window
+    for at in (T0 + timedelta(seconds=5), T0 + timedelta(minutes=5), T0 + timedelta(minutes=9)):
+        store.note_mail("Ops@Example.org", at)
     store.note_mail("ops@example.org", T0 + timedelta(minutes=9), burst=True)
-    store.note_mail("sec@example.org", T0)
-    state = store.flood_state(T0 + timedelta(minutes=10), window=600)
-    assert state.count("OPS@example.org") == FloodCount(sent=3, burst_sent=True)
+    store.note_mail("sec@example.org", T0 - timedelta(minutes=1))
+    state = store.flood_state(now, window=600)
+    assert state.count("OPS@example.org") == FloodCount(sent=4, burst_sent=True)
     assert state.count("sec@example.org") == FloodCount()
     assert state.count("nobody@example.org") == FloodCount()
+
+
+def test_a_flood_count_reads_slots_not_mails(store: Store) -> None:
+    """2,000 mails in one window are 50 rows: the count does not grow with the mail."""
+    for n in range(2_000):
+        store.note_mail("ops@example.org", T0 + timedelta(milliseconds=250 * n))
+    state = store.flood_state(T0 + timedelta(minutes=9), window=600)
+    assert state.count("ops@example.org") == FloodCount(sent=2_000)
+    rows = store.db.execute("SELECT COUNT(*) FROM flood_count")
+    assert rows[0][0] == 50  # 500 s of mail in 10-second slots
+
+
+def test_an_upgrade_keeps_the_flood_counts(store_url: str) -> None:
+    with open_store(store_url, MIGRATIONS[:3]) as old:
+        for minute in (1, 2, 3):
+            old.db.execute(
+                "INSERT INTO flood_mail (recipient, sent_at, burst) VALUES (?, ?, ?)",
+                ("ops@example.org", (T0 + timedelta(minutes=minute)).timestamp(), int(minute == 3)),
+            )
+    with open_store(store_url) as new:
+        state = new.flood_state(T0 + timedelta(minutes=5), window=600)
+    assert state.count("ops@example.org") == FloodCount(sent=3, burst_sent=True)
 
 
 def test_decision_log_keeps_what_left_the_inbox(store: Store) -> None:

@@ -18,8 +18,20 @@ from schemas.errors import StoreError
 
 # Serialises migrations of workers starting at once against one PostgreSQL database.
 _PG_MIGRATION_LOCK: Final = 0x6C6F67696E77  # "loginw"
-# Flood rows older than this are deleted when a mail is noted (flood windows are shorter).
+# Flood counts are kept per recipient and FLOOD_SLOT seconds: a count reads at most
+# window / FLOOD_SLOT rows per recipient however much mail went out. A window starts at the
+# slot holding its start, so a mail up to FLOOD_SLOT seconds older may still count.
+FLOOD_SLOT: Final = 10
+# Flood counts older than this are deleted when a mail is noted (flood windows are shorter).
 FLOOD_KEEP: Final = 7 * 86400.0
+
+_NOTE_MAIL: Final = """
+INSERT INTO flood_count (recipient, slot, sent, burst) VALUES (?, ?, 1, ?)
+ON CONFLICT (recipient, slot) DO UPDATE SET
+    sent = flood_count.sent + 1,
+    burst = CASE WHEN excluded.burst > flood_count.burst
+                 THEN excluded.burst ELSE flood_count.burst END
+"""
 
 _OBSERVE: Final = """
 INSERT INTO first_seen (username, scope, value, event_id, first_at, last_at)
@@ -114,12 +126,13 @@ class Store:
         )
 
     def flood_state(self, now: datetime, window: float) -> PolicyState:
-        """Mails per recipient (lower-cased) within ``window`` seconds before ``now``."""
-        since = utc(now).timestamp() - window
+        """Mails per recipient (lower-cased) within ``window`` seconds before ``now``
+        (in FLOOD_SLOT steps: the slot holding the window's start counts whole)."""
+        first = _slot(utc(now).timestamp() - window)
         rows = self.db.execute(
-            "SELECT recipient, COUNT(*), MAX(burst) FROM flood_mail"
-            " WHERE sent_at > ? GROUP BY recipient",
-            (since,),
+            "SELECT recipient, SUM(sent), MAX(burst) FROM flood_count"
+            " WHERE slot >= ? GROUP BY recipient",
+            (first,),
         )
         return PolicyState(
             flood={
@@ -132,11 +145,8 @@ class Store:
         """Count one mail sent to ``recipient`` (for flood control), pruning old counts."""
         stamp = utc(now).timestamp()
         with self.db.transaction() as run:
-            run(
-                "INSERT INTO flood_mail (recipient, sent_at, burst) VALUES (?, ?, ?)",
-                (recipient.lower(), stamp, int(burst)),
-            )
-            run("DELETE FROM flood_mail WHERE sent_at < ?", (stamp - FLOOD_KEEP,))
+            run(_NOTE_MAIL, (recipient.lower(), _slot(stamp), int(burst)))
+            run("DELETE FROM flood_count WHERE slot < ?", (_slot(stamp - FLOOD_KEEP),))
 
     def record_decisions(self, event_id: str, decisions: Iterable[Decision], now: datetime) -> None:
         """Log the decisions the digest must report (silenced, folded, burst); a later
@@ -175,6 +185,10 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _slot(stamp: float) -> int:
+    return int(stamp // FLOOD_SLOT)
 
 
 def _text(value: str) -> str:

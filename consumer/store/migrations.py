@@ -114,6 +114,25 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "flood counts per recipient in 10-second slots (a row per mail made each count O(mails))",
+        (
+            """CREATE TABLE flood_count (
+                recipient TEXT NOT NULL,
+                slot BIGINT NOT NULL,
+                sent BIGINT NOT NULL,
+                burst INTEGER NOT NULL,
+                PRIMARY KEY (recipient, slot)
+            )""",
+            "CREATE INDEX flood_count_slot ON flood_count (slot)",
+            # The counts of the flood window in progress carry over.
+            """INSERT INTO flood_count (recipient, slot, sent, burst)
+               SELECT recipient, CAST(sent_at AS BIGINT) / 10, COUNT(*), MAX(burst)
+               FROM flood_mail GROUP BY recipient, CAST(sent_at AS BIGINT) / 10""",
+            "DROP TABLE flood_mail",
+        ),
+    ),
 )
 
 
