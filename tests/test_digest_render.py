@@ -101,3 +101,13 @@ def test_templates_are_overridable(tmp_path: Path) -> None:
     _, msg = mail(tmp_path, f'[render]\ntemplates = "{templates}"\n')
     assert msg["Subject"] == "Fleet: 5 failed logins"
     assert msg["Message-ID"].startswith("<20261126T060000Z-20261127T060000Z.digest.")
+
+
+def test_the_subject_counts_in_words(tmp_path: Path) -> None:
+    _, many = mail(tmp_path / "many")
+    assert many["Subject"].startswith("loginwatch digest: 7 logins, 5 failed, 6 hosts (")
+    digests = digests_for(make_config(str(tmp_path / "one.db")))
+    store_events(digests, [login(day(0, 2), "web-1")], day(0, 3))
+    summary = digests.summaries(window_at(digests.schedule, day(0, 1)), dead=0)[OPS]
+    one = digests.renderer.render(digests.view(summary), day(1))
+    assert one["Subject"].startswith("loginwatch digest: 1 login, 0 failed, 1 host (")
