@@ -35,7 +35,7 @@ Figures = dict[str, object]
 
 def wire(_quick: bool) -> Figures:
     """The msgpack body of real hook events (what crosses the network per login)."""
-    sizes = {}
+    sizes: Figures = {}
     failure_env = {k: v for k, v in PAM_ENV.items() if k != "SSH_AUTH_INFO_0"}
     failure_env |= {"PAM_TYPE": "auth", "SSH_AUTH_INFO_0": "password\n"}
     cases = (("key_login", PAM_ENV, "success"), ("password_failure", failure_env, "failure"))

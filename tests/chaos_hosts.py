@@ -127,7 +127,7 @@ def broker_restarts(args: argparse.Namespace) -> dict[str, object]:
             hosts.append(
                 hookrun.write_config(work / f"h{index}", node.url, host=f"web-{index:02d}")
             )
-        storm, events_log = _Storm(hosts, runs), []
+        storm, events_log = _Storm(hosts, runs), list[str]()
         with workers(config, work / "logs", 1):
             threads = [threading.Thread(target=storm.host, args=(i,)) for i in range(len(hosts))]
             chaos = threading.Thread(target=_disrupt, args=(node, storm, events_log))

@@ -131,7 +131,7 @@ def queue_depths(url: str, names: Iterable[str]) -> dict[str, int]:
 
 def drain(url: str, queue: str) -> list[Taken]:
     """Take every message of ``queue`` (auto-ack)."""
-    taken = []
+    taken: list[Taken] = []
     with pika.BlockingConnection(pika.URLParameters(url)) as connection:
         channel = connection.channel()
         while True:

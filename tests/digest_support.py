@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -79,18 +78,6 @@ def totals(text: str) -> dict[str, str]:
     """The "Totals" block of a digest's text part: label -> number."""
     block = text.split("Totals\n", 1)[1].split("\n\n", 1)[0]
     return {m[1].strip(): m[2] for m in re.finditer(r"^  (.+?)\s{2,}(\S+)$", block, re.M)}
-
-
-def text_part(msg: EmailMessage) -> str:
-    part = msg.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")
-
-
-def html_part(msg: EmailMessage) -> str:
-    part = msg.get_body(("html",))
-    assert part is not None
-    return str(part.get_content())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])

@@ -79,7 +79,7 @@ def run_hook(
     start = time.perf_counter()
     proc = subprocess.Popen(
         [hook, "--config", str(config), *args],
-        env=environ,  # type: ignore[arg-type]  # bytes env is valid on POSIX
+        env=environ,  # bytes keys and values: valid on POSIX
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

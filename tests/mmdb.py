@@ -23,10 +23,10 @@ def write_mmdb(
     """Write ``{"192.0.2.0/24": {"country": {...}, "city": {...}}, ...}`` as an .mmdb file."""
     root: list[Any] = [None, None]
     data = bytearray()
-    for network, record in networks.items():
+    for network, values in networks.items():
         bits, length = _bits(network)
         offset = len(data)
-        data += encode(record)
+        data += encode(values)
         node = root
         for bit in bits[: length - 1]:
             if not isinstance(node[bit], list):
@@ -42,7 +42,7 @@ def write_mmdb(
         if child is None:
             return count
         if isinstance(child, tuple):
-            return count + 16 + child[1]
+            return count + 16 + int(child[1])
         return index[id(child)]
 
     tree = bytearray()

@@ -211,3 +211,15 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def text_part(msg: EmailMessage) -> str:
+    part = msg.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def html_part(msg: EmailMessage) -> str:
+    part = msg.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,10 +27,10 @@ def mail(n: int = 1, to: str = "ops@example.org") -> EmailMessage:
     return msg
 
 
-def sender(port: int, **smtp: object) -> SmtpSender:
+def sender(port: int, **smtp: Any) -> SmtpSender:
     config = SmtpConfig(
         host="127.0.0.1", port=port, from_="loginwatch@example.org", timeout=5, **smtp
-    )  # type: ignore[arg-type]
+    )
     return SmtpSender(config, attempts=3, wait=0.01, max_wait=0.05)
 
 

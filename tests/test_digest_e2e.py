@@ -39,11 +39,10 @@ from tests.digest_support import (
     login,
     no_dns,
     store_url,  # noqa: F401  (fixture)
-    text_part,
     totals,
 )
 from tests.pg import pg_urls  # noqa: F401  (fixture)
-from tests.smtp_server import Received, SmtpServer
+from tests.smtp_server import Received, SmtpServer, text_part
 from tests.worker_helpers import ROOT, publish
 
 pytestmark = pytest.mark.integration

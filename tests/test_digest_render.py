@@ -18,8 +18,8 @@ from tests.digest_support import (
     login,
     make_config,
     store_events,
-    text_part,
 )
+from tests.smtp_server import text_part
 
 HOSTILE_USER = "{{ 7*7 }}\r\nBcc: victim@example.net <b>x</b>\u202e"
 HOSTILE_HOST = "web-<script>alert(1)</script>"

@@ -23,10 +23,10 @@ from tests.digest_support import (
     make_config,
     store_events,
     store_url,  # noqa: F401  (fixture)
-    text_part,
     totals,
 )
 from tests.pg import pg_urls  # noqa: F401  (fixture)
+from tests.smtp_server import text_part
 
 
 class Outbox:

@@ -7,6 +7,7 @@ enforcing what they may do: their own user_id, the events exchange, nothing else
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import stat
@@ -217,7 +218,7 @@ def test_a_host_cannot_read_declare_or_reach_other_exchanges(
     codes = {}
     for what, attempt in attempts.items():
         channel = channel_of(config_a)
-        codes[what] = refused(lambda ch=channel, act=attempt: act(ch))
+        codes[what] = refused(functools.partial(attempt, channel))
         channel.connection.close()
     assert codes == dict.fromkeys(attempts, 403)  # ACCESS_REFUSED
 

@@ -32,7 +32,9 @@ def store(store_url: str) -> Iterator[Store]:
         yield opened
 
 
-def observe(store: Store, event_id: str, address: str = "192.0.2.7", **kw: object) -> FirstSeen:
+def observe(
+    store: Store, event_id: str, address: str | None = "192.0.2.7", **kw: object
+) -> FirstSeen:
     args: dict[str, object] = {
         "address": address,
         "network": "192.0.2.0/24",

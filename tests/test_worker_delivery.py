@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from schemas import topology
 from schemas.event import LoginEvent, encode
 from tests.conftest import AMQP_PORT, Vhost
 from tests.factories import event
-from tests.smtp_server import DROP, Received, SmtpServer, free_port
+from tests.smtp_server import DROP, Received, SmtpServer, free_port, text_part
 from tests.worker_helpers import (
     FreezableProxy,
     WorkerProcess,
@@ -41,7 +42,7 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
-def configured(vh: Vhost, tmp_path: Path, smtp_port: int, **kw: int) -> Path:
+def configured(vh: Vhost, tmp_path: Path, smtp_port: int, **kw: Any) -> Path:
     path = write_config(tmp_path / "loginwatch.toml", vh, smtp_port=smtp_port, **kw)
     result = loginwatch("setup", "--config", str(path))
     assert result.returncode == 0, result.stderr
@@ -81,11 +82,11 @@ def test_a_login_becomes_one_mail_and_a_second_one_is_not_first_seen(
     assert one["To"] == "ops@test.example"
     assert "alice" in one["Subject"] and "web-01" in one["Subject"]
     assert first.id_hex in one["Message-ID"]
-    text = one.get_body(("plain",)).get_content()
+    text = text_part(one)
     assert "192.0.2.10" in text
     assert first.fingerprint in text
     assert "first" in text.lower()
-    assert "first" not in two.get_body(("plain",)).get_content().lower()
+    assert "first" not in text_part(two).lower()
     assert depth(vh, topology.ALERTS_QUEUE) == 0
 
 
@@ -161,7 +162,12 @@ def test_kill_9_between_smtp_accept_and_ack_sends_no_second_mail(
     # The moment the SMTP server accepts the mail, the worker's acks stop
     # reaching the broker: whatever it does next, its delivery stays unacked.
     accept = smtp.store
-    smtp.store = lambda received: (proxy.freeze(), accept(received))[1]  # type: ignore[method-assign]
+
+    def frozen_then_accept(received: Received) -> None:
+        proxy.freeze()
+        accept(received)
+
+    smtp.store = frozen_then_accept  # type: ignore[method-assign]
     login_event = event_n(7)
     worker = WorkerProcess(config, tmp_path / "worker.log")
     try:

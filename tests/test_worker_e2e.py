@@ -12,7 +12,7 @@ from schemas import topology
 from tests.conftest import Vhost
 from tests.hookrun import HOOK
 from tests.hookrun import write_config as host_config
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, html_part, text_part
 from tests.sshd import (
     ACCOUNT_STACK,
     AUTH_STACK,
@@ -56,13 +56,13 @@ def test_two_ssh_logins_become_two_mails_and_only_the_first_is_a_new_source(
     for mail in (one, two):
         assert mail["To"] == "ops@test.example"
         assert TEST_USER in mail["Subject"] and "bastion-7" in mail["Subject"]
-        text = mail.get_body(("plain",)).get_content()
+        text = text_part(mail)
         assert "127.0.0.1" in text
         assert fingerprint in text
     assert "NEW SOURCE" in one["Subject"]
-    assert "first time" in one.get_body(("plain",)).get_content().lower()
+    assert "first time" in text_part(one).lower()
     assert "NEW SOURCE" not in two["Subject"]
-    assert "first time" not in two.get_body(("plain",)).get_content().lower()
+    assert "first time" not in text_part(two).lower()
     assert depth(vh, topology.DEAD_QUEUE) == 0
 
 
@@ -103,12 +103,12 @@ def test_hostile_user_names_from_a_real_pam_run_stay_text(vh: Vhost, tmp_path: P
         mail = received.message
         assert list(mail.keys()) == EXPECTED_HEADERS
         assert "\n" not in str(mail["Subject"]) and "\r" not in str(mail["Subject"])
-        html = mail.get_body(("html",)).get_content()
-        text = mail.get_body(("plain",)).get_content()
+        html = html_part(mail)
+        text = text_part(mail)
         assert "<script>" not in html
         assert not any(line.startswith("Bcc:") for line in text.splitlines())
     subjects = " ".join(str(m.message["Subject"]) for m in mails)
-    htmls = " ".join(m.message.get_body(("html",)).get_content() for m in mails)
+    htmls = " ".join(html_part(m.message) for m in mails)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in htmls
     assert "{{ 7*7 }}{% raw %}" in htmls and "{{ 7*7 }}{% raw %}" in subjects  # not evaluated
     # CR/LF are shown as visible symbols, in the subject as in the text: never a new line.

@@ -140,7 +140,7 @@ class Taken:
 
 def take_all(vhost: Vhost, queue: str) -> list[Taken]:
     """Remove and return every message of ``queue``."""
-    taken = []
+    taken: list[Taken] = []
     with connect(vhost) as connection:
         channel = connection.channel()
         while True:
