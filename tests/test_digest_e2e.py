@@ -134,11 +134,22 @@ def test_each_recipient_gets_the_expected_digests(
     assert [m.message["To"] for m in first] == [ALICE, OPS]
 
 
-def run_digest(config: Path, clock: datetime, crash: str = "") -> subprocess.CompletedProcess[str]:
+def digest_config(tmp_path: Path, smtp: SmtpServer, vhost: Vhost) -> Path:
+    config = tmp_path / "loginwatch.toml"
+    config.write_text(config_text(str(tmp_path / "lw.db"), smtp_port=smtp.port,
+                                  amqp_url=vhost.url()))  # fmt: skip
+    return config
+
+
+def run_digest(
+    config: Path, clock: datetime, *options: str, crash: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``loginwatch digest OPTIONS`` (``--once`` when none) at the simulated ``clock``."""
     env = {**os.environ, "LOGINWATCH_TEST_CLOCK": clock.isoformat(),
            "LOGINWATCH_TEST_CRASH_AT": crash}  # fmt: skip
     return subprocess.run(
-        [sys.executable, "-m", "consumer.cli", "digest", "--once", "--config", str(config)],
+        [sys.executable, "-m", "consumer.cli", "digest", *(options or ("--once",)),
+         "--config", str(config)],
         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
     )  # fmt: skip
 
@@ -147,9 +158,7 @@ def test_a_scheduler_killed_at_any_point_sends_each_digest_once(
     vhost_d: Vhost, tmp_path: Path
 ) -> None:
     with SmtpServer() as smtp:
-        config = tmp_path / "loginwatch.toml"
-        config.write_text(config_text(str(tmp_path / "lw.db"), smtp_port=smtp.port,
-                                      amqp_url=vhost_d.url()))  # fmt: skip
+        config = digest_config(tmp_path, smtp, vhost_d)
         expected = 0
         for n, point in enumerate(("after-claim", "after-smtp", "after-record")):
             send(vhost_d, login(day(n, 2), "web-1", f"user{n}"))
@@ -235,26 +244,16 @@ def _holder(path: Path, timeout: float = 10) -> int:
 
 def test_preview_and_send_now(vhost_d: Vhost, tmp_path: Path) -> None:
     with SmtpServer() as smtp:
-        config = tmp_path / "loginwatch.toml"
-        config.write_text(config_text(str(tmp_path / "lw.db"), smtp_port=smtp.port,
-                                      amqp_url=vhost_d.url()))  # fmt: skip
+        config = digest_config(tmp_path, smtp, vhost_d)
         send(vhost_d, login(day(0, 2), "web-1"), login(day(0, 3), "web-2", "root"))
         assert run_digest(config, day(0, 1)).returncode == 0
         html = tmp_path / "digest.html"
-        env = {**os.environ, "LOGINWATCH_TEST_CLOCK": day(0, 4).isoformat()}
-        shown = subprocess.run(
-            [sys.executable, "-m", "consumer.cli", "digest", "--preview", "--to", OPS,
-             "--html", str(html), "--config", str(config)],
-            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
-        )  # fmt: skip
+        shown = run_digest(config, day(0, 4), "--preview", "--to", OPS, "--html", str(html))
         assert shown.returncode == 0, shown.stderr
         assert totals(shown.stdout)["events"] == "2"
         assert "root on web-2" in shown.stdout and "Activity per host" in html.read_text()
         assert smtp.messages == []  # a preview sends nothing
-        now = subprocess.run(
-            [sys.executable, "-m", "consumer.cli", "digest", "--send-now", "--config", str(config)],
-            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
-        )  # fmt: skip
+        now = run_digest(config, day(0, 4), "--send-now")
         assert now.returncode == 0, now.stderr
         early = smtp.wait_for(2)
         assert {m.message["X-Loginwatch-Digest"] for m in early} == {
@@ -272,15 +271,9 @@ def test_send_now_without_a_scheduler_counts_what_waits_in_the_queue(
 ) -> None:
     """No scheduler ran: --send-now must store the queued events before it closes the window."""
     with SmtpServer() as smtp:
-        config = tmp_path / "loginwatch.toml"
-        config.write_text(config_text(str(tmp_path / "lw.db"), smtp_port=smtp.port,
-                                      amqp_url=vhost_d.url()))  # fmt: skip
+        config = digest_config(tmp_path, smtp, vhost_d)
         send(vhost_d, login(day(0, 2), "web-1"), login(day(0, 3), "web-2", "root"))
-        env = {**os.environ, "LOGINWATCH_TEST_CLOCK": day(0, 4).isoformat()}
-        now = subprocess.run(
-            [sys.executable, "-m", "consumer.cli", "digest", "--send-now", "--config", str(config)],
-            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
-        )  # fmt: skip
+        now = run_digest(config, day(0, 4), "--send-now")
         assert now.returncode == 0, now.stderr
         sent = {str(m.message["To"]): text_part(m.message) for m in smtp.wait_for(2)}
     assert totals(sent[OPS])["events"] == "2"
