@@ -157,6 +157,7 @@ def send_now(config: Config, digests: Digests, clock: Callable[[], datetime]) ->
             " sends its digests within seconds"
         )
         return 0
+    digests.store.anchor(now)  # a first run: the window being closed is sent all the same
     scheduler = new_scheduler(config, digests, clock)
     # No scheduler is running: store what waits in the queue first, or it would be
     # counted in the window after the cut instead of the one being closed.
