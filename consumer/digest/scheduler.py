@@ -9,8 +9,11 @@ one process that holds the lease means no event can be stored into a window afte
 aggregated.
 
 Each delivery is acked only after its event is committed to the store (in batches, one
-transaction per pump of the connection). The clock is injected (tests drive simulated
-windows; ``LOGINWATCH_TEST_CLOCK``), and so is ``checkpoint`` (``LOGINWATCH_TEST_CRASH_AT``).
+transaction per pump of the connection). After a backlog, the connection is closed and
+opened again once the queue looks drained (``_settle``): the broker may hold deliveries it
+never sent. ``--once`` sends only when the queue has settled. The clock is injected (tests
+drive simulated windows; ``LOGINWATCH_TEST_CLOCK``), and so is ``checkpoint``
+(``LOGINWATCH_TEST_CRASH_AT``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ LOOKBACK = timedelta(days=7)  # a scheduler that was down sends what it missed, 
 PRUNE_EVERY = 3600.0
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 PREFETCH = 500  # deliveries stored (and acked) per transaction
-SETTLE_S = 1.0  # --once: a queue silent this long, with no ready message, is drained
+SETTLE_S = 1.0  # a queue silent this long, with no ready message, is drained
+RECYCLES = 3  # connections closed per start to take back deliveries the broker never sent
 
 
 class Scheduler:
@@ -71,6 +75,9 @@ class Scheduler:
         self.pending: list[Delivery] = []
         self._last_delivery = time.monotonic()
         self._empty_since: float | None = None
+        self._taken = 0  # deliveries stored on this connection
+        self._settled = False  # see _settle
+        self._recycles = 0
         self.stopping = False
         self._pruned: float | None = None
         self._retry_at = 0.0
@@ -82,6 +89,7 @@ class Scheduler:
         due window sent). Returns the exit status."""
         give_up = time.monotonic() + self.ttl + 10
         attempt = 0
+        self._recycles = 0
         try:
             while not self.stopping:
                 try:
@@ -106,6 +114,7 @@ class Scheduler:
                     attempt += 1
                     log.warning("%s; unacked events come back; retry in %gs", exc, delay)
                     self._disconnect()
+                    self._recycles = 0
                     self._sleep(delay)
         finally:
             self._disconnect()
@@ -114,14 +123,18 @@ class Scheduler:
         return 0
 
     def _step(self, once: bool = False) -> bool:
-        """One tick as the lease holder; True when the queue was idle and every due
-        digest is out (what ``--once`` waits for)."""
+        """One tick as the lease holder; True when the queue is settled and every due
+        digest is out (what ``--once`` waits for: it sends only once settled, so a
+        run stores everything queued before it sends)."""
         if self.broker is None:
+            self.store.anchor(self.clock())  # the first start: no window before it is due
             self._connect()
-        idle = self._pump() and (not once or self._drained())
+        settled = self._pump() and self._settle()
+        if self.broker is None or (once and not settled):
+            return False  # recycled (_settle), or --once still draining
         done = self._send_due()
         self._prune()
-        return idle and done
+        return settled and done
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -152,6 +165,8 @@ class Scheduler:
         self.broker = broker
         self._last_delivery = time.monotonic()
         self._empty_since = None
+        self._taken = 0
+        self._settled = False
         log.info("holding the lease (%s); consuming %s", self.digests.owner,
                  topology.DIGEST_QUEUE)  # fmt: skip
 
@@ -184,6 +199,7 @@ class Scheduler:
         """
         assert self.broker is not None
         batch, self.pending = self.pending, []
+        self._taken += len(batch)
         now = self.clock()
         collecting = current(self.digests.schedule, now, self.store.cuts(now - LOOKBACK))
         rows, logins = [], []
@@ -247,8 +263,32 @@ class Scheduler:
         if count:
             log.info("pruned %d stored events older than %s", count, self.config.store.keep)
 
+    def _settle(self) -> bool:
+        """True once the queue was found drained on a connection that took nothing.
+
+        A quorum queue can check deliveries out to a new consumer and never send them:
+        on RabbitMQ 3.10 a few messages of a backlog now and then stay unacked, neither
+        ready nor delivered, until the channel closes (rabbitmq-server#11228 reports the
+        same). Closing the connection gives them back. So a connection that took
+        deliveries is closed once the queue looks drained, and the next one drains what
+        comes back — at most ``RECYCLES`` times per start, so steady traffic cannot keep
+        the scheduler reconnecting.
+        """
+        if self._settled:
+            return True
+        if not self._drained():
+            return False
+        if self._taken and self._recycles < RECYCLES:
+            self._recycles += 1
+            log.info("took %d events; reconnecting to take back any the broker held",
+                     self._taken)  # fmt: skip
+            self._disconnect()
+            return False
+        self._settled = True
+        return True
+
     def _drained(self) -> bool:
-        """``--once``: the queue looks empty. A consumer cannot tell "empty" from "the rest
+        """The queue looks empty. A consumer cannot tell "empty" from "the rest
         is on its way" (a single-active-consumer queue activates a new consumer with a
         delay, and basic.get is refused on it), and the broker's count leaves out what it
         has already pushed to us: deliveries that arrive while the count is asked for wait
