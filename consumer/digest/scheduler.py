@@ -266,13 +266,13 @@ class Scheduler:
     def _settle(self) -> bool:
         """True once the queue was found drained on a connection that took nothing.
 
-        A quorum queue can check deliveries out to a new consumer and never send them:
-        on RabbitMQ 3.10 a few messages of a backlog now and then stay unacked, neither
-        ready nor delivered, until the channel closes (rabbitmq-server#11228 reports the
-        same). Closing the connection gives them back. So a connection that took
-        deliveries is closed once the queue looks drained, and the next one drains what
-        comes back — at most ``RECYCLES`` times per start, so steady traffic cannot keep
-        the scheduler reconnecting.
+        Deliveries can stall on a connection: now and then (RabbitMQ 3.10, a quorum
+        queue with single-active-consumer, a backlog at consume) 4 of 9 messages stayed
+        checked out to us, neither ready nor handed to our callback, until the connection
+        closed; rabbitmq-server#11228 reports the like. Closing the connection gives them
+        back. So a connection that took deliveries is closed once the queue looks drained,
+        and the next one drains what comes back, at most ``RECYCLES`` times per start so
+        that steady traffic cannot keep the scheduler reconnecting.
         """
         if self._settled:
             return True
