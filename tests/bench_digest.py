@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import psycopg
 from consumer.digest.windows import window_at
 from consumer.store import open_store
 from tests.digest_support import DAY1, digests_for, make_config
-from tests.pg import PG_DSN
+from tests.pg import pg_schema
 
 HOSTS = 1000
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,20 +125,12 @@ def bench_digest(count: int = 1_000_000) -> dict[str, Any]:
         path = f"{tmp}/bench.db"
         figures["sqlite_load_s"] = round(load_sqlite(path, count), 1)
         figures["sqlite"] = in_subprocess(path)
-    try:
-        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.Error:
-        figures["postgres"] = "skipped: no PostgreSQL"
-        return figures
-    schema = f"lw_bench_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        url = f"{PG_DSN}?options=-csearch_path%3D{schema}"
+    with pg_schema() as url:
+        if url is None:
+            figures["postgres"] = "skipped: no PostgreSQL"
+            return figures
         figures["postgres_load_s"] = round(load_postgres(url, count), 1)
         figures["postgres"] = in_subprocess(url)
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
     return figures
 
 

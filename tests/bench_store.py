@@ -12,15 +12,12 @@ import json
 import sys
 import tempfile
 import time
-import uuid
-
-import psycopg
 
 from consumer.stages.enrich import Enricher
 from consumer.store import open_store
 from schemas.config import EnrichConfig
 from tests.factories import T0, event
-from tests.pg import PG_DSN
+from tests.pg import pg_schema
 
 
 def rate(url: str, count: int) -> float:
@@ -41,19 +38,11 @@ def bench_store(count: int = 2000) -> dict[str, float | str]:
     figures: dict[str, float | str] = {"count": count}
     with tempfile.TemporaryDirectory() as tmp:
         figures["sqlite_events_per_s"] = rate(f"{tmp}/bench.db", count)
-    try:
-        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.Error:
-        figures["postgres_events_per_s"] = "skipped: no PostgreSQL"
-        return figures
-    schema = f"lw_bench_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        url = f"{PG_DSN}?options=-csearch_path%3D{schema}"
+    with pg_schema() as url:
+        if url is None:
+            figures["postgres_events_per_s"] = "skipped: no PostgreSQL"
+            return figures
         figures["postgres_events_per_s"] = rate(url, count)
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
     return figures
 
 

@@ -32,7 +32,6 @@ from tests.chaos_hosts import broker_restarts, spool_disk_full
 from tests.chaos_support import (
     Ledger,
     chaos_config,
-    drain,
     mixed_event,
     print_report,
     publish_events,
@@ -42,7 +41,7 @@ from tests.chaos_support import (
 )
 from tests.conftest import fresh_vhost
 from tests.smtp_server import DROP, SmtpServer, free_port
-from tests.worker_helpers import WorkerProcess
+from tests.worker_helpers import WorkerProcess, take_all
 
 Scenario = Callable[[argparse.Namespace], dict[str, object]]
 
@@ -82,7 +81,7 @@ def worker_kills(args: argparse.Namespace) -> dict[str, object]:
                     break
             publisher.join()
             wait_settled(ledger, refresh, timeout=120)
-        ledger.dead = drain(vhost.url(), topology.DEAD_QUEUE)
+        ledger.dead = take_all(vhost, topology.DEAD_QUEUE)
         ledger.notes["worker_kills"] = kills
         return ledger.figures()
 
@@ -137,7 +136,7 @@ def smtp_outage(args: argparse.Namespace) -> dict[str, object]:
             wait_settled(ledger, refresh, timeout=sum(delays) + 120)
             calm.set()
         refresh()
-        ledger.dead = drain(vhost.url(), topology.DEAD_QUEUE)
+        ledger.dead = take_all(vhost, topology.DEAD_QUEUE)
         ledger.notes["smtp_data_commands"] = sum(s.attempts for s in servers)
         ledger.notes["faults_injected"] = dict(injected)
         for server in servers[1:]:

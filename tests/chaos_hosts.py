@@ -25,9 +25,10 @@ from schemas.event import decode
 from tests import hookrun
 from tests.chaos_digest import scheduler as digest_scheduler
 from tests.chaos_node import ChaosNode
-from tests.chaos_support import Ledger, chaos_config, drain, setup, wait_settled, workers
+from tests.chaos_support import Ledger, chaos_config, setup, wait_settled, workers
 from tests.conftest import fresh_vhost
 from tests.smtp_server import Received, SmtpServer
+from tests.worker_helpers import take_all
 
 TAP = "chaos.tap"
 
@@ -138,7 +139,7 @@ def broker_restarts(args: argparse.Namespace) -> dict[str, object]:
             left = sum(_flush(host) for host in hosts)
             # Every event that reached the broker has a copy in the tap queue.
             ids = {}
-            for taken in drain(node.url, TAP):
+            for taken in take_all(node.url, TAP):
                 login = decode(taken.body)
                 ids[login.tty] = login.id_hex
             ledger = Ledger("broker", set(ids.values()), logs=[])
@@ -148,7 +149,7 @@ def broker_restarts(args: argparse.Namespace) -> dict[str, object]:
                 ledger.logs = sorted((work / "logs").glob("*.log"))
 
             wait_settled(ledger, refresh, timeout=180)
-        ledger.dead = drain(node.url, topology.DEAD_QUEUE)
+        ledger.dead = take_all(node.url, topology.DEAD_QUEUE)
         figures = ledger.figures()
         figures["lost"] = int(figures["lost"]) + storm.total - len(ids)  # type: ignore[call-overload]
         figures.update(

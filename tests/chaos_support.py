@@ -129,18 +129,6 @@ def queue_depths(url: str, names: Iterable[str]) -> dict[str, int]:
         }
 
 
-def drain(url: str, queue: str) -> list[Taken]:
-    """Take every message of ``queue`` (auto-ack)."""
-    taken: list[Taken] = []
-    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
-        channel = connection.channel()
-        while True:
-            method, props, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                return taken
-            taken.append(Taken(body, dict(props.headers or {}), props.user_id))
-
-
 def event_id(body: bytes) -> str | None:
     with contextlib.suppress(DecodeError):
         return decode(body).id_hex

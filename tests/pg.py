@@ -2,7 +2,8 @@
 
 Use ``pg_urls`` (a session fixture): ``pg_urls()`` returns a ``postgresql://`` URL whose
 ``search_path`` is a new empty schema. ``LOGINWATCH_TEST_PG`` overrides the server DSN.
-A server that is not there skips locally and fails under CI (``missing``).
+A server that is not there skips locally and fails under CI (``missing``). Benchmarks use
+``pg_schema()``, which yields None without a server.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -31,9 +33,31 @@ def pg_urls() -> Iterator[Callable[[], str]]:
         name = f"lw_test_{uuid.uuid4().hex[:12]}"
         admin.execute(f'CREATE SCHEMA "{name}"')
         made.append(name)
-        return f"{PG_DSN}?options=-csearch_path%3D{name}"
+        return schema_url(name)
 
     yield new_url
     for name in made:
         admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
     admin.close()
+
+
+def schema_url(name: str) -> str:
+    """The server's URL with ``search_path`` set to schema ``name``."""
+    return f"{PG_DSN}?options=-csearch_path%3D{name}"
+
+
+@contextmanager
+def pg_schema(prefix: str = "lw_bench") -> Iterator[str | None]:
+    """A URL on a new empty schema, dropped afterwards; None when no server answers."""
+    try:
+        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
+    except psycopg.Error:
+        yield None
+        return
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield schema_url(name)
+    finally:
+        admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+        admin.close()

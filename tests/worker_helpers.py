@@ -138,10 +138,11 @@ class Taken:
     user_id: str | None
 
 
-def take_all(vhost: Vhost, queue: str) -> list[Taken]:
-    """Remove and return every message of ``queue``."""
+def take_all(where: Vhost | str, queue: str) -> list[Taken]:
+    """Remove and return every message of ``queue`` (in a vhost, or at an amqp:// URL)."""
     taken: list[Taken] = []
-    with connect(vhost) as connection:
+    url = where if isinstance(where, str) else where.url()
+    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
         channel = connection.channel()
         while True:
             method, props, body = channel.basic_get(queue, auto_ack=True)
