@@ -85,8 +85,8 @@ class Scheduler:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, once: bool = False) -> int:
-        """Work until ``stop()`` (or, with ``once``, until the queue is drained and every
-        due window sent). Returns the exit status."""
+        """Work until ``stop()`` (or, with ``once``, until the queue has settled and every
+        due window is sent). Returns the exit status."""
         give_up = time.monotonic() + self.ttl + 10
         attempt = 0
         self._recycles = 0
