@@ -81,6 +81,7 @@ class Scheduler:
         self.stopping = False
         self._pruned: float | None = None
         self._retry_at = 0.0
+        self._anchor: datetime | None = None  # the store's first start (set once, kept)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -127,7 +128,7 @@ class Scheduler:
         digest is out (what ``--once`` waits for: it sends only once settled, so a
         run stores everything queued before it sends)."""
         if self.broker is None:
-            self.store.anchor(self.clock())  # the first start: no window before it is due
+            self._anchor = self.store.anchor(self.clock())  # no window before it is due
             self._connect()
         settled = self._pump() and self._settle()
         if self.broker is None or (once and not settled):
@@ -232,10 +233,11 @@ class Scheduler:
         now = self.clock()
         if time.monotonic() < self._retry_at:
             return False
+        assert self._anchor is not None  # set when the connection was opened
         # Never further back than [store] keep: older window states are pruned, and a
         # window without a state row would be sent again.
         keep = timedelta(seconds=seconds(self.config.store.keep))
-        since = max(self.store.anchor(now), now - min(LOOKBACK, keep / 2))
+        since = max(self._anchor, now - min(LOOKBACK, keep / 2))
         windows = due(self.digests.schedule, now, self.store.cuts(since), since)
         for window in windows:
             try:
