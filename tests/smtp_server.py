@@ -198,6 +198,18 @@ def free_port() -> int:
         return port
 
 
+def text_part(msg: EmailMessage) -> str:
+    part = msg.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def html_part(msg: EmailMessage) -> str:
+    part = msg.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
 def main() -> None:
     """``python -m tests.smtp_server PORT MAILDIR``: serve until interrupted (demo use)."""
     import sys
@@ -211,15 +223,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def text_part(msg: EmailMessage) -> str:
-    part = msg.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")
-
-
-def html_part(msg: EmailMessage) -> str:
-    part = msg.get_body(("html",))
-    assert part is not None
-    return str(part.get_content())
