@@ -3,10 +3,12 @@
 One event goes through the stages like this (the worker builds this in one function)::
 
     event    = decode(body)                                  # schemas.event.decode
-    enriched = enricher(event, now)                          # stages.enrich.Enricher
-    state    = store.flood_state(now, policy.flood_window)   # one query: mails per recipient
+    enriched = enricher.facts(event, now)                    # cheap: GeoIP, first-seen
+    state    = store.flood_state(now, policy.flood_window, host=event.host, kind=event.kind)
     decisions = policy.decide(enriched, state, now)          # pure; log each decision.reason
     store.record_decisions(event.id_hex, decisions, now)     # silenced/folded/burst, for the digest
+    if any(decision.action in MAILING for decision in decisions):
+        enriched = enricher.names(enriched)                  # costly: reverse DNS, bounded
     for decision in decisions:
         if decision.action not in MAILING:
             continue                                         # digest/ignore/silenced/folded
@@ -16,7 +18,7 @@ One event goes through the stages like this (the worker builds this in one funct
         msg = renderer.render(enriched, decision)            # stages.render.Renderer
         sender.send(msg)                                     # stages.deliver.SmtpSender
         store.record_delivery(key, now)                      # record-after (STYLE.md #4)
-        store.note_mail(decision.recipient, now, burst=decision.action is Action.BURST)
+        store.note_mail(decision.recipient, event.host, event.kind, now, burst=decision.burst)
     ack
 
 Errors, all from ``schemas.errors``:
@@ -33,9 +35,9 @@ the connection dropped before its ``250`` reached us (``send`` retries it), or t
 between the ``250`` and ``record_delivery``. The delivery log prevents every other duplicate:
 a mail whose ``record_delivery`` committed is never sent again.
 
-Flood control is counted per recipient in the store (shared by every worker); two workers that
-decide at the same instant may each send one mail past ``flood_max`` — the limit is a calm-down
-threshold, not an exact quota.
+Flood control is counted in the store (shared by every worker) per recipient, host and kind,
+and per recipient and kind for all hosts together; two workers that decide at the same instant
+may each send one mail past a limit — the limits are calm-down thresholds, not exact quotas.
 """
 
 from __future__ import annotations
@@ -97,13 +99,22 @@ class Action(enum.Enum):
 MAILING: Final = frozenset({Action.IMMEDIATE, Action.BURST})
 
 
+class Budget(enum.Enum):
+    """The flood budgets one mail counts against (see stages/policy.py)."""
+
+    HOST = "host"  # one recipient, one host, one kind of event
+    FLEET = "fleet"  # one recipient, one kind of event, all hosts together
+
+
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """The policy's verdict for one recipient (``decide`` returns one per recipient).
 
     ``recipient`` is None only for the single IGNORE decision of an event no route matched.
     ``reason`` is one human sentence, shown in the logs and in the mail.
     ``route`` is the 0-based index of the ``[[route]]`` that decided, -1 for none.
-    ``sent`` is how many mails the recipient got within the flood window before this event.
+    ``sent`` is how many mails the recipient got within the flood window before this event,
+    in the budget that decided (this host and kind; for a fleet BURST, this kind on all hosts).
+    ``burst`` names the budget a BURST mail closes (``Budget.HOST`` or ``Budget.FLEET``).
     """
 
     action: Action
@@ -111,25 +122,41 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     recipient: str | None = None
     route: int = -1
     sent: int = 0
+    burst: Budget | None = None
 
 
 class FloodCount(msgspec.Struct, frozen=True, kw_only=True):
-    """Mails one recipient got within the flood window (all workers together)."""
+    """Mails one recipient got from one budget within the flood window (all workers)."""
 
     sent: int = 0
     burst_sent: bool = False
 
 
 class PolicyState(msgspec.Struct, frozen=True, kw_only=True):
-    """The snapshot ``decide`` needs besides the event: flood counts per recipient."""
+    """The snapshot ``decide`` needs besides the event: flood counts.
 
-    flood: Mapping[str, FloodCount] = msgspec.field(default_factory=dict)
+    ``hosts`` is keyed ``(recipient, flood_host(host), kind)``, ``fleet`` is keyed
+    ``(recipient, kind)``; recipients lower-cased. The store fills in the keys of one event.
+    """
 
-    def count(self, recipient: str) -> FloodCount:
-        return self.flood.get(recipient.lower(), _NO_MAIL)
+    hosts: Mapping[tuple[str, str, str], FloodCount] = msgspec.field(default_factory=dict)
+    fleet: Mapping[tuple[str, str], FloodCount] = msgspec.field(default_factory=dict)
+
+    def count(self, recipient: str, host: str, kind: str) -> FloodCount:
+        return self.hosts.get((recipient.lower(), flood_host(host), kind), _NO_MAIL)
+
+    def fleet_count(self, recipient: str, kind: str) -> FloodCount:
+        return self.fleet.get((recipient.lower(), kind), _NO_MAIL)
 
 
 _NO_MAIL: Final = FloodCount()
+
+
+def flood_host(host: str) -> str:
+    """The host's flood-budget key: case-insensitive, as routing and identity compare
+    host names, so ``WEB-1`` and ``Web-1`` cannot each open a budget of their own."""
+    return host.lower()
+
 
 In_contra = TypeVar("In_contra", contravariant=True)
 Out_co = TypeVar("Out_co", covariant=True)

@@ -1,4 +1,8 @@
-"""The worker's pipeline: decode → enrich → policy → render → deliver, in one function.
+"""The worker's pipeline: decode → facts → policy → names → render → deliver, in one function.
+
+Enrichment is split around the policy: the cheap facts every event needs (GeoIP, first-seen
+from the store) come before ``decide``; reverse DNS, which costs network round trips in this
+one thread, only once a decision mails someone (digested, folded and ignored events skip it).
 
 ``process(stages, incoming)`` runs one message through the stages and returns an
 ``Outcome`` — done (ack), park (retry queue later) or dead (dead queue) — with
@@ -87,16 +91,20 @@ def process(stages: Stages, incoming: Incoming) -> Outcome:
     metrics.decoded(event.outcome.name.lower())
     now = stages.clock()
     try:
-        enriched = stages.enrich(event, now)
+        enriched = stages.enrich.facts(event, now)
         seen = enriched.first_seen
         metrics.first_seen(seen.address, seen.network, seen.country)
-        state = stages.store.flood_state(now, stages.policy.flood_window)
+        state = stages.store.flood_state(
+            now, stages.policy.flood_window, host=event.host, kind=event.kind
+        )
         decisions = stages.policy.decide(enriched, state, now)
         # Silenced / folded / burst decisions, for the digest's "kept out of your inbox".
         stages.store.record_decisions(event.id_hex, decisions, now)
     except StoreError as exc:
         metrics.store_error()
         return Outcome(Verdict.PARK, f"store: {exc}", event.id_hex)
+    if any(decision.action in MAILING for decision in decisions):
+        enriched = stages.enrich.names(enriched)
     transient: list[str] = []
     permanent: list[str] = []
     for decision in decisions:
@@ -138,5 +146,8 @@ def _mail(stages: Stages, enriched: Enriched, decision: Decision, now: datetime)
     stages.send.send(stages.render.render(enriched, decision))
     metrics.mail_sent(enriched.event.time, now)
     stages.store.record_delivery(key, now)
-    stages.store.note_mail(decision.recipient or "", now, burst=action == "burst")
+    event = enriched.event
+    stages.store.note_mail(
+        decision.recipient or "", event.host, event.kind, now, burst=decision.burst
+    )
     log.info("%s %s %s: sent; %s", event_id, action, decision.recipient, decision.reason)

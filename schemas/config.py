@@ -119,21 +119,47 @@ class Silence(_Section, frozen=True):
 
 
 class PolicyConfig(_Section, frozen=True):
-    """``[policy]``: flood control per recipient (all workers together)."""
+    """``[policy]``: flood control (all workers together), one budget per recipient, host
+    and kind, under a fleet-wide cap per recipient and kind."""
 
-    # Past this many immediate mails to one recipient within flood_window, one
-    # "burst" mail goes out and further events only reach the digest.
+    # Past this many immediate mails to one recipient about one host and one kind of event
+    # within flood_window, one "burst" mail goes out and further such events only reach the
+    # digest: failed passwords never use up the budget of logins, nor one host another's.
     flood_max: Annotated[int, msgspec.Meta(ge=1)] = 10
     flood_window: Duration = "10m"
+    # The same for one kind of event from all hosts together (a relay or the central user
+    # may speak for many host names). More than flood_max + 1, the most one host can add;
+    # none: five hosts' worth, 5 * (flood_max + 1).
+    flood_max_fleet: Annotated[int, msgspec.Meta(ge=3)] | None = None
+
+    @property
+    def fleet_max(self) -> int:
+        """``flood_max_fleet``, or its default."""
+        return self.flood_max_fleet or 5 * (self.flood_max + 1)
+
+    def __post_init__(self) -> None:
+        if self.flood_max_fleet is not None and self.flood_max_fleet <= self.flood_max + 1:
+            raise ValueError(
+                f"flood_max_fleet ({self.flood_max_fleet}) must be more than flood_max + 1"
+                f" ({self.flood_max + 1}), or one host's flood folds every other host's alerts"
+            )
 
 
 class EnrichConfig(_Section, frozen=True):
     """``[enrich]``: reverse DNS and GeoIP of the client address."""
 
     dns: bool = True
+    # Seconds for all lookups of one address together: the PTR query and the forward
+    # query of every name it returns.
     dns_timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 1.0
     dns_cache_size: Annotated[int, msgspec.Meta(ge=0)] = 4096
     dns_cache_ttl: Duration = "1h"
+    # How long "no name" is remembered: NXDOMAIN per address (per /64 for IPv6); a timeout
+    # or SERVFAIL for the address's whole /24 or /64.
+    dns_negative_ttl: Duration = "10m"
+    # A source is familiar to a host that never saw the user log in from it only once this
+    # many other hosts did: one compromised host cannot make an address familiar fleet-wide.
+    first_seen_hosts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
     # A MaxMind GeoLite2/GeoIP2 City or Country database (.mmdb); none: no GeoIP.
     geoip_db: str | None = None
 

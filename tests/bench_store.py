@@ -30,7 +30,7 @@ def rate(url: str, count: int) -> float:
         started = time.perf_counter()
         for login in events:
             enricher(login, T0)
-            store.flood_state(T0, 600)
+            store.flood_state(T0, 600, host="web-01", kind="login")
         return round(count / (time.perf_counter() - started), 1)
 
 

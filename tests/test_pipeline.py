@@ -27,7 +27,7 @@ class FakeStore:
     fail: bool = False
     logged: list[str] = field(default_factory=list)
 
-    def flood_state(self, now: datetime, window: float) -> PolicyState:
+    def flood_state(self, now: datetime, window: float, *, host: str, kind: str) -> PolicyState:
         if self.fail:
             raise StoreError("database is locked")
         return PolicyState()
@@ -38,7 +38,9 @@ class FakeStore:
     def record_delivery(self, key: str, now: datetime) -> None:
         self.sent.add(key)
 
-    def note_mail(self, recipient: str, now: datetime, *, burst: bool = False) -> None:
+    def note_mail(
+        self, recipient: str, host: str, kind: str, now: datetime, *, burst: object = None
+    ) -> None:
         pass
 
     def record_decisions(self, event_id: str, decisions: object, now: datetime) -> None:
@@ -52,6 +54,20 @@ class FakePolicy:
 
     def decide(self, enriched: Enriched, state: PolicyState, now: datetime) -> tuple[Decision, ...]:
         return self.decisions
+
+
+@dataclass
+class FakeEnrich:
+    """Counts the costly step (reverse DNS), which only mailed events may take."""
+
+    named: list[str] = field(default_factory=list)
+
+    def facts(self, login: LoginEvent, now: datetime) -> Enriched:
+        return Enriched(event=login)
+
+    def names(self, enriched: Enriched) -> Enriched:
+        self.named.append(enriched.event.id_hex)
+        return enriched
 
 
 @dataclass
@@ -83,7 +99,7 @@ def stages(
     sender = FakeSender(failures)
     built = Stages(
         decode=Decoder(Identity()),
-        enrich=lambda login, now: Enriched(event=login),  # type: ignore[arg-type]
+        enrich=FakeEnrich(),  # type: ignore[arg-type]
         policy=FakePolicy(decisions),  # type: ignore[arg-type]
         render=FakeRender(),  # type: ignore[arg-type]
         send=sender,  # type: ignore[arg-type]
@@ -124,6 +140,24 @@ def test_verdicts(
     assert sender.mails == mailed
     for recipient, exc in failures.items():
         assert f"{recipient}: {exc}" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("action", "named"),
+    [
+        (Action.IMMEDIATE, 1),
+        (Action.BURST, 1),
+        (Action.DIGEST, 0),
+        (Action.FOLDED, 0),
+        (Action.SILENCED, 0),
+        (Action.IGNORE, 0),
+    ],
+)
+def test_reverse_dns_only_for_events_that_are_mailed(action: Action, named: int) -> None:
+    decision = Decision(action=action, reason="r", recipient="a@x")
+    built, _ = stages((decision,), {}, FakeStore())
+    assert process(built, Incoming(encode(LOGIN))).verdict is Verdict.DONE
+    assert len(built.enrich.named) == named  # type: ignore[attr-defined]
 
 
 def test_a_redelivered_event_mails_only_whom_it_did_not_reach() -> None:

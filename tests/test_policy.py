@@ -17,6 +17,7 @@ CONFIG = """
 [policy]
 flood_max = 3
 flood_window = "10m"
+flood_max_fleet = 8
 
 [[route]]            # 1: nobody pages anyone about the CI user
 to = ["ops@example.org"]
@@ -107,12 +108,20 @@ def test_no_route_is_one_ignore_with_a_reason() -> None:
     [
         (FloodCount(sent=0), Action.IMMEDIATE, 'on host "web-01"'),
         (FloodCount(sent=2), Action.IMMEDIATE, 'on host "web-01"'),
-        (FloodCount(sent=3), Action.BURST, "flood control: 3 mails within 10m"),
-        (FloodCount(sent=4, burst_sent=True), Action.FOLDED, "the digest: 4 mails within 10m"),
+        (
+            FloodCount(sent=3),
+            Action.BURST,
+            'flood control: 3 login alerts about host "web-01" within 10m',
+        ),
+        (
+            FloodCount(sent=4, burst_sent=True),
+            Action.FOLDED,
+            'the digest: 4 login alerts about host "web-01" within 10m',
+        ),
     ],
 )
 def test_flood_control_per_recipient(flood: FloodCount, action: Action, reason_end: str) -> None:
-    state = PolicyState(flood={"ops@example.org": flood})
+    state = PolicyState(hosts={("ops@example.org", "web-01", "login"): flood})
     decisions = {d.recipient: d for d in POLICY.decide(enriched(), state, T0)}
     ops = decisions["ops@example.org"]
     assert (ops.action, ops.sent) == (action, flood.sent)
@@ -152,3 +161,100 @@ def test_bad_silences_name_the_key(silence: str, error: str) -> None:
     with pytest.raises(ConfigError, match=r"^<config>: \$\.silence\[0\]: ") as caught:
         parse_config(f"[[silence]]\n{silence}\n")
     assert error in str(caught.value)
+
+
+# --- flood budgets: per recipient, host and kind, under a fleet cap per kind -------------
+
+FLOODED = FloodCount(sent=3)  # flood_max reached
+BURST_SENT = FloodCount(sent=4, burst_sent=True)
+LOGIN_DB = {"host": "db-1", "user": "root"}
+FAIL_WEB = {**FAIL, "host": "web-1", "user": "root"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "hosts", "fleet", "expected"),
+    [
+        # The issue's case: failures for root on web-1 used the budget; root logs in on db-1.
+        pytest.param(
+            LOGIN_DB, {("web-1", "failure"): BURST_SENT}, {"failure": FloodCount(sent=4)},
+            ("immediate", None), id="failures-elsewhere-never-fold-a-login",
+        ),
+        # …and on web-1 itself: the failures' budget is not the logins'.
+        pytest.param(
+            {"host": "web-1", "user": "root"}, {("web-1", "failure"): BURST_SENT}, {},
+            ("immediate", None), id="failures-same-host-never-fold-a-login",
+        ),
+        # One host's flood of its own logins folds its own, not another host's.
+        pytest.param(
+            LOGIN_DB, {("web-1", "login"): BURST_SENT}, {"login": FloodCount(sent=4)},
+            ("immediate", None), id="one-host-flood-spares-others",
+        ),
+        pytest.param(
+            {"host": "web-1"}, {("web-1", "login"): FLOODED}, {}, ("burst", "host"),
+            id="host-budget-burst",
+        ),
+        pytest.param(
+            {"host": "web-1"}, {("web-1", "login"): BURST_SENT}, {}, ("folded", None),
+            id="host-budget-folded",
+        ),
+        pytest.param(
+            {"host": "WEB-1"}, {("web-1", "login"): BURST_SENT}, {}, ("folded", None),
+            id="host-budget-case-insensitive",
+        ),
+        pytest.param(
+            FAIL_WEB, {("web-1", "failure"): FLOODED}, {}, ("burst", "host"),
+            id="failure-budget-burst",
+        ),
+        # Many hosts flooding (or one relay speaking for many names): the fleet cap.
+        pytest.param(
+            LOGIN_DB, {}, {"login": FloodCount(sent=8)}, ("burst", "fleet"), id="fleet-burst",
+        ),
+        pytest.param(
+            LOGIN_DB, {}, {"login": FloodCount(sent=9, burst_sent=True)}, ("folded", None),
+            id="fleet-folded",
+        ),
+        pytest.param(
+            LOGIN_DB, {}, {"failure": FloodCount(sent=9, burst_sent=True)},
+            ("immediate", None), id="fleet-failures-never-fold-a-login",
+        ),
+        pytest.param(
+            LOGIN_DB, {}, {"login": FloodCount(sent=7)}, ("immediate", None),
+            id="fleet-below-cap",
+        ),
+        # A host budget used up decides first, with its own burst mail.
+        pytest.param(
+            LOGIN_DB, {("db-1", "login"): FLOODED}, {"login": FloodCount(sent=9, burst_sent=True)},
+            ("burst", "host"), id="host-burst-before-fleet",
+        ),
+    ],
+)  # fmt: skip
+def test_flood_budgets(
+    fields: dict[str, object],
+    hosts: dict[tuple[str, str], FloodCount],
+    fleet: dict[str, FloodCount],
+    expected: tuple[str, str | None],
+) -> None:
+    state = PolicyState(
+        hosts={("sec@example.org", host, kind): count for (host, kind), count in hosts.items()},
+        fleet={("sec@example.org", kind): count for kind, count in fleet.items()},
+    )
+    decisions = {d.recipient: d for d in POLICY.decide(enriched(event(**fields)), state, T0)}
+    sec = decisions["sec@example.org"]
+    assert (sec.action.value, sec.burst.value if sec.burst else None) == expected
+    assert all(d.action is Action.IMMEDIATE for r, d in decisions.items() if r != sec.recipient)
+
+
+def test_burst_reasons_name_the_budget() -> None:
+    host = PolicyState(hosts={("sec@example.org", "db-1", "login"): FLOODED})
+    (decision, *_) = POLICY.decide(enriched(event(**LOGIN_DB)), host, T0)
+    assert decision.reason.endswith('flood control: 3 login alerts about host "db-1" within 10m')
+    fleet = PolicyState(fleet={("sec@example.org", "login"): FloodCount(sent=8)})
+    (decision, *_) = POLICY.decide(enriched(event(**LOGIN_DB)), fleet, T0)
+    assert decision.reason.endswith("flood control: 8 login alerts from all hosts within 10m")
+
+
+@pytest.mark.parametrize(("flood_max", "fleet"), [(10, 11), (10, 5), (2, 3)])
+def test_a_fleet_cap_one_host_can_reach_is_refused(flood_max: int, fleet: int) -> None:
+    with pytest.raises(ConfigError, match=r"^<config>: \$\.policy: flood_max_fleet") as caught:
+        parse_config(f"[policy]\nflood_max = {flood_max}\nflood_max_fleet = {fleet}\n")
+    assert "one host's flood folds every other host's alerts" in str(caught.value)

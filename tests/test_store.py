@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.model import Action, Decision, FirstSeen, FloodCount
+from consumer.model import Action, Budget, Decision, FirstSeen, FloodCount
 from consumer.store import Store, open_store
 from consumer.store.migrations import MIGRATIONS, Migration
 from schemas.errors import StoreError
@@ -120,37 +120,43 @@ def test_delivery_log(store: Store) -> None:
 
 def test_flood_counts_per_recipient_within_the_window(store: Store) -> None:
     now = T0 + timedelta(minutes=10)
-    store.note_mail("ops@example.org", T0 - timedelta(seconds=11))  # before the window
+    note = store.note_mail
+    note("ops@example.org", "web-1", "login", T0 - timedelta(seconds=11))  # before the window
     for at in (T0 + timedelta(seconds=5), T0 + timedelta(minutes=5), T0 + timedelta(minutes=9)):
-        store.note_mail("Ops@Example.org", at)
-    store.note_mail("ops@example.org", T0 + timedelta(minutes=9), burst=True)
-    store.note_mail("sec@example.org", T0 - timedelta(minutes=1))
-    state = store.flood_state(now, window=600)
-    assert state.count("OPS@example.org") == FloodCount(sent=4, burst_sent=True)
-    assert state.count("sec@example.org") == FloodCount()
-    assert state.count("nobody@example.org") == FloodCount()
+        note("Ops@Example.org", "web-1", "login", at)
+    note("ops@example.org", "web-1", "login", T0 + timedelta(minutes=9), burst=Budget.HOST)
+    note("sec@example.org", "web-1", "login", T0 - timedelta(minutes=1))
+    state = store.flood_state(now, window=600, host="web-1", kind="login")
+    assert state.count("OPS@example.org", "web-1", "login") == FloodCount(sent=4, burst_sent=True)
+    assert state.fleet_count("ops@example.org", "login") == FloodCount(sent=4)
+    assert state.count("sec@example.org", "web-1", "login") == FloodCount()
+    assert state.count("nobody@example.org", "web-1", "login") == FloodCount()
 
 
 def test_a_flood_count_reads_slots_not_mails(store: Store) -> None:
-    """2,000 mails in one window are 50 rows: the count does not grow with the mail."""
+    """2,000 mails in one window are 50 rows per budget: the count does not grow with mail."""
     for n in range(2_000):
-        store.note_mail("ops@example.org", T0 + timedelta(milliseconds=250 * n))
-    state = store.flood_state(T0 + timedelta(minutes=9), window=600)
-    assert state.count("ops@example.org") == FloodCount(sent=2_000)
-    rows = store.db.execute("SELECT COUNT(*) FROM flood_count")
-    assert rows[0][0] == 50  # 500 s of mail in 10-second slots
+        store.note_mail("ops@example.org", "web-1", "login", T0 + timedelta(milliseconds=250 * n))
+    state = store.flood_state(T0 + timedelta(minutes=9), window=600, host="web-1", kind="login")
+    assert state.count("ops@example.org", "web-1", "login") == FloodCount(sent=2_000)
+    rows = store.db.execute("SELECT COUNT(*) FROM flood_budget")
+    assert rows[0][0] == 2 * 50  # 500 s of mail in 10-second slots, host and fleet budgets
 
 
-def test_an_upgrade_keeps_the_flood_counts(store_url: str) -> None:
+def test_an_upgrade_through_migration_4_keeps_the_flood_counts(store_url: str) -> None:
     with open_store(store_url, MIGRATIONS[:3]) as old:
         for minute in (1, 2, 3):
             old.db.execute(
                 "INSERT INTO flood_mail (recipient, sent_at, burst) VALUES (?, ?, ?)",
                 ("ops@example.org", (T0 + timedelta(minutes=minute)).timestamp(), int(minute == 3)),
             )
+    with open_store(store_url, MIGRATIONS[:4]) as new:
+        rows = new.db.execute("SELECT recipient, SUM(sent), MAX(burst) FROM flood_count GROUP BY 1")
+    assert rows == [("ops@example.org", 3, 1)]
+    # Migration 5 cannot split them by host and kind: the budgets start empty.
     with open_store(store_url) as new:
-        state = new.flood_state(T0 + timedelta(minutes=5), window=600)
-    assert state.count("ops@example.org") == FloodCount(sent=3, burst_sent=True)
+        state = new.flood_state(T0 + timedelta(minutes=5), 600, host="web-1", kind="login")
+    assert state.count("ops@example.org", "web-1", "login") == FloodCount()
 
 
 def test_decision_log_keeps_what_left_the_inbox(store: Store) -> None:

@@ -1,9 +1,15 @@
-"""Enrich stage: what the central side learns about an event's source.
+"""Enrich stage: what the central side learns about an event's source, in two steps.
 
-Reverse DNS (``stages/rdns.py``) and GeoIP (``stages/geoip.py``) never fail an event: no
-answer in time, or no database, leaves the fields empty. First-seen comes from the store and
-is recorded only for successful logins; other events (failed passwords) are compared without
-recording, so an attacker's attempts never make a source look familiar.
+``facts(event, now)`` is the cheap part every event gets before the policy decides: GeoIP
+(a memory-mapped file), the network, and first-seen from the store. ``names(enriched)`` is
+the costly part, reverse DNS (``stages/rdns.py``: network round trips, one time bound per
+address), which the pipeline asks for only when a mail will go out; the digest looks up its
+listed sources itself when it is made.
+
+Reverse DNS and GeoIP never fail an event: no answer in time, or no database, leaves the
+fields empty. First-seen comes from the store, per host (``Store.observe``), and is recorded
+only for successful logins; other events (failed passwords) are compared without recording,
+so an attacker's attempts never make a source look familiar.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import ipaddress
 from datetime import datetime
 
 import dns.resolver
+import msgspec
 
 from consumer.model import Enriched
 from consumer.stages.geoip import NOWHERE, GeoIp
@@ -42,20 +49,29 @@ class Enricher:
                 timeout=config.dns_timeout,
                 cache_size=config.dns_cache_size,
                 cache_ttl=seconds(config.dns_cache_ttl),
+                negative_ttl=seconds(config.dns_negative_ttl),
             )
             if config.dns
             else None
         )
         self.geoip = GeoIp(config.geoip_db) if config.geoip_db else None
+        self.first_seen_hosts = config.first_seen_hosts
 
     def __call__(self, event: LoginEvent, now: datetime) -> Enriched:
-        """The event with its source's name, place and first-seen marks.
+        """``names(facts(event, now))``: everything, for callers that mail every event.
+
+        Raises:
+            StoreError: the first-seen lookup failed (retry the event later).
+        """
+        return self.names(self.facts(event, now))
+
+    def facts(self, event: LoginEvent, now: datetime) -> Enriched:
+        """The event with its source's place, network and first-seen marks (no DNS).
 
         Raises:
             StoreError: the first-seen lookup failed (retry the event later).
         """
         address = canonical_address(event.client_ip)
-        name, verified = self.rdns.lookup(address) if self.rdns and address else (None, False)
         place = self.geoip.lookup(address) if self.geoip and address else NOWHERE
         network = network_of(address) if address else None
         first_seen = self.store.observe(
@@ -66,17 +82,25 @@ class Enricher:
             event_id=event.id_hex,
             now=now,
             record=event.kind == "login",
+            host=event.host,
+            vouchers=self.first_seen_hosts,
         )
         return Enriched(
             event=event,
-            rdns=name,
-            rdns_verified=verified,
             country=place.country,
             country_name=place.country_name,
             city=place.city,
             network=network,
             first_seen=first_seen,
         )
+
+    def names(self, enriched: Enriched) -> Enriched:
+        """``enriched`` with its source's reverse DNS name; within ``[enrich] dns_timeout``."""
+        address = canonical_address(enriched.event.client_ip)
+        if self.rdns is None or address is None:
+            return enriched
+        name, verified = self.rdns.lookup(address)
+        return msgspec.structs.replace(enriched, rdns=name, rdns_verified=verified)
 
     def close(self) -> None:
         if self.geoip is not None:

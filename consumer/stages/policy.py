@@ -6,9 +6,15 @@
    named by several matching routes is decided by the first of them. No match: one IGNORE.
 2. A route in ``digest`` or ``ignore`` mode decides at once.
 3. An ``immediate`` recipient under an active ``[[silence]]`` is SILENCED (digest only).
-4. Flood control: a recipient who already got ``flood_max`` mails within ``flood_window``
-   gets one BURST mail, after which further events are FOLDED (digest only) until the
-   window has room again.
+4. Flood control, two budgets per recipient within ``flood_window``. The *host* budget
+   counts mails about one host and one kind of event: a recipient who already got
+   ``flood_max`` of them gets one BURST mail for that host and kind, after which its further
+   events of that kind are FOLDED (digest only) until the window has room again. The
+   *fleet* budget counts mails about one kind from all hosts together, and does the same at
+   ``flood_max_fleet``. Failed passwords therefore never fold a login, and one host adds at
+   most ``flood_max + 1`` mails to a fleet budget, so it cannot fold another host's alerts
+   (the config requires ``flood_max_fleet > flood_max + 1``); only many hosts flooding at
+   once (or one relay speaking for many host names) reach the fleet cap.
 
 Globs are matched with ``fnmatchcase`` against the literal event text: the patterns come from
 the operator's config, the subject strings never become patterns, so hostile text cannot
@@ -22,7 +28,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 
 from consumer.display import quoted
-from consumer.model import Action, Decision, Enriched, PolicyState, utc
+from consumer.model import Action, Budget, Decision, Enriched, PolicyState, utc
 from schemas.config import Config, Route, Silence, seconds
 from schemas.event import LoginEvent
 
@@ -34,6 +40,7 @@ class Policy:
         self.routes = config.route
         self.silences = config.silence
         self.flood_max = config.policy.flood_max
+        self.flood_max_fleet = config.policy.fleet_max
         self.flood_window = seconds(config.policy.flood_window)
 
     def decide(self, enriched: Enriched, state: PolicyState, now: datetime) -> tuple[Decision, ...]:
@@ -63,9 +70,16 @@ class Policy:
         state: PolicyState,
         now: datetime,
     ) -> Decision:
-        def decision(action: Action, reason: str, sent: int = 0) -> Decision:
+        def decision(
+            action: Action, reason: str, sent: int = 0, burst: Budget | None = None
+        ) -> Decision:
             return Decision(
-                action=action, reason=reason, recipient=recipient, route=index, sent=sent
+                action=action,
+                reason=reason,
+                recipient=recipient,
+                route=index,
+                sent=sent,
+                burst=burst,
             )
 
         matched = f"route #{index + 1} ({route_summary(route)}) matches {describe(event)}"
@@ -78,12 +92,19 @@ class Policy:
             why = f"; {silence.comment}" if silence.comment else ""
             until = silence.until.isoformat(timespec="minutes")
             return decision(Action.SILENCED, f"{matched}; silenced until {until}{why}")
-        count = state.count(recipient)
-        if count.sent < self.flood_max:
-            return decision(Action.IMMEDIATE, matched, count.sent)
-        limit = f"{count.sent} mails within {_duration(self.flood_window)}"
+        own = state.count(recipient, event.host, event.kind)
+        fleet = state.fleet_count(recipient, event.kind)
+        if own.sent >= self.flood_max:
+            budget, count = Budget.HOST, own
+            about = f"{event.kind} alerts about host {quoted(event.host)}"
+        elif fleet.sent >= self.flood_max_fleet:
+            budget, count = Budget.FLEET, fleet
+            about = f"{event.kind} alerts from all hosts"
+        else:
+            return decision(Action.IMMEDIATE, matched, own.sent)
+        limit = f"{count.sent} {about} within {_duration(self.flood_window)}"
         if not count.burst_sent:
-            return decision(Action.BURST, f"{matched}; flood control: {limit}", count.sent)
+            return decision(Action.BURST, f"{matched}; flood control: {limit}", count.sent, budget)
         return decision(Action.FOLDED, f"{matched}; folded into the digest: {limit}", count.sent)
 
 

@@ -11,26 +11,44 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
-from consumer.model import Action, Decision, FirstSeen, FloodCount, PolicyState, utc
+from consumer.model import (
+    Action,
+    Budget,
+    Decision,
+    FirstSeen,
+    FloodCount,
+    PolicyState,
+    flood_host,
+    utc,
+)
 from consumer.store.backends import Database, connect
 from consumer.store.migrations import MIGRATIONS, Migration, check
 from schemas.errors import StoreError
 
 # Serialises migrations of workers starting at once against one PostgreSQL database.
 _PG_MIGRATION_LOCK: Final = 0x6C6F67696E77  # "loginw"
-# Flood counts are kept per recipient and FLOOD_SLOT seconds: a count reads at most
-# window / FLOOD_SLOT rows per recipient however much mail went out. A window starts at the
-# slot holding its start, so a mail up to FLOOD_SLOT seconds older may still count.
+# Flood counts are kept per budget and FLOOD_SLOT seconds: a count reads at most
+# window / FLOOD_SLOT rows per recipient and budget however much mail went out. A window
+# starts at the slot holding its start, so a mail up to FLOOD_SLOT seconds older may count.
 FLOOD_SLOT: Final = 10
 # Flood counts older than this are deleted when a mail is noted (flood windows are shorter).
 FLOOD_KEEP: Final = 7 * 86400.0
 
+# One mail counts twice: in its host's budget ('host', host) and in the fleet's ('fleet', '').
 _NOTE_MAIL: Final = """
-INSERT INTO flood_count (recipient, slot, sent, burst) VALUES (?, ?, 1, ?)
-ON CONFLICT (recipient, slot) DO UPDATE SET
-    sent = flood_count.sent + 1,
-    burst = CASE WHEN excluded.burst > flood_count.burst
-                 THEN excluded.burst ELSE flood_count.burst END
+INSERT INTO flood_budget (kind, scope, host, recipient, slot, sent, burst)
+VALUES (?, ?, ?, ?, ?, 1, ?)
+ON CONFLICT (kind, scope, host, recipient, slot) DO UPDATE SET
+    sent = flood_budget.sent + 1,
+    burst = CASE WHEN excluded.burst > flood_budget.burst
+                 THEN excluded.burst ELSE flood_budget.burst END
+"""
+
+_FLOOD_STATE: Final = """
+SELECT recipient, scope, SUM(sent), MAX(burst) FROM flood_budget
+WHERE kind = ? AND slot >= ?
+  AND ((scope = 'host' AND host = ?) OR (scope = 'fleet' AND host = ''))
+GROUP BY recipient, scope
 """
 
 _OBSERVE: Final = """
@@ -45,6 +63,36 @@ RETURNING event_id
 
 
 _SEEN: Final = "SELECT event_id FROM first_seen WHERE username = ? AND scope = ? AND value = ?"
+
+# The host's row, created with its verdict (novel: fewer than the given number of *other*
+# hosts reported this user's login from this source, counted up to that number) unless it
+# exists; returns the row's first event and verdict.
+# Parameters: user, scope, value, host, event_id; user, scope, value, host, limit, limit;
+# first_at, last_at.
+_OBSERVE_HOST: Final = """
+INSERT INTO first_seen_host
+    (username, scope, value, host, event_id, novel, first_at, last_at)
+VALUES (?, ?, ?, ?, ?, (SELECT CASE WHEN COUNT(*) < ? THEN 1 ELSE 0 END FROM (
+    SELECT 1 FROM first_seen_host
+    WHERE username = ? AND scope = ? AND value = ? AND host <> ? LIMIT ?
+) t), ?, ?)
+ON CONFLICT (username, scope, value, host) DO UPDATE SET
+    last_at = CASE WHEN excluded.last_at > first_seen_host.last_at
+                   THEN excluded.last_at ELSE first_seen_host.last_at END,
+    logins = first_seen_host.logins + 1
+RETURNING event_id, novel
+"""
+
+# Whether this host has a row, and how many other hosts do (up to the limit).
+# Parameters: user, scope, value, host; user, scope, value, host, limit.
+_SEEN_HOST: Final = """
+SELECT (SELECT COUNT(*) FROM first_seen_host
+        WHERE username = ? AND scope = ? AND value = ? AND host = ?),
+       (SELECT COUNT(*) FROM (
+            SELECT 1 FROM first_seen_host
+            WHERE username = ? AND scope = ? AND value = ? AND host <> ? LIMIT ?
+        ) t)
+"""
 
 _DECISION: Final = """
 INSERT INTO decision_log (event_id, recipient, action, reason, decided_at)
@@ -80,39 +128,65 @@ class Store:
         event_id: str,
         now: datetime,
         record: bool = True,
+        host: str | None = None,
+        vouchers: int = 2,
     ) -> FirstSeen:
-        """Whether ``user`` logs in from each of these for the first time; records them.
+        """Whether ``user``'s login from each of these is new; records them.
+
+        With ``host`` (the worker), a source is new unless this host saw the user log in
+        from it before, or at least ``vouchers`` other hosts did: one compromised host that
+        reports an address cannot make it familiar on the others. Without ``host`` (the
+        digest scheduler), only the fleet-wide row is kept: new unless any login came from
+        there before; the digest's first-seen list reads that row.
 
         Atomic (one transaction of upserts, safe between workers). Idempotent per
         ``event_id``: the event that created a row still reads as first-seen when it is
-        redelivered. With
-        ``record=False`` (failed logins) nothing is written: a stranger's failed password
-        must not make a later real login from there look familiar.
+        redelivered. With ``record=False`` (failed logins) nothing is written: a stranger's
+        failed password must not make a later real login from there look familiar.
         """
         stamp = utc(now).timestamp()
         scopes = [
-            (s, v)
+            (s, _text(v))
             for s, v in (("address", address), ("network", network), ("country", country))
             if v
         ]
         if not scopes:
             return FirstSeen()
+        name = _text(user)
+        where = None if host is None else _text(flood_host(host))
         if not record:
             return FirstSeen(
-                **{scope: self._unseen(user, scope, value, event_id) for scope, value in scopes}
+                **{
+                    s: self._unseen(name, s, v, event_id=event_id, host=where, vouchers=vouchers)
+                    for s, v in scopes
+                }
             )
         seen = {}
         # One transaction for all scopes: one commit (fsync) per event, and a consistent
         # lock order (address, network, country) so concurrent workers cannot deadlock.
         with self.db.transaction() as run:
             for scope, value in scopes:
-                rows = run(_OBSERVE, (_text(user), scope, _text(value), event_id, stamp, stamp))
+                rows = run(_OBSERVE, (name, scope, value, event_id, stamp, stamp))
                 seen[scope] = bool(rows) and rows[0][0] == event_id
+                if where is not None:
+                    rows = run(
+                        _OBSERVE_HOST,
+                        (name, scope, value, where, event_id, vouchers,
+                         name, scope, value, where, vouchers, stamp, stamp),
+                    )  # fmt: skip
+                    seen[scope] = bool(rows) and rows[0][0] == event_id and bool(rows[0][1])
         return FirstSeen(**seen)
 
-    def _unseen(self, user: str, scope: str, value: str, event_id: str) -> bool:
-        rows = self.db.execute(_SEEN, (_text(user), scope, _text(value)))
-        return not rows or rows[0][0] == event_id
+    def _unseen(
+        self, user: str, scope: str, value: str, *, event_id: str, host: str | None, vouchers: int
+    ) -> bool:
+        if host is None:
+            rows = self.db.execute(_SEEN, (user, scope, value))
+            return not rows or rows[0][0] == event_id
+        here, others = self.db.execute(
+            _SEEN_HOST, (user, scope, value, host, user, scope, value, host, vouchers)
+        )[0]
+        return not here and others < vouchers
 
     def delivered(self, key: str) -> bool:
         """True when the mail with this delivery key was accepted by the SMTP server before."""
@@ -125,28 +199,34 @@ class Store:
             (key, utc(now).timestamp()),
         )
 
-    def flood_state(self, now: datetime, window: float) -> PolicyState:
-        """Mails per recipient (lower-cased) within ``window`` seconds before ``now``
-        (in FLOOD_SLOT steps: the slot holding the window's start counts whole)."""
+    def flood_state(self, now: datetime, window: float, *, host: str, kind: str) -> PolicyState:
+        """The flood counts an event of ``kind`` on ``host`` is decided by: per recipient,
+        its host budget and its kind's fleet budget, within ``window`` seconds before
+        ``now`` (in FLOOD_SLOT steps: the slot holding the window's start counts whole)."""
         first = _slot(utc(now).timestamp() - window)
-        rows = self.db.execute(
-            "SELECT recipient, SUM(sent), MAX(burst) FROM flood_count"
-            " WHERE slot >= ? GROUP BY recipient",
-            (first,),
-        )
-        return PolicyState(
-            flood={
-                recipient: FloodCount(sent=int(count), burst_sent=bool(burst))
-                for recipient, count, burst in rows
-            }
-        )
+        key = flood_host(host)
+        rows = self.db.execute(_FLOOD_STATE, (kind, first, _text(key)))
+        hosts, fleet = {}, {}
+        for recipient, scope, count, burst in rows:
+            flood = FloodCount(sent=int(count), burst_sent=bool(burst))
+            if scope == "host":
+                hosts[(recipient, key, kind)] = flood
+            else:
+                fleet[(recipient, kind)] = flood
+        return PolicyState(hosts=hosts, fleet=fleet)
 
-    def note_mail(self, recipient: str, now: datetime, *, burst: bool = False) -> None:
-        """Count one mail sent to ``recipient`` (for flood control), pruning old counts."""
+    def note_mail(
+        self, recipient: str, host: str, kind: str, now: datetime, *, burst: Budget | None = None
+    ) -> None:
+        """Count one mail to ``recipient`` about an event of ``kind`` on ``host`` in both its
+        budgets (``burst``: the budget whose burst mail this is), pruning old counts."""
         stamp = utc(now).timestamp()
+        slot, who = _slot(stamp), recipient.lower()
         with self.db.transaction() as run:
-            run(_NOTE_MAIL, (recipient.lower(), _slot(stamp), int(burst)))
-            run("DELETE FROM flood_count WHERE slot < ?", (_slot(stamp - FLOOD_KEEP),))
+            run(_NOTE_MAIL, (kind, "host", _text(flood_host(host)), who, slot,
+                             int(burst is Budget.HOST)))  # fmt: skip
+            run(_NOTE_MAIL, (kind, "fleet", "", who, slot, int(burst is Budget.FLEET)))
+            run("DELETE FROM flood_budget WHERE slot < ?", (_slot(stamp - FLOOD_KEEP),))
 
     def record_decisions(self, event_id: str, decisions: Iterable[Decision], now: datetime) -> None:
         """Log the decisions the digest must report (silenced, folded, burst); a later

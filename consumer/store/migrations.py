@@ -133,6 +133,52 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "DROP TABLE flood_mail",
         ),
     ),
+    Migration(
+        5,
+        "flood budgets per recipient, host and kind (and per kind fleet-wide); first-seen per host",
+        (
+            # scope 'host': one recipient, host (lower-cased) and kind; scope 'fleet': one
+            # recipient and kind, all hosts (host ''). `burst`: that budget's burst mail went.
+            # The per-recipient counts of migration 4 cannot be split by host and kind: they
+            # are dropped, so each budget starts empty (at most one window of extra mail).
+            """CREATE TABLE flood_budget (
+                kind TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                host TEXT NOT NULL,
+                recipient TEXT NOT NULL,
+                slot BIGINT NOT NULL,
+                sent BIGINT NOT NULL,
+                burst INTEGER NOT NULL,
+                PRIMARY KEY (kind, scope, host, recipient, slot)
+            )""",
+            "CREATE INDEX flood_budget_slot ON flood_budget (slot)",
+            "DROP TABLE flood_count",
+            # Which hosts reported a user's login from a source. `novel` is the verdict the
+            # row's first event got (a redelivery reads it back): the source was new to this
+            # host and fewer than [enrich] first_seen_hosts other hosts had reported it.
+            """CREATE TABLE first_seen_host (
+                username TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                value TEXT NOT NULL,
+                host TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                novel INTEGER NOT NULL,
+                first_at DOUBLE PRECISION NOT NULL,
+                last_at DOUBLE PRECISION NOT NULL,
+                logins BIGINT NOT NULL DEFAULT 1,
+                PRIMARY KEY (username, scope, value, host)
+            )""",
+            # Existing first-seen rows keep their sources familiar to the host that made them
+            # where the digest stored that event (the only place the host is known); other
+            # sources read as new once per host after the upgrade. `host` is lower-cased
+            # (SQLite's LOWER folds ASCII only, so a non-ASCII name may read as new once).
+            """INSERT INTO first_seen_host
+                   (username, scope, value, host, event_id, novel, first_at, last_at, logins)
+               SELECT f.username, f.scope, f.value, LOWER(e.host), f.event_id, 1, f.first_at,
+                      f.last_at, f.logins
+               FROM first_seen f JOIN digest_event e ON e.event_id = f.event_id""",
+        ),
+    ),
 )
 
 
