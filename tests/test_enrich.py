@@ -10,6 +10,7 @@ import pytest
 
 from consumer.model import FirstSeen
 from consumer.stages.enrich import Enricher, canonical_address, network_of
+from consumer.stages.geoip import GeoIp
 from consumer.stages.rdns import ReverseDns
 from consumer.store import Store, open_store
 from schemas.config import EnrichConfig
@@ -277,3 +278,23 @@ def test_hostile_ptr_names_are_not_shown(ptr: str) -> None:
 def test_host_names_are_shown_lower_case_and_never_decoded(ptr: str, shown: str) -> None:
     with DnsServer(ptr={"198.51.100.9": ptr}) as server:
         assert ReverseDns(server.resolver(), timeout=2).lookup("198.51.100.9") == (shown, False)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (city("DE", "Germany", "Berlin"), ("DE", "Germany", "Berlin")),
+        (city("D\r\nE", "Germany", "Berlin\r\nBcc: x@y"), (None, "Germany", None)),
+        (city("de", "G" * 101, "Zürich"), (None, None, "Zürich")),
+        (city("FR", "France\u202e", "=?utf-8?b?DQo=?="), ("FR", None, "=?utf-8?b?DQo=?=")),
+    ],
+    ids=["plain", "crlf", "long-lower", "bidi"],
+)
+def test_geoip_text_is_bounded(
+    tmp_path: Path, record: dict[str, object], expected: tuple[str | None, ...]
+) -> None:
+    path = tmp_path / "hostile.mmdb"
+    write_mmdb(path, {"192.0.2.0/24": record})
+    geoip = GeoIp(str(path))
+    assert tuple(geoip.lookup("192.0.2.1")) == expected
+    geoip.close()

@@ -1,8 +1,15 @@
-"""GeoIP country and city from a local MaxMind database (GeoLite2/GeoIP2 City or Country)."""
+"""GeoIP country and city from a local MaxMind database (GeoLite2/GeoIP2 City or Country).
+
+The database is the operator's, but its text ends up in mail headers: a country code is two
+letters A-Z, and a name is at most MAX_GEO_NAME characters without control, format (bidi)
+or unassigned characters; anything else reads as unknown.
+"""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import re
+import unicodedata
+from typing import Any, Final, NamedTuple
 
 import maxminddb
 
@@ -16,6 +23,8 @@ class Place(NamedTuple):
 
 
 NOWHERE = Place()
+MAX_GEO_NAME: Final = 100
+_ISO: Final = re.compile(r"[A-Z]{2}")
 
 
 class GeoIp:
@@ -41,7 +50,7 @@ class GeoIp:
             return NOWHERE
         country = _mapping(record.get("country")) or _mapping(record.get("registered_country"))
         return Place(
-            country=_text(country.get("iso_code")),
+            country=_iso(country.get("iso_code")),
             country_name=_name(country),
             city=_name(_mapping(record.get("city"))),
         )
@@ -58,5 +67,13 @@ def _name(section: dict[str, Any]) -> str | None:
     return _text(_mapping(section.get("names")).get("en"))
 
 
+def _iso(value: Any) -> str | None:
+    return value if isinstance(value, str) and _ISO.fullmatch(value) else None
+
+
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value or len(value) > MAX_GEO_NAME:
+        return None
+    if any(unicodedata.category(char).startswith("C") for char in value):
+        return None
+    return value
