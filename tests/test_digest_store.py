@@ -61,7 +61,7 @@ def fill_day(digests: Digests) -> None:
     store_events(digests, bob, day(0, 16))  # redelivered: stored once
     for e in (*bob, root, carol):  # as the worker records first-seen sources
         digests.store.store.observe(e.user, address=e.client_ip, network=None, country=None,
-                                    event_id=e.id_hex, now=day(0, 1))  # fmt: skip
+                                    event_id=e.id_hex, now=day(0, 1), host=e.host)  # fmt: skip
     silenced = Decision(action=Action.SILENCED, reason="maintenance", recipient=ALICE)
     digests.store.store.record_decisions(root.id_hex, [silenced], day(0, 1))
 

@@ -42,13 +42,14 @@ FROM digest_event e WHERE {scope} AND e.kind = 'login' {extra}
 ORDER BY e.at, e.event_id LIMIT ?
 """
 
-# Logins that created their user's first-seen address row (the worker's first-seen table;
-# the scheduler records it as well, so the digest works without a worker).
+# Logins that were new on their host: they created their user's first-seen address row for
+# that host while too few other hosts vouched for the source (Store.observe's ``novel``; the
+# worker's table, which the scheduler records as well, so the digest works without a worker).
 FIRST_SEEN: Final = """
 SELECT e.at, e.host, e.username, e.client_ip, COUNT(*) OVER ()
-FROM digest_event e JOIN first_seen f
+FROM digest_event e JOIN first_seen_host f
   ON f.username = e.username AND f.scope = 'address' AND f.value = e.client_ip
- AND f.event_id = e.event_id
+ AND f.event_id = e.event_id AND f.novel = 1
 WHERE {scope} AND e.kind = 'login'
 ORDER BY e.at, e.event_id LIMIT ?
 """

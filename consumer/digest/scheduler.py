@@ -222,7 +222,9 @@ class Scheduler:
             address = canonical_address(event.client_ip)
             if address:
                 self.store.store.observe(event.user, address=address, network=network_of(address),
-                                         country=None, event_id=event.id_hex, now=now)  # fmt: skip
+                                         country=None, event_id=event.id_hex, now=now,
+                                         host=event.host,
+                                         vouchers=self.config.enrich.first_seen_hosts)  # fmt: skip
         for delivery in batch:
             self.broker.ack(delivery)
 
