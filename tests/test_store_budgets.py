@@ -3,6 +3,7 @@ issue's scenarios through the real policy and pipeline (a fake SMTP sender)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -256,3 +257,33 @@ def test_an_upgrade_keeps_sources_familiar_where_the_digest_knows_the_host(
     with open_store(store_url) as new:
         assert not seen(new, "e2", "web-1", address="192.0.2.7").address
         assert seen(new, "e3", "db-1", address="192.0.2.7").address
+
+
+def test_concurrent_workers_agree_on_one_first_seen_per_host(store_url: str) -> None:
+    stores = [open_store(store_url) for _ in range(6)]
+    results: list[tuple[str, bool]] = []
+    barrier = threading.Barrier(len(stores))
+
+    def worker(index: int) -> None:
+        barrier.wait(timeout=10)
+        host = "web-1" if index % 2 else "db-1"
+        results.append((host, seen(stores[index], f"event-{index}", host).address))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for opened in stores:
+        opened.close()
+    assert sorted(results) == [("db-1", False)] * 2 + [("db-1", True)] + [("web-1", False)] * 2 + [
+        ("web-1", True)
+    ]
+
+
+@pytest.mark.parametrize("host", ["a\x00b", "a\\x00b", "evil\r\nBcc: x", "'; DROP TABLE t; --"])
+def test_hostile_host_names_are_first_seen_hosts_of_their_own(store: Store, host: str) -> None:
+    assert seen(store, "e1", host).address
+    assert not seen(store, "e2", host).address
+    other = "a\\x00b" if host == "a\x00b" else "a\x00b"
+    assert seen(store, "e3", other).address
