@@ -154,8 +154,8 @@ class EnrichConfig(_Section, frozen=True):
     dns_timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 1.0
     dns_cache_size: Annotated[int, msgspec.Meta(ge=0)] = 4096
     dns_cache_ttl: Duration = "1h"
-    # How long "no name" is remembered: NXDOMAIN per address (per /64 for IPv6); a timeout
-    # or SERVFAIL for the address's whole /24 or /64.
+    # How long "no name" is remembered: NXDOMAIN per address (per /64 for IPv6); a timeout,
+    # a SERVFAIL or a slow answer (over half of dns_timeout) for the whole /24 or /64.
     dns_negative_ttl: Duration = "10m"
     # A source is familiar to a host that never saw the user log in from it only once this
     # many other hosts did: one compromised host cannot make an address familiar fleet-wide.

@@ -298,3 +298,18 @@ def test_geoip_text_is_bounded(
     geoip = GeoIp(str(path))
     assert tuple(geoip.lookup("192.0.2.1")) == expected
     geoip.close()
+
+
+def test_answers_near_the_deadline_mark_the_network() -> None:
+    """A /64 whose server answers each address just before the bound would cost one bound
+    per address: an answer that took more than half of it marks the network too."""
+    first, second = "2001:db8:0:3::1", "2001:db8:0:3::2"
+    with DnsServer(
+        ptr={first: "slow.example.net", second: "slow2.example.net"},
+        delay={first: 0.6, second: 0.6},
+    ) as server:
+        rdns = ReverseDns(server.resolver(), timeout=1.0)
+        assert rdns.lookup(first) == ("slow.example.net", False)  # still shown
+        assert rdns.lookup(first) == ("slow.example.net", False)  # from the cache
+        assert rdns.lookup(second) == (None, False)
+        assert len(server.asked("PTR")) == 1

@@ -12,8 +12,9 @@ stranger whose reverse zone, or whose names' zone, never answers costs one bound
 - No name (NXDOMAIN, no PTR record, no usable name) is cached for ``negative_ttl`` per
   address for IPv4 (neighbours often differ and the answer came fast), and per /64 for IPv6,
   where one owner holds 2^64 addresses and per-address caching would never hit.
-- A lookup that ran out of time, or whose servers failed (SERVFAIL), marks its whole
-  network, the /24 (IPv4) or /64 (IPv6), for ``negative_ttl``: no DNS for any address in it.
+- A lookup that ran out of time, or whose servers failed (SERVFAIL), or that took more than
+  half the bound, marks its whole network, the /24 (IPv4) or /64 (IPv6), for
+  ``negative_ttl``: no DNS for any other address in it.
   Slowness is a property of the servers the network's owner chose, and rotating through the
   addresses of one network must not buy a new timeout each time. The price: other addresses
   of that network show no name until the mark expires (names are shown, never decided on).
@@ -96,7 +97,12 @@ class ReverseDns:
             hit = self._cached(key, now)
             if hit is not None:
                 return hit
-        found = self._resolve(own, time.monotonic() + self.timeout)
+        started = time.monotonic()
+        found = self._resolve(own, started + self.timeout)
+        if found.kind != "slow" and time.monotonic() - started > self.timeout / 2:
+            # Answered, but only just: servers that answer each address near the deadline
+            # would otherwise cost a bound per address of their network.
+            self._remember(network, NO_NAME, now + self.negative_ttl)
         if found.kind == "name":
             self._remember(own, found.answer, now + self.cache_ttl)
         elif found.kind == "absent":
