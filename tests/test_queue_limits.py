@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pika.exceptions
 import pytest
 
 from consumer import policies
@@ -208,3 +209,25 @@ def flush(config: Path) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.integration
+def test_why_the_digest_queue_must_not_refuse(vh: Vhost, tmp_path: Path) -> None:
+    """The design this replaces: a digest queue at its limit with reject-publish (what its
+    x-overflow argument says) nacks every host's publish, although the alerts queue had room."""
+    config = _central(tmp_path, vh, 2525)  # the default limits: the alerts queue has room
+    assert loginwatch("setup", "--config", str(config)).returncode == 0
+    refusing = json.dumps({"max-length": 2, "overflow": "reject-publish"})
+    rabbitmqctl(
+        "set_policy", "-p", vh.name, "--priority", "20", "--apply-to", "queues",
+        "digest-refuses", r"^loginwatch\.digest$", refusing,
+    )  # fmt: skip
+    outcomes = []
+    for n in range(5):
+        try:
+            publish(vh, b"event %d" % n)
+            outcomes.append("confirmed")
+        except pika.exceptions.NackError:
+            outcomes.append("nacked")
+    assert outcomes[-1] == "nacked"
+    assert depth(vh, topology.ALERTS_QUEUE) == 5, "the alerts queue took every one of them"
