@@ -75,6 +75,33 @@ def test_a_brute_force_fills_the_spool_and_the_real_login_is_still_kept(
     assert b"alice" in _users(tmp_path)
 
 
+def test_a_parallel_brute_force_loses_nothing_uncounted_and_never_the_login(
+    tmp_path: Path,
+) -> None:
+    """Sixteen failed passwords at once around one login, into a spool of four."""
+    config = write_config(
+        tmp_path, f"amqp://guest:guest@127.0.0.1:{_closed_port()}/%2F", "max_events = 4"
+    )
+    base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    failures = [
+        subprocess.Popen(
+            [HOOK, "--config", str(config), "--outcome", "failure"],
+            env={**base, **FAILED_PASSWORD},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(16)
+    ]
+    login = run_hook(config, timeout=HOOK_BOUND_S)
+    assert [p.wait(timeout=HOOK_BOUND_S) for p in failures] == [0] * 16
+    assert login.returncode == 0
+    users = _users(tmp_path)
+    assert b"alice" in users
+    # Each event is either in the spool or counted: nothing goes without a trace.
+    assert len(users) + _dropped(tmp_path) == 17
+
+
 # --- 9.7: directories and files someone else controls -----------------------
 
 

@@ -169,6 +169,8 @@ def test_a_stalled_digest_scheduler_cannot_block_alerts(vh: Vhost, tmp_path: Pat
     users = sorted(re.findall(r"(\S+)@web-limits", m.message["Subject"])[0] for m in mails)
     assert users == [f"user{n}" for n in range(6)]
     assert wait_depth(vh, topology.DIGEST_QUEUE, 3) == 3
+    listed = loginwatch("dead", "list", "--config", str(config))
+    assert listed.stdout.count("broker: maxlen in loginwatch.digest") == 3, listed.stdout
     dead = take_all(vh, topology.DEAD_QUEUE)
     assert len(dead) == 3
     assert {d.headers["x-death"][0]["reason"] for d in dead} == {"maxlen"}
