@@ -147,6 +147,15 @@ class Broker:
         self.close()
 
     @property
+    def cluster_name(self) -> str | None:
+        """The cluster name the broker announced when we connected (None: not connected)."""
+        if self._connection is None:
+            return None
+        # pika keeps connection.start's server properties on the connection's impl only.
+        name = self._connection._impl.server_properties.get("cluster_name")
+        return name.decode() if isinstance(name, bytes) else name
+
+    @property
     def is_open(self) -> bool:
         return self._connection is not None and self._connection.is_open
 

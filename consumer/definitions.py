@@ -2,8 +2,9 @@
 
 The same declarations ``loginwatch setup`` makes, as a file an operator can
 review, keep in version control and import before any loginwatch process runs.
-Everything lives in queue arguments, as ``setup`` declares it: no policies, so
-there is one source of truth and a later ``setup`` finds nothing to disagree with.
+Queues carry the arguments ``setup`` declares, so a later ``setup`` finds nothing
+to disagree with; their limits are the policies ``setup`` applies
+(``consumer.policies``), which can change on a live queue.
 Users are not included: ``loginwatch host add`` creates host users with random
 passwords, which have no place in a reviewed file.
 """
@@ -12,11 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from consumer import policies
 from schemas import topology
 
 
-def definitions(vhost: str, retry_delays: tuple[int, ...]) -> dict[str, Any]:
-    """A definitions document creating ``vhost`` and every exchange, queue and binding."""
+def definitions(
+    vhost: str, retry_delays: tuple[int, ...], limits: tuple[topology.PolicySpec, ...]
+) -> dict[str, Any]:
+    """A definitions document creating ``vhost``, every exchange, queue and binding,
+    and the ``limits`` policies."""
     specs = topology.queue_specs(retry_delays)
     return {
         "vhosts": [{"name": vhost}],
@@ -54,5 +59,5 @@ def definitions(vhost: str, retry_delays: tuple[int, ...]) -> dict[str, Any]:
             for spec in specs
             for exchange, key in spec.bindings
         ],
-        "policies": [],
+        "policies": policies.documents(vhost, limits),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from producer import spool
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "flush":
             return _flush(config)
         return _show_spool(config.spool.dir)
-    except LoginwatchError as exc:
+    except (LoginwatchError, OSError) as exc:  # OSError: an unsafe or unusable spool
         print(f"loginwatch-hook {args.command}: {exc}", file=sys.stderr)
         return 1
 
@@ -96,7 +97,34 @@ def _show_spool(spool_dir: str) -> int:
     print(f"spool:   {spool_dir}")
     print(f"waiting: {len(paths)}")
     if paths:
-        print(f"oldest:  {os.path.basename(paths[0])}")
+        oldest = min(_captured_at(path) for path in paths)
+        print(f"oldest:  {age(time.time() - oldest)} ago")
     if os.path.isdir(spool_dir):
         print(f"dropped: {spool.read_dropped(spool_dir)} (reported with the next event)")
     return 0
+
+
+def _captured_at(path: str) -> float:
+    """When a record was captured (its name starts with the time in ns), else its mtime."""
+    stamp = os.path.basename(path).split("-", 1)[0]
+    if len(stamp) == 20 and stamp.isdigit():
+        return int(stamp) / 1e9
+    try:
+        return os.lstat(path).st_mtime
+    except OSError:  # published meanwhile
+        return time.time()
+
+
+def age(seconds: float) -> str:
+    """``42s``, ``3m12s``, ``2h05m``, ``3d04h``: how long an event has waited."""
+    whole = max(int(seconds), 0)
+    minutes, secs = divmod(whole, 60)
+    hours, mins = divmod(minutes, 60)
+    days, hrs = divmod(hours, 24)
+    if days:
+        return f"{days}d{hrs:02d}h"
+    if hours:
+        return f"{hours}h{mins:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

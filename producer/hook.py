@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from producer import capture, settings, spool
+from producer import capture, safedir, settings, spool
 
 DEFAULT_CONFIG = "/etc/loginwatch/loginwatch.toml"
 # The foreground's hard bound: a hung disk or lock must not hold a login.
@@ -73,29 +73,44 @@ def run_hook(config_path: str, outcome: str) -> int:
     try:
         hook_settings = _settings(config_path)
         name, data = capture.record(os.environb, outcome, time.time_ns())
-        try:
-            spool.write(
-                hook_settings.spool_dir,
-                name,
-                data,
-                hook_settings.max_events,
-                hook_settings.max_bytes,
-            )
-        except (spool.SpoolFull, OSError) as exc:
-            _drop(hook_settings.spool_dir, f"event not spooled: {exc}")
-        _spawn_publisher(config_path)
+        if _spool(hook_settings, name, data):
+            _spawn_publisher(config_path)
     except Exception as exc:  # the login must go on, whatever broke
         log(f"hook failed: {type(exc).__name__}: {exc}")
     signal.alarm(0)
     return 0
 
 
+def _spool(hook_settings: settings.HookSettings, name: str, data: bytes) -> bool:
+    """Spool one record, logging what went wrong; returns whether to start a publisher."""
+    try:
+        evicted = spool.write(
+            hook_settings.spool_dir, name, data, hook_settings.max_events, hook_settings.max_bytes
+        )
+    except safedir.UnsafePath as exc:
+        # Nothing may be written there, not even the drop count, and a publisher
+        # would refuse the directory too.
+        log(f"event not spooled: {exc}")
+        return False
+    except (spool.SpoolFull, OSError) as exc:
+        _drop(hook_settings.spool_dir, f"event not spooled: {exc}")
+        return True
+    if evicted:
+        log(f"spool full: {evicted} failed-login record(s) dropped to keep this login")
+    return True
+
+
 def _settings(config_path: str) -> settings.HookSettings:
-    found = settings.cached(config_path)
+    cache = True
+    try:
+        found = settings.cached(config_path)
+    except safedir.UnsafePath as exc:  # parse the config instead, and say why
+        log(f"settings cache not used: {exc}")
+        found, cache = None, False
     if found is not None:
         return found
     try:
-        return settings.load(config_path)
+        return settings.load(config_path, cache=cache)
     except Exception as exc:  # a broken config must not lose the event
         log(f"{exc}; spooling to {settings.DEFAULT.spool_dir}")
         return settings.DEFAULT
@@ -131,8 +146,22 @@ def _spawn_publisher(config_path: str) -> None:
         from producer.publisher import publish_detached  # noqa: PLC0415 - child only
 
         publish_detached(config_path)
+    except BaseException as exc:
+        _log_crash(exc)
     finally:
         os._exit(0)
+
+
+def _log_crash(exc: BaseException) -> None:
+    """One line for whatever ended the publisher: a failed import leaves no other trace."""
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+    # If even this raises, the caller's os._exit still ends the child.
+    log(f"publisher crashed, events stay spooled: {type(exc).__name__}: {exc}{where}")
 
 
 def _yield_cpu() -> None:

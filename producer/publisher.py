@@ -41,6 +41,9 @@ def publish_detached(config_path: str) -> None:
     except LoginwatchError as exc:
         log(f"publish failed, events stay spooled: {exc}")
         return
+    except OSError as exc:  # an unsafe or unusable spool (anything else: hook._log_crash)
+        log(f"publish failed, spool unusable: {exc}")
+        return
     if result.left:
         log(f"{result.left} event(s) left in {config.spool.dir}")
 
@@ -62,6 +65,7 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
 
     Raises:
         BrokerError: the broker could not be reached or refused the events.
+        OSError: the spool is unsafe (``safedir.UnsafePath``) or unusable.
     """
     spool_dir = config.spool.dir
     published = quarantined = 0
@@ -87,12 +91,11 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
 
 def _publish_all(channel: Channel, config: Config, paths: list[str]) -> tuple[int, int]:
     spool_dir = config.spool.dir
-    dropped = spool.read_dropped(spool_dir)
+    dropped = _dropped(spool_dir)
     published = quarantined = 0
     for path in paths:
         try:
-            with open(path, "rb") as handle:
-                event = build_event(capture.parse(handle.read()), config.host.name, dropped)
+            event = build_event(capture.parse(spool.read_record(path)), config.host.name, dropped)
         except FileNotFoundError:
             continue
         except (ValueError, KeyError, OSError) as exc:
@@ -100,9 +103,18 @@ def _publish_all(channel: Channel, config: Config, paths: list[str]) -> tuple[in
             quarantined += 1
             continue
         channel.publish(event.kind, encode(event), event.id_hex, event.time)
-        os.unlink(path)
+        spool.remove(path)
         published += 1
         if dropped:
             spool.count_dropped(spool_dir, -dropped)
             dropped = 0
     return published, quarantined
+
+
+def _dropped(spool_dir: str) -> int:
+    """The drop count to report; a counter that cannot be read must not stop the events."""
+    try:
+        return spool.read_dropped(spool_dir)
+    except OSError as exc:
+        log(f"dropped counter unusable, not reported: {exc}")
+        return 0

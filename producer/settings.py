@@ -4,12 +4,15 @@ Importing ``tomllib`` and ``msgspec`` costs ~25 ms, more than the rest of the
 foreground. So the first run after a config change parses the file and leaves
 the three values the foreground needs in a small cache file, stamped with the
 config file's (inode, size, mtime) like a ``.pyc``; every later run only
-``stat``\\s the config and reads the cache. This module imports only ``os``.
+``stat``\\s the config and reads the cache, from a directory no one else can
+write (``producer.safedir``). This module imports only ``os``.
 """
 
 from __future__ import annotations
 
 import os
+
+from producer import safedir
 
 RUNTIME_DIR = "/run/loginwatch"
 RUNTIME_ENV = "LOGINWATCH_RUNTIME_DIR"
@@ -56,13 +59,31 @@ def _stamp(config_path: str) -> bytes:
 
 
 def cached(config_path: str) -> HookSettings | None:
-    """The cached settings when they match the config file as it is now."""
+    """The cached settings when they match the config file as it is now.
+
+    Raises:
+        UnsafePath: the cache directory could be written by someone else; its
+            files are not to be believed (nor written).
+    """
     try:
         stamp = _stamp(config_path)
-        with open(cache_path(config_path), "rb") as handle:
-            parts = handle.read(8192).split(b"\0")
     except OSError:
         return None
+    directory, name = os.path.split(cache_path(config_path))
+    try:
+        dir_fd = safedir.open_dir(directory, create=False)
+    except FileNotFoundError:
+        return None
+    try:
+        fd = safedir.open_file(dir_fd, name, safedir.READ)
+    except OSError:  # missing, or a symlink: not followed, replaced by the next load
+        return None
+    finally:
+        os.close(dir_fd)
+    try:
+        parts = os.read(fd, 8192).split(b"\0")
+    finally:
+        os.close(fd)
     if len(parts) != 6 or parts[0] != _MAGIC or parts[1] != stamp:
         return None
     if parts[2] != os.fsencode(os.path.abspath(config_path)):
@@ -70,7 +91,7 @@ def cached(config_path: str) -> HookSettings | None:
     return HookSettings(os.fsdecode(parts[3]), int(parts[4]), int(parts[5]))
 
 
-def load(config_path: str) -> HookSettings:
+def load(config_path: str, cache: bool = True) -> HookSettings:
     """Settings from the config file itself (slow path), refreshing the cache.
 
     Raises:
@@ -81,13 +102,13 @@ def load(config_path: str) -> HookSettings:
     stamp = _stamp(config_path) if os.path.exists(config_path) else b""
     spool = load_config(config_path).spool
     settings = HookSettings(spool.dir, spool.max_events, spool.max_bytes)
-    if stamp:
+    if stamp and cache:
         _write_cache(config_path, stamp, settings)
     return settings
 
 
 def _write_cache(config_path: str, stamp: bytes, settings: HookSettings) -> None:
-    path = cache_path(config_path)
+    directory, name = os.path.split(cache_path(config_path))
     data = b"\0".join(
         (
             _MAGIC,
@@ -98,12 +119,20 @@ def _write_cache(config_path: str, stamp: bytes, settings: HookSettings) -> None
             b"%d" % settings.max_bytes,
         )
     )
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f".{name}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.rename(tmp, path)
+        dir_fd = safedir.open_dir(directory)
     except OSError:
-        # Only a cache: the next run parses the config again.
+        return  # only a cache: the next run parses the config again
+    try:
+        fd = safedir.open_file(dir_fd, tmp, safedir.CREATE)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        # rename replaces a symlink planted at the name, never what it points to.
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError:
         pass
+    finally:
+        os.close(dir_fd)

@@ -43,10 +43,38 @@ class BrokerConfig(_Section, frozen=True):
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    # amqp:// sends the password in clear text: only to a loopback broker, unless this says so.
+    allow_plaintext: bool = False
+    # Limits of every loginwatch queue, applied by `loginwatch setup` as a RabbitMQ
+    # policy (schemas/topology.py says which queue refuses and which drops its oldest).
+    queue_max_length: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+    queue_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        if urlsplit(self.url).scheme not in ("amqp", "amqps"):
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("amqp", "amqps"):
             raise ValueError("expected an amqp:// or amqps:// URL")
+        if parts.scheme == "amqp" and not self.allow_plaintext and not is_loopback(parts.hostname):
+            raise ValueError(
+                f"url is amqp:// to {parts.hostname}, which would send the broker password"
+                " unencrypted: use amqps://, or set allow_plaintext = true"
+            )
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a URL's host is this machine: ``localhost``, 127.0.0.0/8 or ``::1``.
+
+    No host at all is pika's default, ``localhost``. A name is never resolved:
+    ``localhost.example.org`` or ``127.0.0.1.nip.io`` are somebody else's.
+    """
+    if not host or host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 class HostConfig(_Section, frozen=True):
@@ -293,25 +321,68 @@ def _key_first(message: str) -> str:
     return f"{match['key']}: {what[:1].lower()}{what[1:]}"
 
 
+# The central side's service user: root may use its secrets (`loginwatch setup`
+# run as root reads the central password file, which the worker, as this user, owns).
+SERVICE_USER: Final = "loginwatch"
+
+
 def read_secret(path: str, key: str) -> str:
-    """The first line of a secret file that only its owner may read.
+    """The first line of a secret file that only its owner, the reader, may read.
 
     Raises:
-        ConfigError: missing file, or one that group or others can read,
-            naming ``key`` (e.g. ``$.smtp.password_file``).
+        ConfigError: missing file, no regular file, one owned by another user,
+            or one that group or others can read, naming ``key``
+            (e.g. ``$.smtp.password_file``).
     """
     try:
-        with open(path, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            raw = handle.read(4096)
+        # O_NONBLOCK: a FIFO in its place must not hang the reader.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    try:
+        st = os.fstat(fd)
+        _check_secret(path, key, st)
+        raw = os.read(fd, 4096)
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    return raw.decode("utf-8", "replace").splitlines()[0] if raw.strip() else ""
+
+
+def _check_secret(path: str, key: str, st: os.stat_result) -> None:
+    """Raises: ConfigError: the file is no regular file, not ours, or too open."""
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{key}: {path} is not a regular file")
+    reader = os.geteuid()
+    if st.st_uid != reader and not (reader == 0 and st.st_uid == _service_uid()):
         raise ConfigError(
-            f"{key}: {path} is readable by group or others (mode {stat.S_IMODE(mode):04o});"
+            f"{key}: {path} is owned by {_user(st.st_uid)}, not by {_user(reader)} who reads it:"
+            " chown it, or run as its owner"
+        )
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{key}: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o});"
             " chmod 600 it"
         )
-    return raw.decode("utf-8", "replace").splitlines()[0] if raw.strip() else ""
+
+
+def _service_uid() -> int | None:
+    import pwd  # noqa: PLC0415 - only where a secret is read
+
+    try:
+        return pwd.getpwnam(SERVICE_USER).pw_uid
+    except KeyError:
+        return None
+
+
+def _user(uid: int) -> str:
+    import pwd  # noqa: PLC0415
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def broker_url(broker: BrokerConfig) -> str:

@@ -65,7 +65,8 @@ def _quorum(dead_letter_key: str, **extra: str | int) -> dict[str, str | int]:
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": REROUTE_EXCHANGE,
         "x-dead-letter-routing-key": dead_letter_key,
-        # At-least-once dead-lettering needs reject-publish overflow.
+        # At-least-once dead-lettering needs reject-publish overflow. The limits,
+        # and the digest queue's drop-head, come from the policies (policy_specs).
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
         **extra,
@@ -102,6 +103,49 @@ def queue_specs(retry_delays: tuple[int, ...] = RETRY_DELAYS_S) -> tuple[QueueSp
     ]
     dead = QueueSpec(DEAD_QUEUE, {"x-queue-type": "quorum"}, ((REROUTE_EXCHANGE, DEAD_QUEUE),))
     return (*work, *retries, dead)
+
+
+# Queue limits live in RabbitMQ policies, not in queue arguments: arguments are fixed
+# when a queue is declared, so an existing install could never get them, while
+# `loginwatch setup` (re)applies a policy to live queues. One policy per queue role,
+# because RabbitMQ applies only one (the highest priority) to a queue.
+#
+# What a queue does at its limit decides whether a stalled consumer can stop the
+# alerts. Both work queues bind `#`, and a publish routed to two queues is nacked
+# when either refuses it: with `reject-publish` on a full digest queue every host's
+# publish would fail, and its alert with it. So the digest queue (and the dead
+# queue) drop their oldest (`drop-head`; the digest's go to the dead queue, reason
+# maxlen), and only the alerts and retry queues refuse (`reject-publish`): then the
+# hosts keep the events in their spools until a worker takes alerts again. A policy's
+# overflow wins over the `x-overflow` argument of a quorum queue; with drop-head the
+# digest queue dead-letters at-most-once (RabbitMQ says so in its log).
+POLICY_PRIORITY: Final = 10
+POLICY_PREFIX: Final = "loginwatch-"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    pattern: str  # a regex over queue names
+    definition: dict[str, str | int]
+
+
+def _exact(name: str) -> str:
+    return "^" + name.replace(".", r"\.") + "$"
+
+
+def policy_specs(max_length: int, max_bytes: int) -> tuple[PolicySpec, ...]:
+    """The limits of every queue (``[broker] queue_max_length``, ``queue_max_bytes``)."""
+    limits: dict[str, str | int] = {"max-length": max_length, "max-length-bytes": max_bytes}
+    refuse = {**limits, "overflow": "reject-publish"}
+    drop_oldest = {**limits, "overflow": "drop-head"}
+    work = {"delivery-limit": DELIVERY_LIMIT}
+    return (
+        PolicySpec(POLICY_PREFIX + "alerts", _exact(ALERTS_QUEUE), {**refuse, **work}),
+        PolicySpec(POLICY_PREFIX + "digest", _exact(DIGEST_QUEUE), {**drop_oldest, **work}),
+        PolicySpec(POLICY_PREFIX + "retry", r"^loginwatch\.retry\.\d+s$", refuse),
+        PolicySpec(POLICY_PREFIX + "dead", _exact(DEAD_QUEUE), drop_oldest),
+    )
 
 
 # Exchanges: (name, type). Both durable.

@@ -244,7 +244,7 @@ def _full_disk_logins(hook_config: Path, logins: int) -> str:
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in hookrun.PAM_ENV.items() if k != "PAM_TTY")
     hook = f"env -i {env} LOGINWATCH_RUNTIME_DIR={run_dir} {hookrun.HOOK} --config {hook_config}"
     script = f"""
-        mkdir -p {spool} && mount -t tmpfs -o size=64k tmpfs {spool} || exit 3
+        mkdir -p {spool} && mount -t tmpfs -o size=64k,mode=0700 tmpfs {spool} || exit 3
         printf '%020d\\n' 0 > {spool}/dropped
         dd if=/dev/zero of={spool}/filler bs=4k count=64 2>/dev/null
         for n in $(seq {logins}); do

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from producer import settings
+from schemas import config as config_module
 from schemas.config import (
     Config,
     SpoolConfig,
@@ -73,6 +74,76 @@ def test_secret_files_must_be_private(tmp_path: Path) -> None:
     assert read_secret(str(secret), "$.smtp.password_file") == "s3cret:/@"
     with pytest.raises(ConfigError, match=r"\$.broker.password_file: cannot read"):
         read_secret(str(tmp_path / "missing"), "$.broker.password_file")
+
+
+def test_secret_files_must_be_owned_by_the_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    os.chmod(secret, 0o600)
+    os.chown(secret, 4242, 4242)  # mode 0600, but someone else's: they can read and change it
+    with pytest.raises(
+        ConfigError,
+        match=r"^\$\.broker\.password_file: .*/pw is owned by uid 4242, not by root \(uid 0\)"
+        r" who reads it: chown it, or run as its owner$",
+    ):
+        read_secret(str(secret), "$.broker.password_file")
+    # Root may use the central service user's own secrets (`loginwatch setup` as root).
+    monkeypatch.setattr(config_module, "_service_uid", lambda: 4242)
+    assert read_secret(str(secret), "$.broker.password_file") == "s3cret"
+
+
+def test_a_secret_that_is_no_file_is_refused_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "pw"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ConfigError, match=r"^\$\.smtp\.password_file: .*/pw is not a regular file"):
+        read_secret(str(fifo), "$.smtp.password_file")
+    with pytest.raises(ConfigError, match=r"^\$\.smtp\.password_file: "):
+        read_secret(str(tmp_path), "$.smtp.password_file")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "amqp://u:p@127.8.9.10/",
+        "amqp://u:p@localhost/",
+        "amqp://u:p@LocalHost:5672/",
+        "amqp://u:p@[::1]:5672/",
+        "amqp://u:p@[::ffff:127.0.0.1]/",
+        "amqp:///",
+        "amqps://u:p@mq.example.org/",
+    ],
+)
+def test_plain_amqp_is_fine_on_loopback(url: str) -> None:
+    assert parse_config(f'[broker]\nurl = "{url}"').broker.url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("amqp://host-web1:pw@mq.example.org:5672/lw", "mq.example.org"),
+        ("amqp://u:p@10.0.0.5/", "10.0.0.5"),
+        ("amqp://u:p@[2001:db8::1]/", "2001:db8::1"),
+        ("amqp://u:p@localhost.example.org/", "localhost.example.org"),
+        ("amqp://u:p@127.0.0.1.nip.io/", "127.0.0.1.nip.io"),
+        ("amqp://u:p@127.0.0.1@evil.example/", "evil.example"),  # pika connects to evil
+        ("amqp://u:p@0.0.0.0/", "0.0.0.0"),
+        ("amqp://u:p@2130706433/", "2130706433"),  # a resolver's 127.0.0.1; never resolved
+    ],
+)
+def test_plain_amqp_to_another_machine_needs_allow_plaintext(url: str, host: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(f'[broker]\nurl = "{url}"', "f.toml")
+    assert str(info.value) == (
+        f"f.toml: $.broker: url is amqp:// to {host}, which would send the broker password"
+        " unencrypted: use amqps://, or set allow_plaintext = true"
+    )
+    allowed = parse_config(f'[broker]\nurl = "{url}"\nallow_plaintext = true')
+    assert allowed.broker.allow_plaintext
 
 
 def test_password_file_overrides_the_url_password(tmp_path: Path) -> None:

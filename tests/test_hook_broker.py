@@ -193,7 +193,8 @@ def test_full_disk_lets_the_login_proceed_and_counts_the_loss(tmp_path: Path) ->
     script = f"""
         set -e
         mkdir -p {spool_dir}
-        mount -t tmpfs -o size=64k tmpfs {spool_dir}
+        # mode 0700: the hook refuses a spool others may write to (tmpfs defaults to 1777).
+        mount -t tmpfs -o size=64k,mode=0700 tmpfs {spool_dir}
         printf '%020d\\n' 0 > {spool_dir}/dropped
         dd if=/dev/zero of={spool_dir}/filler bs=4k count=64 2>/dev/null || true
         env -i {env} {HOOK} --config {config}

@@ -81,11 +81,105 @@ def test_spool_bound_on_bytes(tmp_path: Path) -> None:
 
 
 def test_spool_files_are_private_and_complete(tmp_path: Path) -> None:
-    path = spool.write(str(tmp_path / "s"), "a.cap", b"data", 10, 1 << 20)
-    assert Path(path).read_bytes() == b"data"
+    assert spool.write(str(tmp_path / "s"), "a.cap", b"data", 10, 1 << 20) == 0
+    path = tmp_path / "s" / "a.cap"
+    assert path.read_bytes() == b"data"
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert os.stat(tmp_path / "s").st_mode & 0o777 == 0o700
     assert not list((tmp_path / "s").glob(".*.tmp"))
+
+
+LOGIN = {b"PAM_TYPE": b"open_session", b"PAM_USER": b"alice", b"PAM_SERVICE": b"sshd"}
+FAILURE = {b"PAM_TYPE": b"auth", b"PAM_USER": b"root", b"PAM_SERVICE": b"sshd"}
+
+
+def _spool_one(
+    directory: Path, env: dict[bytes, bytes], outcome: str, n: int, **bounds: int
+) -> int:
+    name, data = capture.record(env, outcome, n)
+    limits = {"max_events": 100, "max_bytes": 1 << 20, **bounds}
+    return spool.write(str(directory), name, data, limits["max_events"], limits["max_bytes"])
+
+
+def _users(directory: Path) -> list[tuple[str, bytes]]:
+    """(file name, PAM_USER) of every spooled record, in publishing order."""
+    return [
+        (os.path.basename(p), capture.parse(Path(p).read_bytes())["PAM_USER"])
+        for p in spool.pending(str(directory))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pam_type", "outcome", "kept_first"),
+    [
+        (b"open_session", "", True),
+        (b"close_session", "", True),
+        (b"auth", "success", True),
+        (b"auth", "failure", False),
+        (b"auth", "", False),
+        (b"account", "", False),
+        (b"open_session", "failure", False),
+    ],
+)
+def test_only_logins_and_logouts_are_kept_first(
+    pam_type: bytes, outcome: str, kept_first: bool
+) -> None:
+    _, data = capture.record({b"PAM_TYPE": pam_type}, outcome, 1)
+    assert spool.urgent(data) is kept_first
+
+
+def test_hostile_values_cannot_make_a_failure_a_login() -> None:
+    env = dict(FAILURE)
+    env[b"PAM_USER"] = b"x\nPAM_TYPE=open_session LW_OUTCOME=success"
+    env[b"PAM_RHOST"] = b"PAM_TYPE=open_session"
+    _, data = capture.record(env, "failure", 1)
+    assert not spool.urgent(data)
+
+
+def test_a_spool_full_of_failures_still_keeps_the_login(tmp_path: Path) -> None:
+    for n in range(3):
+        assert _spool_one(tmp_path, FAILURE, "failure", n + 1, max_events=3) == 0
+    with pytest.raises(spool.SpoolFull, match="max_events 3"):
+        _spool_one(tmp_path, FAILURE, "failure", 4, max_events=3)
+    assert _spool_one(tmp_path, LOGIN, "", 5, max_events=3) == 1, "one failure gave way"
+    users = _users(tmp_path)
+    assert [u for _, u in users] == [b"alice", b"root", b"root"]
+    # The oldest failure went; the login is published first.
+    assert users[1][0].startswith("00000000000000000002-")
+    assert users[2][0].startswith("00000000000000000003-")
+    assert spool.read_dropped(str(tmp_path)) == 1
+
+
+def test_failures_never_push_out_logins(tmp_path: Path) -> None:
+    for n in range(2):
+        _spool_one(tmp_path, LOGIN, "", n + 1, max_events=2)
+    with pytest.raises(spool.SpoolFull):
+        _spool_one(tmp_path, FAILURE, "failure", 3, max_events=2)
+    with pytest.raises(spool.SpoolFull, match="all of them logins or logouts"):
+        _spool_one(tmp_path, LOGIN, "", 4, max_events=2)
+    assert [u for _, u in _users(tmp_path)] == [b"alice", b"alice"]
+
+
+def test_the_byte_bound_makes_room_too(tmp_path: Path) -> None:
+    """A key login is bigger than a failed password: as many failures go as it needs."""
+    big_login = dict(LOGIN)
+    big_login[b"SSH_AUTH_INFO_0"] = b"publickey ssh-rsa " + b"A" * (capture.AUTH_INFO_LIMIT - 40)
+    bounds = {"max_events": 10**6, "max_bytes": capture.RECORD_LIMIT + 2000}
+    written = 0
+    for n in range(10_000):  # failed passwords until the byte bound refuses one
+        try:
+            _spool_one(tmp_path, FAILURE, "failure", n + 1, **bounds)
+        except spool.SpoolFull as exc:
+            assert "max_bytes" in str(exc)
+            break
+        written += 1
+    assert 10 < written < 10_000
+    evicted = _spool_one(tmp_path, big_login, "", 10**6, **bounds)
+    assert evicted >= 2, "one small failure is not room enough for a key login"
+    on_disk = sum(os.path.getsize(p) for p in spool.pending(str(tmp_path)))
+    assert on_disk <= bounds["max_bytes"]
+    assert _users(tmp_path)[0][1] == b"alice"
+    assert spool.read_dropped(str(tmp_path)) == evicted
 
 
 def test_dropped_counter_counts_and_is_preallocated(tmp_path: Path) -> None:
@@ -133,3 +227,14 @@ def test_broken_config_still_spools_to_the_default(
     monkeypatch.setattr(settings, "DEFAULT", fallback)
     assert hook._settings(str(config)) == fallback
     assert "$.spool.max_events: expected int >= 1" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0s"), (42.9, "42s"), (192, "3m12s"), (3600, "1h00m"), (7500, "2h05m"),
+     (273600, "3d04h"), (-5, "0s")],
+)  # fmt: skip
+def test_spool_ages_read_like_ages(seconds: float, shown: str) -> None:
+    from producer.cli import age
+
+    assert age(seconds) == shown

@@ -30,7 +30,7 @@ from tests.rabbit_node import ThrowawayCA, TlsNode
 
 
 def test_plain_amqp_has_no_tls_context() -> None:
-    assert tls_context(BrokerConfig(url="amqp://h/")) is None
+    assert tls_context(BrokerConfig(url="amqp://h/", allow_plaintext=True)) is None
 
 
 def test_amqps_verifies_the_server_and_its_name_by_default() -> None:
@@ -45,7 +45,9 @@ def test_amqps_verifies_the_server_and_its_name_by_default() -> None:
     ("broker", "message"),
     [
         (
-            BrokerConfig(url="amqp://h/", ca_file="/etc/ssl/certs/ca-certificates.crt"),
+            BrokerConfig(
+                url="amqp://h/", allow_plaintext=True, ca_file="/etc/ssl/certs/ca-certificates.crt"
+            ),
             "$.broker.url: ca_file/cert_file/key_file need an amqps:// URL",
         ),
         (
@@ -112,7 +114,19 @@ def test_setup_runs_over_tls_with_a_client_certificate(
     node: TlsNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     setup(node, tmp_path)
-    assert "declared exchanges" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "declared exchanges" in out
+    # rabbitmqctl here manages the shared node, not this one: its limits are not set there.
+    assert "queue limits NOT applied (rabbitmqctl here manages" in err
+    assert "rabbitmqctl import_definitions" in err
+    shared = subprocess.run(
+        ["rabbitmqctl", "-q", "list_policies", "-p", "/"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "loginwatch-" not in shared.stdout
 
 
 @pytest.mark.integration
@@ -202,3 +216,50 @@ def test_events_wait_out_a_wrong_ca_and_flush_delivers_them_once_fixed(
         fixed.stderr
     )
     assert spooled(tmp_path) == []
+
+
+# --- no password in clear text to another machine -----------------------------
+
+PLAIN_REMOTE = "amqp://host-web1:secret@198.51.100.7:5672/%2F"  # TEST-NET-2: never reached
+
+
+def test_the_hook_refuses_a_plain_url_to_another_machine_and_keeps_the_event(
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    config = tmp_path / "loginwatch.toml"
+    config.write_text(
+        f'[broker]\nurl = "{PLAIN_REMOTE}"\nconnect_timeout = 30.0\n[spool]\ndir = "{spool}"\n'
+    )
+    spool.mkdir(mode=0o700)
+    (spool / "00000000000000000001-a.cap").write_bytes(b"an event spooled before the change")
+    # flush names the key at once: a connect attempt to an unroutable address would take
+    # connect_timeout, and send the password.
+    result = subprocess.run(
+        [HOOK, "--config", str(config), "flush"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "$.broker: url is amqp:// to 198.51.100.7" in result.stderr
+    assert "set allow_plaintext = true" in result.stderr
+    assert len(spooled(tmp_path)) == 1, "the event waits for a config that is fixed"
+
+
+@pytest.mark.parametrize("command", [["setup"], ["check-config"], ["dead", "list"], ["status"]])
+def test_every_central_command_refuses_a_plain_url_to_another_machine(
+    tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "central.toml"
+    config.write_text(f'[broker]\nurl = "{PLAIN_REMOTE}"\n')
+    assert main([*command, "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "url is amqp:// to 198.51.100.7" in err and "allow_plaintext = true" in err
+
+
+def test_allow_plaintext_is_an_explicit_choice(tmp_path: Path) -> None:
+    broker = parse_config(f'[broker]\nurl = "{PLAIN_REMOTE}"\nallow_plaintext = true').broker
+    params = connection_parameters(broker)
+    assert (params.host, params.ssl_options) == ("198.51.100.7", None)

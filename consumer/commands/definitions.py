@@ -10,18 +10,20 @@ from consumer.cli import add_config_argument
 from consumer.commands._common import config_of
 from consumer.definitions import definitions
 from consumer.hosts import vhost_of
+from schemas import topology
 from schemas.config import Config, config_path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "definitions",
-        help="print RabbitMQ definitions (exchanges, queues, bindings) as JSON",
+        help="print RabbitMQ definitions (exchanges, queues, bindings, limits) as JSON",
         description=(
-            "Print the exchanges, queues and bindings `loginwatch setup` declares as a"
-            " RabbitMQ definitions file, for `rabbitmqctl import_definitions FILE` on the"
-            " broker machine. The vhost is the config's [broker] url's (created by the import"
-            " if missing) unless --vhost is given; retry queues follow [worker] retry_delays."
+            "Print the exchanges, queues, bindings and queue-limit policies `loginwatch setup`"
+            " declares as a RabbitMQ definitions file, for `rabbitmqctl import_definitions FILE`"
+            " on the broker machine. The vhost is the config's [broker] url's (created by the"
+            " import if missing) unless --vhost is given; retry queues follow [worker]"
+            " retry_delays, limits [broker] queue_max_length and queue_max_bytes."
         ),
     )
     add_config_argument(parser)
@@ -34,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     config = config_of(args) if args.config or os.path.exists(path) else Config()
     vhost = args.vhost or vhost_of(config.broker.url)
-    print(json.dumps(definitions(vhost, config.worker.retry_delays), indent=2))
+    limits = topology.policy_specs(config.broker.queue_max_length, config.broker.queue_max_bytes)
+    print(json.dumps(definitions(vhost, config.worker.retry_delays, limits), indent=2))
     return 0

@@ -1,23 +1,30 @@
-"""``loginwatch setup``: declare the exchanges and queues the pipeline needs."""
+"""``loginwatch setup``: declare the exchanges and queues the pipeline needs, and their limits."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from consumer import policies
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of, open_broker
+from consumer.hosts import vhost_of
 from schemas import topology
+from schemas.config import config_path
+from schemas.errors import BrokerError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "setup",
-        help="declare the RabbitMQ exchanges and queues (safe to rerun)",
+        help="declare the RabbitMQ exchanges and queues and their limits (safe to rerun)",
         description=(
             "Declare the loginwatch exchanges, the alerts, digest, retry and dead queues and"
-            " their bindings. Idempotent: rerunning it on a live system changes nothing and"
-            " loses no message. A queue that exists with other arguments is reported, never"
-            " deleted."
+            " their bindings, and apply the queue limits ([broker] queue_max_length,"
+            " queue_max_bytes) as RabbitMQ policies with rabbitmqctl, which must run here, on"
+            " the broker machine (as root). Idempotent: rerunning it on a live system changes"
+            " nothing but the limits and loses no message. A queue that exists with other"
+            " arguments is reported, never deleted."
         ),
     )
     add_config_argument(parser)
@@ -27,8 +34,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     specs = topology.queue_specs(config.worker.retry_delays)
+    limits = topology.policy_specs(config.broker.queue_max_length, config.broker.queue_max_bytes)
+    vhost = vhost_of(config.broker.url)
     with open_broker(config) as broker:
         broker.declare(specs)
+        cluster = broker.cluster_name
     names = ", ".join(spec.name for spec in specs)
     print(f"declared exchanges {topology.EXCHANGE}, {topology.REROUTE_EXCHANGE}; queues {names}")
+    try:
+        policies.apply(vhost, limits, cluster)
+    except BrokerError as exc:
+        # The queues work without limits; say loudly that they have none yet.
+        print(
+            f"loginwatch setup: queue limits NOT applied ({exc}); on the broker machine run:"
+            f" loginwatch definitions --config {config_path(args.config)} > d.json &&"
+            " rabbitmqctl import_definitions d.json",
+            file=sys.stderr,
+        )
+        return 0
+    print(f"applied policies {', '.join(p.name for p in limits)} (queue limits) on vhost {vhost}")
     return 0
