@@ -145,26 +145,60 @@ install_units() {
     fi
 }
 
+# check_user_env: exits 1, having changed nothing, when a stack that runs before
+# the session hook can put text the user wrote (~/.pam_environment) into the
+# PAM environment. pam_exec hands that environment to the hook, which runs as
+# root: ld.so would load the user's LD_PRELOAD into it, and no flag of the
+# hook's own (python -I) comes early enough to stop that. In the auth stack
+# pam_env reads the file at setcred, which sshd calls before it opens the
+# session: no placement of a session hook comes before it.
+check_user_env() {
+    [ -f "$PAMFILE" ] || die "${PAMFILE}: missing (is openssh-server installed?)"
+    _lw_stripped=$(mktemp)
+    pam_strip "$PAMFILE" >"$_lw_stripped"
+    if ! _lw_found=$(pam_user_env "$ROOT" "$_lw_stripped" "${PAMFILE#"$ROOT"}"); then
+        rm -f "$_lw_stripped"
+        die "refusing to install, nothing changed: ${PAMFILE#"$ROOT"}'s stack cannot be read as libpam reads it: $(printf '%s\n' "$_lw_found" | head -1 | cut -f2-)"
+    fi
+    rm -f "$_lw_stripped"
+    _lw_early=$(printf '%s\n' "$_lw_found" | grep -v '^session' | grep -v '^$' | head -1) || true
+    [ -z "$_lw_early" ] && return 0
+    _lw_type=$(printf '%s' "$_lw_early" | cut -f1)
+    _lw_what=$(printf '%s' "$_lw_early" | cut -f3)
+    _lw_where=$(printf '%s' "$_lw_early" | cut -f4)
+    case $_lw_what in
+    user_readenv=1) _lw_fix="drop user_readenv=1 from that line (or move it to a session line)" ;;
+    no\ user_readenv=0*) _lw_fix="add user_readenv=0 to that line" ;;
+    *) _lw_fix="make that file root's and writable by root only" ;;
+    esac
+    case $_lw_type in
+    auth) _lw_when="the auth stack, which pam_env reads at setcred, before any session hook" ;;
+    *) _lw_when="the $_lw_type stack, which runs before the session hook" ;;
+    esac
+    die "refusing to install, nothing changed: $_lw_where runs pam_env.so ($_lw_what) in $_lw_when, so the root hook would run with the user's variables (LD_PRELOAD); $_lw_fix and run install-host.sh again"
+}
+
 # new_pam_file OUT: the PAM file as we want it, from the file without our blocks.
 new_pam_file() {
     pam_strip "$PAMFILE" >"$1.base"
-    session=$SESSION_LINE
-    if pam_reads_user_env "$1.base" "$PAMDIR"/common-session*; then
-        # At close_session the PAM environment holds what pam_env read from the
-        # user's ~/.pam_environment at open (LD_PRELOAD, PYTHONPATH…): a hook
-        # run then would run as root with the user's variables.
-        session="session optional pam_exec.so quiet type=open_session $HOOK --config $ETC_CONFIG"
-        say "pam_env reads ~/.pam_environment (user_readenv=1): logins only, no logout events"
-        say "  (drop user_readenv=1 from ${PAMFILE#"$ROOT"} and run this again to get them)"
-    fi
     if [ "$FAILURES" = no ]; then
         cp "$1.base" "$1.auth"
     elif ! pam_add_auth "$1.base" "$PAMDIR/common-auth" "$AUTH_LINE" >"$1.auth"; then
         say "failed passwords will not be reported (see above)"
         cp "$1.base" "$1.auth"
     fi
-    # shellcheck disable=SC2046 # file names in /etc/pam.d have no spaces
-    pam_add_session "$1.auth" "$session" $(pam_env_files "$PAMDIR" | grep -vx sshd) >"$1"
+    session=$SESSION_LINE
+    if pam_user_env "$ROOT" "$1.auth" | grep -q '^session'; then
+        # At close_session the PAM environment still holds what pam_env read
+        # from the user's ~/.pam_environment at open (LD_PRELOAD, PYTHONPATH…):
+        # a hook run then would run as root with the user's variables.
+        session="session optional pam_exec.so quiet type=open_session $HOOK --config $ETC_CONFIG"
+        say "pam_env reads ~/.pam_environment (user_readenv=1): logins only, no logout events"
+        say "  (drop user_readenv=1 from ${PAMFILE#"$ROOT"} and its includes and run this again to get them)"
+    fi
+    # Before the first session line that reaches pam_env: at open_session the
+    # hook's environment then holds nothing pam_env read, from any file.
+    pam_add_session "$1.auth" "$session" "$(pam_first_env_line "$ROOT" "$1.auth")" >"$1"
     rm -f "$1.base" "$1.auth"
 }
 
@@ -242,8 +276,10 @@ check_pam() {
 if [ "$ACTION" = uninstall ]; then
     uninstall
 elif [ "$ACTION" = check ]; then
+    check_user_env
     check_pam
 else
+    check_user_env
     install_python
     install_hook
     install_config
