@@ -36,10 +36,10 @@ pam_strip() {
 # An include cycle, a missing or unreadable file, or nesting deeper than 32
 # gives "ERR MESSAGE" instead: libpam cannot load that stack either.
 pam_walk() {
-    awk -v root="$1" -v start="$2" -v name="${3:-$2}" '
+    awk -v root="$1" -v start="$2" -v name="${3:-}" '
         function fail(why) { printf "ERR\t%s\n", why; failed = 1 }
         function short(path) {
-            if (path == start) return name
+            if (path == start && name != "") return name
             return index(path, root) == 1 && root != "" ? substr(path, length(root) + 1) : path
         }
         # Tokens as libpam splits them: blanks separate; "[...]" is one token
@@ -172,7 +172,7 @@ pam_writable_by_others() {
 # printed as "ERR MESSAGE" and fails.
 pam_user_env() {
     _lw_default=$(pam_user_readenv_default)
-    _lw_walk=$(pam_walk "$1" "$2" "${3:-$2}") || { printf '%s\n' "$_lw_walk" | grep '^ERR'; return 1; }
+    _lw_walk=$(pam_walk "$1" "$2" "${3:-}") || { printf '%s\n' "$_lw_walk" | grep '^ERR'; return 1; }
     printf '%s\n' "$_lw_walk" | while IFS="$(printf '\t')" read -r _lw_kind _lw_top _lw_type _lw_what _lw_where; do
         case $_lw_kind:$_lw_what in
         ENV:1) printf '%s\t%s\t%s\t%s\n' "$_lw_type" "$_lw_top" "user_readenv=1" "$_lw_where" ;;
