@@ -152,8 +152,13 @@ TRUSTED = {
         {b"PAM_USER": b"lwtest"},
     ),
     "every item duplicated": (
-        [b"PAM_SERVICE=su", b"PAM_TTY=/dev/pts/9", b"PAM_RHOST=10.9.9.9", b"PAM_TYPE=auth"]
-        + PAM_EXEC_BLOCK,
+        [
+            b"PAM_SERVICE=su",
+            b"PAM_TTY=/dev/pts/9",
+            b"PAM_RHOST=10.9.9.9",
+            b"PAM_TYPE=auth",
+            *PAM_EXEC_BLOCK,
+        ],
         {b"PAM_SERVICE": b"sshd", b"PAM_TTY": b"ssh", b"PAM_TYPE": b"open_session"},
     ),
     # sshd sets no PAM_RUSER: pam_exec has no copy, so the user's must not count.
