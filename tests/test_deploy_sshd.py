@@ -196,7 +196,10 @@ def test_the_users_pam_environment_never_runs_as_root_nor_names_the_login(
     tmp_path: Path, vhost: Vhost, tap: TapQueue, layout: Callable[[Path], None] | None
 ) -> None:
     require_root_namespaces()
-    config = f'[broker]\nurl = "{vhost.url()}"\n[host]\nname = "env-1"\n[spool]\ndir = "{tmp_path / "spool"}"\n'
+    config = (
+        f'[broker]\nurl = "{vhost.url()}"\n[host]\nname = "env-1"\n'
+        f'[spool]\ndir = "{tmp_path / "spool"}"\n'
+    )
     host = InstalledHost(tmp_path, config, edit_etc=layout)
     with sshd_on_installed_tree(host) as sshd:
         preload = Preload.build(sshd.root)
