@@ -188,13 +188,15 @@ new_pam_file() {
         cp "$1.base" "$1.auth"
     fi
     session=$SESSION_LINE
-    if pam_user_env "$ROOT" "$1.auth" | grep -q '^session'; then
+    reader=$(pam_user_env "$ROOT" "$1.base" "${PAMFILE#"$ROOT"}" | grep '^session' | head -1) || true
+    if [ -n "$reader" ]; then
         # At close_session the PAM environment still holds what pam_env read
         # from the user's ~/.pam_environment at open (LD_PRELOAD, PYTHONPATH…):
         # a hook run then would run as root with the user's variables.
         session="session optional pam_exec.so quiet type=open_session $HOOK --config $ETC_CONFIG"
-        say "pam_env reads ~/.pam_environment (user_readenv=1): logins only, no logout events"
-        say "  (drop user_readenv=1 from ${PAMFILE#"$ROOT"} and its includes and run this again to get them)"
+        say "$(printf '%s' "$reader" | cut -f4) runs pam_env.so ($(printf '%s' "$reader" | cut -f3)):" \
+            "the hook goes before it, at open_session only: logins only, no logout events"
+        say "  (drop user_readenv=1 there and run this again to get logout events too)"
     fi
     # Before the first session line that reaches pam_env: at open_session the
     # hook's environment then holds nothing pam_env read, from any file.
