@@ -200,7 +200,7 @@ new_pam_file() {
     fi
     # Before the first session line that reaches pam_env: at open_session the
     # hook's environment then holds nothing pam_env read, from any file.
-    pam_add_session "$1.auth" "$session" "$(pam_first_env_line "$ROOT" "$1.auth")" >"$1"
+    pam_add_session "$1.auth" "$session" "$(pam_session_hook_line "$ROOT" "$1.auth")" >"$1"
     rm -f "$1.base" "$1.auth"
 }
 

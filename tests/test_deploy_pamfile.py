@@ -359,3 +359,28 @@ def test_the_first_session_line_that_reaches_pam_env(tmp_path: Path) -> None:
         },
     )
     assert pam("pam_first_env_line", root, root / "etc/pam.d/sshd").stdout == "3\n"
+
+
+HOOK_PLACES = {
+    "before pam_env": ("session required pam_unix.so\nsession required pam_env.so\n", "2\n"),
+    "before a numeric jump that would count it": (
+        "session [success=1 default=ignore] pam_succeed_if.so user = root\n"
+        "session required pam_unix.so\nsession required pam_env.so\n",
+        "1\n",
+    ),
+    "a jump after pam_env does not matter": (
+        "session required pam_env.so\nSession [default=2] pam_permit.so\n",
+        "1\n",
+    ),
+    "named actions do not count": (
+        "session [success=ok default=bad] pam_selinux.so close\nsession required pam_env.so\n",
+        "2\n",
+    ),
+    "no pam_env, no jump: at the end": ("session required pam_unix.so\n", ""),
+}
+
+
+@pytest.mark.parametrize(("sshd", "line"), HOOK_PLACES.values(), ids=HOOK_PLACES.keys())
+def test_where_the_login_hook_goes(tmp_path: Path, sshd: str, line: str) -> None:
+    root = pam_tree(tmp_path, {"etc/pam.d/sshd": sshd})
+    assert pam("pam_session_hook_line", root, root / "etc/pam.d/sshd").stdout == line

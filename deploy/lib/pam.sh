@@ -194,10 +194,26 @@ pam_user_env() {
 }
 
 # pam_first_env_line ROOT FILE: the line of FILE through which the session
-# stack first reaches pam_env (any pam_env), or nothing. A hook placed right
-# before it runs, at open_session, before pam_env has put anything there.
+# stack first reaches pam_env (any pam_env), or nothing.
 pam_first_env_line() {
     pam_walk "$1" "$2" | awk -F '\t' '$1 == "ENV" && $3 == "session" { print $2; exit }'
+}
+
+# pam_session_hook_line ROOT FILE: where the login hook goes in FILE: right
+# before the first session line that reaches pam_env, so that at open_session
+# its environment holds nothing pam_env read; earlier still if a session line
+# of FILE before that jumps by number ([success=2 …]), which would otherwise
+# count the hook as one of the modules it skips. Nothing: at the end.
+pam_session_hook_line() {
+    _lw_env=$(pam_first_env_line "$1" "$2")
+    awk -v env="$_lw_env" '
+        /^[ \t]*#/ { next }
+        tolower($1) ~ /^-?session$/ && $2 ~ /^\[/ && $0 ~ /\[[^]]*=[0-9]+[] \t]/ { jump = FNR; exit }
+        END {
+            if (env != "" && (jump == "" || env + 0 < jump + 0)) print env
+            else if (jump != "") print jump
+        }
+    ' "$2"
 }
 
 # pam_add_session FILE LINE [AT]: LINE in its own block, right before line AT
