@@ -22,7 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.event import LoginEvent
 from tests.conftest import missing
+from tests.hookrun import TapQueue
 
 TEST_USER = "lwtest"
 TEST_UID = 4242
@@ -305,3 +307,16 @@ def write_pam_environment(home: Path, text: str) -> None:
     path = home / ".pam_environment"
     path.write_text(text)
     os.chown(path, TEST_UID, TEST_UID)
+
+
+def events_of(tap: TapQueue, host: str, count: int, timeout: float = 15) -> list[LoginEvent]:
+    """Up to ``count`` events of ``host`` within ``timeout``, others skipped.
+
+    The broker vhost is shared by the session, and a detached publisher of an
+    earlier test may still deliver late: a test counts only its own host's.
+    """
+    got: list[LoginEvent] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        got += [e for _, e in tap.take(1, timeout=deadline - time.monotonic()) if e.host == host]
+    return got

@@ -27,6 +27,7 @@ from tests.sshd import (
     TEST_USER,
     Preload,
     Sshd,
+    events_of,
     require_root_namespaces,
     write_pam_environment,
 )
@@ -196,8 +197,9 @@ def test_the_users_pam_environment_never_runs_as_root_nor_names_the_login(
     tmp_path: Path, vhost: Vhost, tap: TapQueue, layout: Callable[[Path], None] | None
 ) -> None:
     require_root_namespaces()
+    name = f"env-{os.urandom(4).hex()}"
     config = (
-        f'[broker]\nurl = "{vhost.url()}"\n[host]\nname = "env-1"\n'
+        f'[broker]\nurl = "{vhost.url()}"\n[host]\nname = "{name}"\n'
         f'[spool]\ndir = "{tmp_path / "spool"}"\n'
     )
     host = InstalledHost(tmp_path, config, edit_etc=layout)
@@ -205,7 +207,7 @@ def test_the_users_pam_environment_never_runs_as_root_nor_names_the_login(
         preload = Preload.build(sshd.root)
         write_pam_environment(sshd.ns.home, HOSTILE_PAM_ENVIRONMENT.format(library=preload.library))
         sshd.ssh(TEST_USER, "true")
-        [(_, login)] = tap.take(1)
+        [login] = events_of(tap, name, 1)
         marks = preload.by_uid()
     # pam_env did read the file: the user's own command loaded the library...
     assert TEST_UID in marks, sshd.tail()
@@ -218,7 +220,7 @@ def test_the_users_pam_environment_never_runs_as_root_nor_names_the_login(
         sshd.port,
         "publickey",
     )
-    assert tap.take(1, timeout=2) == [], "type=open_session: no logout event"
+    assert events_of(tap, name, 1, timeout=2) == [], "type=open_session: no logout event"
 
 
 AUTH_ENV_LAYOUTS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.sshd import (
     TEST_USER,
     PamNamespace,
     Sshd,
+    events_of,
     hook_line,
     require_root_namespaces,
     write_pam_environment,
@@ -99,7 +101,8 @@ def test_a_users_copy_of_a_pam_item_never_reaches_the_event(
     # PAM_* copies lose to pam_exec's own; SSH_CONNECTION is not pam_exec's,
     # and pam_env overwrote sshd's: only the placement keeps that one honest.
     require_root_namespaces()
-    config = write_config(tmp_path, vhost.url(), host="bastion-2")
+    name = f"bastion-{os.urandom(4).hex()}"
+    config = write_config(tmp_path, vhost.url(), host=name)
     stack = (
         AUTH_STACK
         + ACCOUNT_STACK
@@ -115,7 +118,7 @@ def test_a_users_copy_of_a_pam_item_never_reaches_the_event(
             'SSH_CONNECTION DEFAULT="203.0.113.66 4444 203.0.113.1 22"\n',
         )
         sshd.ssh(TEST_USER, "true")
-        events = [event for _, event in tap.take(2)]
+        events = events_of(tap, name, 2)
         log = sshd.tail()
     assert [(e.kind, e.pam_type) for e in events] == [
         ("login", PamType.OPEN_SESSION),
