@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from producer import capture, hook, settings, spool
 
@@ -230,3 +232,25 @@ def test_without_proc_the_environment_is_os_environ(
 ) -> None:
     monkeypatch.setenv("PAM_USER", "alice")
     assert capture.environment(str(tmp_path / "no-proc"))[b"PAM_USER"] == b"alice"
+
+
+_NAMES = st.sampled_from([*capture.PAM_EXEC_ITEMS, b"SSH_CONNECTION", b"LD_PRELOAD", b"X"])
+_VALUES = st.binary(max_size=20).map(lambda v: v.replace(b"\0", b""))
+
+
+@given(
+    user=st.lists(st.tuples(_NAMES, _VALUES), max_size=12),
+    items=st.lists(st.sampled_from(capture.PAM_EXEC_ITEMS[1:-1]), unique=True),
+    values=st.lists(_VALUES, min_size=6, max_size=6),
+)
+def test_no_pam_environment_can_pass_for_pam_execs_items(
+    user: list[tuple[bytes, bytes]], items: list[bytes], values: list[bytes]
+) -> None:
+    # Whatever a user's file puts first (any PAM_* names, in any order, even a
+    # block of its own), the items are exactly those pam_exec appended.
+    chosen = [b"PAM_SERVICE", *sorted(items, key=capture.PAM_EXEC_ITEMS.index), b"PAM_TYPE"]
+    block = dict(zip(chosen, values, strict=False))
+    entries = [name + b"=" + value for name, value in user]
+    entries += [name + b"=" + value for name, value in block.items()]
+    env = capture.trusted(entries)
+    assert {k: v for k, v in env.items() if k in capture.PAM_EXEC_ITEMS} == block
