@@ -306,3 +306,27 @@ def test_a_session_stack_that_reads_the_users_file_gets_the_hook_before_it_at_op
     assert lines[at + 1].startswith("session optional pam_exec.so quiet type=open_session ")
     assert lines[at + 3] == before
     assert "logins only, no logout events" in host.output
+
+
+def test_a_stack_libpam_cannot_load_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    # A cycle: libpam's include has no depth limit of its own; our walk stops.
+    root = debian_root(
+        tmp_path,
+        {"common-session": "@include sshd-extra\n", "sshd-extra": "@include common-session\n"},
+    )
+    before = snapshot(root)
+    proc = subprocess.run(
+        ["sh", str(INSTALL_HOST), "--root", str(root), "--venv", str(VENV)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    at = Path("/etc/pam.d/sshd").read_text().splitlines().index("@include common-session") + 1
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "install-host: refusing to install, nothing changed: /etc/pam.d/sshd's stack cannot be"
+        f" read as libpam reads it: /etc/pam.d/sshd:{at} > /etc/pam.d/common-session:1 >"
+        " /etc/pam.d/sshd-extra:1: include cycle back to /etc/pam.d/common-session"
+    ]
+    assert snapshot(root) == before
