@@ -145,37 +145,14 @@ install_units() {
     fi
 }
 
-# check_user_env: exits 1, having changed nothing, when a stack that runs before
-# the session hook can put text the user wrote (~/.pam_environment) into the
-# PAM environment. pam_exec hands that environment to the hook, which runs as
-# root: ld.so would load the user's LD_PRELOAD into it, and no flag of the
-# hook's own (python -I) comes early enough to stop that. In the auth stack
-# pam_env reads the file at setcred, which sshd calls before it opens the
-# session: no placement of a session hook comes before it.
+# check_user_env: exits 1, having changed nothing, when the user's
+# ~/.pam_environment (or any text a user wrote) reaches the PAM environment
+# before the session hook could run (pam_refusal says where and why).
 check_user_env() {
     [ -f "$PAMFILE" ] || die "${PAMFILE}: missing (is openssh-server installed?)"
-    _lw_stripped=$(mktemp)
-    pam_strip "$PAMFILE" >"$_lw_stripped"
-    if ! _lw_found=$(pam_user_env "$ROOT" "$_lw_stripped" "${PAMFILE#"$ROOT"}"); then
-        rm -f "$_lw_stripped"
-        die "refusing to install, nothing changed: ${PAMFILE#"$ROOT"}'s stack cannot be read as libpam reads it: $(printf '%s\n' "$_lw_found" | head -1 | cut -f2-)"
+    if why=$(pam_refusal "$ROOT" "$PAMFILE" "${PAMFILE#"$ROOT"}"); then
+        die "refusing to install, nothing changed: $why"
     fi
-    rm -f "$_lw_stripped"
-    _lw_early=$(printf '%s\n' "$_lw_found" | grep -v '^session' | grep -v '^$' | head -1) || true
-    [ -z "$_lw_early" ] && return 0
-    _lw_type=$(printf '%s' "$_lw_early" | cut -f1)
-    _lw_what=$(printf '%s' "$_lw_early" | cut -f3)
-    _lw_where=$(printf '%s' "$_lw_early" | cut -f4)
-    case $_lw_what in
-    user_readenv=1) _lw_fix="drop user_readenv=1 from that line (or move it to a session line)" ;;
-    no\ user_readenv=0*) _lw_fix="add user_readenv=0 to that line" ;;
-    *) _lw_fix="make that file root's and writable by root only" ;;
-    esac
-    case $_lw_type in
-    auth) _lw_when="the auth stack, which pam_env reads at setcred, before any session hook" ;;
-    *) _lw_when="the $_lw_type stack, which runs before the session hook" ;;
-    esac
-    die "refusing to install, nothing changed: $_lw_where runs pam_env.so ($_lw_what) in $_lw_when, so the root hook would run with the user's variables (LD_PRELOAD); $_lw_fix and run install-host.sh again"
 }
 
 # new_pam_file OUT: the PAM file as we want it, from the file without our blocks.
@@ -194,9 +171,10 @@ new_pam_file() {
         # from the user's ~/.pam_environment at open (LD_PRELOAD, PYTHONPATH…):
         # a hook run then would run as root with the user's variables.
         session="session optional pam_exec.so quiet type=open_session $HOOK --config $ETC_CONFIG"
-        say "$(printf '%s' "$reader" | cut -f4) runs pam_env.so ($(printf '%s' "$reader" | cut -f3)):" \
+        what=$(printf '%s' "$reader" | cut -f3)
+        say "$(printf '%s' "$reader" | cut -f4) runs pam_env.so ($what):" \
             "the hook goes before it, at open_session only: logins only, no logout events"
-        say "  (drop user_readenv=1 there and run this again to get logout events too)"
+        say "  ($(pam_fix "$what") and run this again to get logout events too)"
     fi
     # Before the first session line that reaches pam_env: at open_session the
     # hook's environment then holds nothing pam_env read, from any file.

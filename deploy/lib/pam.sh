@@ -193,6 +193,47 @@ pam_user_env() {
     return 0
 }
 
+# pam_fix WHAT: what to change so that a pam_env line pam_user_env reported
+# with WHAT no longer reads a user's text.
+pam_fix() {
+    case $1 in
+    user_readenv=1) echo "drop user_readenv=1 from that line" ;;
+    no\ user_readenv=0*) echo "add user_readenv=0 to that line" ;;
+    *) echo "make that file root's and writable by root only" ;;
+    esac
+}
+
+# pam_refusal ROOT FILE [NAME]: prints one line and succeeds when the stack in
+# FILE (its loginwatch blocks aside) must not get the hook: libpam could not
+# load it, or a stack that runs before the session hook puts text a user
+# wrote into the PAM environment. pam_exec hands that environment to the
+# hook, which runs as root: ld.so would load the user's LD_PRELOAD into it,
+# and no flag of the hook's own (python -I) comes early enough. In the auth
+# stack pam_env reads ~/.pam_environment at setcred, which sshd calls before
+# it opens the session: no placement of a session hook comes before that.
+pam_refusal() {
+    _lw_stripped=$(mktemp)
+    pam_strip "$2" >"$_lw_stripped"
+    _lw_status=0
+    _lw_found=$(pam_user_env "$1" "$_lw_stripped" "${3:-}") || _lw_status=1
+    rm -f "$_lw_stripped"
+    if [ "$_lw_status" != 0 ]; then
+        echo "${3:-$2}'s stack cannot be read as libpam reads it: $(printf '%s\n' "$_lw_found" | head -1 | cut -f2-)"
+        return 0
+    fi
+    _lw_early=$(printf '%s\n' "$_lw_found" | grep -v '^session' | grep -v '^$' | head -1) || true
+    [ -n "$_lw_early" ] || return 1
+    _lw_type=$(printf '%s' "$_lw_early" | cut -f1)
+    _lw_what=$(printf '%s' "$_lw_early" | cut -f3)
+    case $_lw_type in
+    auth) _lw_when="the auth stack, which pam_env reads at setcred, before any session hook" ;;
+    *) _lw_when="the $_lw_type stack, which runs before the session hook" ;;
+    esac
+    echo "$(printf '%s' "$_lw_early" | cut -f4) runs pam_env.so ($_lw_what) in $_lw_when," \
+        "so the root hook would run with the user's variables (LD_PRELOAD);" \
+        "$(pam_fix "$_lw_what") (or make it a session line) and run install-host.sh again"
+}
+
 # pam_first_env_line ROOT FILE: the line of FILE through which the session
 # stack first reaches pam_env (any pam_env), or nothing.
 pam_first_env_line() {
