@@ -226,7 +226,7 @@ pam_refusal() {
     _lw_type=$(printf '%s' "$_lw_early" | cut -f1)
     _lw_what=$(printf '%s' "$_lw_early" | cut -f3)
     case $_lw_type in
-    auth) _lw_when="the auth stack, which pam_env reads at setcred, before any session hook" ;;
+    auth) _lw_when="the auth stack, where it takes effect at setcred, before any session hook" ;;
     *) _lw_when="the $_lw_type stack, which runs before the session hook" ;;
     esac
     echo "$(printf '%s' "$_lw_early" | cut -f4) runs pam_env.so ($_lw_what) in $_lw_when," \
