@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import missing
-from tests.deploy_host import REPO, InstalledHost
-from tests.sshd import TEST_PASSWORD, TEST_USER, require_root_namespaces
+from tests.deploy_host import REPO, InstalledHost, traversable_dir
+from tests.sshd import TEST_PASSWORD, TEST_USER, PamNamespace, require_root_namespaces
 
 PAM_SH = REPO / "deploy" / "lib" / "pam.sh"
 HOOK = "auth [default=ignore] pam_exec.so quiet /hook --outcome failure"
@@ -384,3 +384,68 @@ HOOK_PLACES = {
 def test_where_the_login_hook_goes(tmp_path: Path, sshd: str, line: str) -> None:
     root = pam_tree(tmp_path, {"etc/pam.d/sshd": sshd})
     assert pam("pam_session_hook_line", root, root / "etc/pam.d/sshd").stdout == line
+
+
+# Layouts whose reading is libpam's own business: pam_deny marks the line in
+# question. libpam (under pamtester) fails the operation exactly when it
+# reaches that line; the walker, given the same files with a pam_env that
+# reads the user's file in its place, must report it exactly then too.
+LIBPAM_READS = {
+    "@include inside a session include keeps to session": (
+        {
+            "probe": "auth required pam_permit.so\nsession include probe-a\n",
+            "probe-a": "@include probe-b\n",
+            "probe-b": "auth required pam_deny.so\nsession required pam_permit.so\n",
+        },
+        "authenticate",
+        False,
+    ),
+    "a continuation runs over a comment line": (
+        {"probe": "session required \\\n# a comment\n  pam_deny.so\n"},
+        "open_session",
+        True,
+    ),
+    "'#' ends a line anywhere": (
+        {"probe": "session required pam_permit.so # pam_deny.so\n"},
+        "open_session",
+        False,
+    ),
+    "types and controls are case-insensitive": (
+        {"probe": "Session Include probe-a\n", "probe-a": "SESSION REQUIRED pam_deny.so\n"},
+        "open_session",
+        True,
+    ),
+    "-session include": (
+        {"probe": "-session include probe-a\n", "probe-a": "session required pam_deny.so\n"},
+        "open_session",
+        True,
+    ),
+}
+
+
+@pytest.mark.integration
+@pytest.mark.sshd
+@pytest.mark.parametrize(
+    ("files", "operation", "reached"), LIBPAM_READS.values(), ids=LIBPAM_READS.keys()
+)
+def test_the_walker_reads_a_stack_as_libpam_does(
+    tmp_path: Path, files: dict[str, str], operation: str, reached: bool
+) -> None:
+    require_root_namespaces()
+    if shutil.which("pamtester") is None:
+        missing("pamtester (apt-get install pamtester)")
+    ns = PamNamespace(traversable_dir() / "ns")
+    for name, text in files.items():
+        ns.set_service(name, text)
+    _, out = ns.run(f"pamtester probe {TEST_USER} {operation} || true", "x\n")
+    assert ("successfully" not in out) is reached, out
+    root = pam_tree(
+        tmp_path,
+        {
+            f"etc/pam.d/{name}": text.replace("pam_deny.so", "pam_env.so user_readenv=1")
+            for name, text in files.items()
+        },
+    )
+    walked = pam("pam_user_env", root, root / "etc/pam.d/probe")
+    assert walked.returncode == 0, walked.stderr
+    assert (walked.stdout != "") is reached, walked.stdout
