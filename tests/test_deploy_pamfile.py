@@ -449,3 +449,12 @@ def test_the_walker_reads_a_stack_as_libpam_does(
     walked = pam("pam_user_env", root, root / "etc/pam.d/probe")
     assert walked.returncode == 0, walked.stderr
     assert (walked.stdout != "") is reached, walked.stdout
+
+
+def test_an_older_pam_env_reads_the_users_file_by_default(tmp_path: Path) -> None:
+    # Linux-PAM < 1.4 read ~/.pam_environment unless told user_readenv=0; only
+    # a module that carries 1.5's deprecation notice is known not to.
+    old = tmp_path / "pam_env.so"
+    old.write_bytes(b"\x7fELF pam_env 1.3.1")
+    assert pam("pam_user_readenv_default", old).stdout == "1\n"
+    assert pam("pam_user_readenv_default").stdout == "0\n"  # Debian 12's Linux-PAM 1.5.2

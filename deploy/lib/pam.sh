@@ -137,18 +137,23 @@ pam_walk() {
     '
 }
 
-# pam_user_readenv_default: 1 when pam_env.so reads ~/.pam_environment unless
-# told user_readenv=0. Linux-PAM turned that default off in 1.4.0; only 1.5.0
-# and later say so in the module (its deprecation notice), so a 1.4 counts as on.
+# pam_user_readenv_default [MODULE]: 1 when pam_env.so (libpam's, or MODULE)
+# reads ~/.pam_environment unless told user_readenv=0. Linux-PAM turned that
+# default off in 1.4.0; only 1.5.0 and later say so in the module (its
+# deprecation notice), so a 1.4 counts as on, and so does no module found.
 pam_user_readenv_default() {
-    for _lw_dir in /lib/security /lib64/security /usr/lib/security /usr/lib64/security \
-        /lib/*/security /usr/lib/*/security; do
-        if [ -f "$_lw_dir/pam_env.so" ]; then
-            grep -aqF 'deprecated reading of user environment' "$_lw_dir/pam_env.so" && echo 0 || echo 1
-            return
-        fi
-    done
-    echo 1
+    _lw_module=${1:-}
+    if [ -z "$_lw_module" ]; then
+        for _lw_dir in /lib/security /lib64/security /usr/lib/security /usr/lib64/security \
+            /lib/*/security /usr/lib/*/security; do
+            [ -f "$_lw_dir/pam_env.so" ] && { _lw_module=$_lw_dir/pam_env.so; break; }
+        done
+    fi
+    if [ -n "$_lw_module" ] && grep -aqF 'deprecated reading of user environment' "$_lw_module"; then
+        echo 0
+    else
+        echo 1
+    fi
 }
 
 # pam_writable_by_others PATH: true when PATH, or its directory, exists and is
@@ -171,7 +176,7 @@ pam_writable_by_others() {
 # WHAT is what makes that pam_env line read the user's text. A walk error is
 # printed as "ERR MESSAGE" and fails.
 pam_user_env() {
-    _lw_default=$(pam_user_readenv_default)
+    _lw_default=$(pam_user_readenv_default "")
     _lw_walk=$(pam_walk "$1" "$2" "${3:-}") || { printf '%s\n' "$_lw_walk" | grep '^ERR'; return 1; }
     printf '%s\n' "$_lw_walk" | while IFS="$(printf '\t')" read -r _lw_kind _lw_top _lw_type _lw_what _lw_where; do
         case $_lw_kind:$_lw_what in
