@@ -145,26 +145,40 @@ install_units() {
     fi
 }
 
+# check_user_env: exits 1, having changed nothing, when the user's
+# ~/.pam_environment (or any text a user wrote) reaches the PAM environment
+# before the session hook could run (pam_refusal says where and why).
+check_user_env() {
+    [ -f "$PAMFILE" ] || die "${PAMFILE}: missing (is openssh-server installed?)"
+    if why=$(pam_refusal "$ROOT" "$PAMFILE" "${PAMFILE#"$ROOT"}"); then
+        die "refusing to install, nothing changed: $why"
+    fi
+}
+
 # new_pam_file OUT: the PAM file as we want it, from the file without our blocks.
 new_pam_file() {
     pam_strip "$PAMFILE" >"$1.base"
-    session=$SESSION_LINE
-    if pam_reads_user_env "$1.base" "$PAMDIR"/common-session*; then
-        # At close_session the PAM environment holds what pam_env read from the
-        # user's ~/.pam_environment at open (LD_PRELOAD, PYTHONPATH…): a hook
-        # run then would run as root with the user's variables.
-        session="session optional pam_exec.so quiet type=open_session $HOOK --config $ETC_CONFIG"
-        say "pam_env reads ~/.pam_environment (user_readenv=1): logins only, no logout events"
-        say "  (drop user_readenv=1 from ${PAMFILE#"$ROOT"} and run this again to get them)"
-    fi
     if [ "$FAILURES" = no ]; then
         cp "$1.base" "$1.auth"
     elif ! pam_add_auth "$1.base" "$PAMDIR/common-auth" "$AUTH_LINE" >"$1.auth"; then
         say "failed passwords will not be reported (see above)"
         cp "$1.base" "$1.auth"
     fi
-    # shellcheck disable=SC2046 # file names in /etc/pam.d have no spaces
-    pam_add_session "$1.auth" "$session" $(pam_env_files "$PAMDIR" | grep -vx sshd) >"$1"
+    session=$SESSION_LINE
+    reader=$(pam_user_env "$ROOT" "$1.base" "${PAMFILE#"$ROOT"}" | grep '^session' | head -1) || true
+    if [ -n "$reader" ]; then
+        # At close_session the PAM environment still holds what pam_env read
+        # from the user's ~/.pam_environment at open (LD_PRELOAD, PYTHONPATH…):
+        # a hook run then would run as root with the user's variables.
+        session="session optional pam_exec.so quiet type=open_session $HOOK --config $ETC_CONFIG"
+        what=$(printf '%s' "$reader" | cut -f3)
+        say "$(printf '%s' "$reader" | cut -f4) runs pam_env.so ($what):" \
+            "the hook goes before it, at open_session only: logins only, no logout events"
+        say "  ($(pam_fix "$what") and run this again to get logout events too)"
+    fi
+    # Before the first session line that reaches pam_env: at open_session the
+    # hook's environment then holds nothing pam_env read, from any file.
+    pam_add_session "$1.auth" "$session" "$(pam_session_hook_line "$ROOT" "$1.auth")" >"$1"
     rm -f "$1.base" "$1.auth"
 }
 
@@ -242,8 +256,10 @@ check_pam() {
 if [ "$ACTION" = uninstall ]; then
     uninstall
 elif [ "$ACTION" = check ]; then
+    check_user_env
     check_pam
 else
+    check_user_env
     install_python
     install_hook
     install_config

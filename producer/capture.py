@@ -8,6 +8,20 @@ format, and the detached publisher turns it into an event (``producer.build``).
 Format: ``MAGIC`` then ``KEY=VALUE`` items separated by NUL bytes. Environment
 values cannot contain NUL, so the format needs no escaping and cannot be
 confused by any byte an attacker chooses. This module imports only ``os``.
+
+Which copy of a variable counts (``environment``): pam_exec builds the hook's
+environment as the PAM environment, then the PAM items it sets itself
+(PAM_SERVICE, PAM_USER, PAM_TTY, PAM_RHOST, PAM_RUSER, each when set, in
+that order), then PAM_TYPE. The PAM environment is partly the user's when a
+pam_env that reads ~/.pam_environment ran earlier in the stack, so it may
+hold a ``PAM_USER=root`` of their own, and CPython's ``os.environ`` keeps the
+*first* copy of a duplicated name: the user's. We take the PAM items from
+pam_exec's own block at the end of the raw environment and ignore every
+PAM_* name before it. ``SSH_CONNECTION`` and ``SSH_AUTH_INFO_0`` are not
+pam_exec's: sshd puts them in the PAM environment, where pam_env could
+overwrite them. Only the placement keeps them sshd's own: install-host.sh
+puts the hook before every pam_env line, at open_session only, and refuses a
+stack whose auth part reads the user's file.
 """
 
 from __future__ import annotations
@@ -34,6 +48,65 @@ VALUE_LIMIT = 1024
 AUTH_INFO_LIMIT = 8192
 # Upper bound of one record's size: what the spool's byte limit counts with.
 RECORD_LIMIT = len(MAGIC) + 4096 + (len(CAPTURED) - 1) * (VALUE_LIMIT + 32) + AUTH_INFO_LIMIT
+
+# The items pam_exec appends after the PAM environment, in its order; PAM_TYPE
+# always comes last (Linux-PAM modules/pam_exec/pam_exec.c, env_items).
+PAM_EXEC_ITEMS = (b"PAM_SERVICE", b"PAM_USER", b"PAM_TTY", b"PAM_RHOST", b"PAM_RUSER", b"PAM_TYPE")
+RAW_ENVIRON = "/proc/self/environ"
+
+
+def environment(path: str = RAW_ENVIRON) -> dict[bytes, bytes]:
+    """The hook's environment with pam_exec's own PAM items (see the module doc).
+
+    Reads the raw environment block the kernel kept from ``execve`` (every
+    copy, in order); without ``/proc`` it falls back to ``os.environb``,
+    which holds the first copy of each name.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return dict(os.environb)
+    try:
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return trusted(b"".join(chunks).split(b"\0"))
+
+
+def trusted(entries: list[bytes]) -> dict[bytes, bytes]:
+    """``NAME=VALUE`` entries in environment order → the values the hook may use.
+
+    With pam_exec's block at the end (it ends with PAM_TYPE), PAM items come
+    from that block only. Without one (a run by hand, or a test), the last
+    copy of each name counts.
+    """
+    pairs = [entry.partition(b"=") for entry in entries if b"=" in entry]
+    start = _pam_exec_block(pairs)
+    if start == len(pairs):
+        return {name: value for name, _, value in pairs}
+    env = {name: value for name, _, value in pairs[:start] if name not in PAM_EXEC_ITEMS}
+    env.update((name, value) for name, _, value in pairs[start:])
+    return env
+
+
+def _pam_exec_block(pairs: list[tuple[bytes, bytes, bytes]]) -> int:
+    """Where pam_exec's block starts: the tail whose names follow its order.
+
+    pam_exec's first item, PAM_SERVICE, is always set and first in its order,
+    so no entry of the PAM environment can pass for part of the block.
+    """
+    if not pairs or pairs[-1][0] != b"PAM_TYPE":
+        return len(pairs)
+    start, rank = len(pairs) - 1, len(PAM_EXEC_ITEMS) - 1
+    while start > 0:
+        name = pairs[start - 1][0]
+        if name not in PAM_EXEC_ITEMS[:rank]:
+            break
+        rank = PAM_EXEC_ITEMS.index(name)
+        start -= 1
+    return start
 
 
 def record(

@@ -72,7 +72,9 @@ def run_hook(config_path: str, outcome: str) -> int:
     signal.alarm(FOREGROUND_BOUND_S)
     try:
         hook_settings = _settings(config_path)
-        name, data = capture.record(os.environb, outcome, time.time_ns())
+        # Not os.environb: it keeps the first copy of a name, which may be the
+        # user's (capture.environment says why and what it takes instead).
+        name, data = capture.record(capture.environment(), outcome, time.time_ns())
         if _spool(hook_settings, name, data):
             _spawn_publisher(config_path)
     except Exception as exc:  # the login must go on, whatever broke

@@ -22,7 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.event import LoginEvent
 from tests.conftest import missing
+from tests.hookrun import TapQueue
 
 TEST_USER = "lwtest"
 TEST_UID = 4242
@@ -241,3 +243,80 @@ def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# A library that leaves a mark when ld.so loads it: the process's uid and
+# program, in a file of its own. Preloaded from ~/.pam_environment, a mark
+# with uid 0 means the user's code ran as root.
+PRELOAD_SOURCE = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+__attribute__((constructor)) static void mark(void) {
+    char exe[512] = "?", path[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) exe[n] = 0;
+    snprintf(path, sizeof path, "%s/uid%d.pid%d", MARKS, (int)getuid(), (int)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        write(fd, exe, strlen(exe));
+        close(fd);
+    }
+}
+"""
+
+
+@dataclass
+class Preload:
+    """A compiled marker library and the directory its marks land in."""
+
+    library: Path
+    marks: Path
+
+    @classmethod
+    def build(cls, directory: Path) -> Preload:
+        """Compile it into ``directory`` (which every user must be able to traverse)."""
+        if shutil.which("gcc") is None:
+            missing("gcc (apt-get install gcc)")
+        marks = directory / "marks"
+        marks.mkdir()
+        marks.chmod(0o1777)
+        source = directory / "mark.c"
+        source.write_text(PRELOAD_SOURCE)
+        library = directory / "mark.so"
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", f'-DMARKS="{marks}"', "-o", str(library), str(source)],
+            check=True,
+        )
+        library.chmod(0o755)
+        return cls(library, marks)
+
+    def by_uid(self) -> dict[int, list[str]]:
+        """uid → the programs that loaded the library under it."""
+        found: dict[int, list[str]] = {}
+        for mark in sorted(self.marks.iterdir()):
+            uid = int(mark.name.split(".")[0].removeprefix("uid"))
+            found.setdefault(uid, []).append(mark.read_text())
+        return found
+
+
+def write_pam_environment(home: Path, text: str) -> None:
+    """What the test user writes into ~/.pam_environment (owned by them)."""
+    path = home / ".pam_environment"
+    path.write_text(text)
+    os.chown(path, TEST_UID, TEST_UID)
+
+
+def events_of(tap: TapQueue, host: str, count: int, timeout: float = 15) -> list[LoginEvent]:
+    """Up to ``count`` events of ``host`` within ``timeout``, others skipped.
+
+    The broker vhost is shared by the session, and a detached publisher of an
+    earlier test may still deliver late: a test counts only its own host's.
+    """
+    got: list[LoginEvent] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        got += [e for _, e in tap.take(1, timeout=deadline - time.monotonic()) if e.host == host]
+    return got

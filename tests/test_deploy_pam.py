@@ -9,7 +9,8 @@ succeeds, whatever the hook does, and a failed password reaches the hook.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from producer import capture
 from schemas.event import Outcome, PamType
 from tests.conftest import Vhost, missing
-from tests.deploy_host import InstalledHost, traversable_dir
+from tests.deploy_host import INSTALL_HOST, VENV, InstalledHost, traversable_dir
 from tests.hookrun import TapQueue
 from tests.sshd import TEST_PASSWORD, TEST_USER, PamNamespace, require_root_namespaces
 
@@ -199,3 +200,133 @@ def test_why_the_session_hook_goes_first_after_pam_env_the_user_sets_its_environ
     assert status == 0, text
     for phase in ("open_session", "close_session"):
         assert "PYTHONPATH=/tmp/evil\n" in (out / f"{phase}.env").read_text()
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every path below ``root``: its mode and, for a file, its bytes."""
+    return {
+        str(path.relative_to(root)): (
+            path.lstat().st_mode,
+            path.read_bytes() if path.is_file() and not path.is_symlink() else b"",
+        )
+        for path in sorted(root.rglob("*"))
+    }
+
+
+def debian_root(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A --root tree: this machine's /etc/pam.d (Debian's sshd stack), ``files`` added."""
+    root = tmp_path / "root"
+    shutil.copytree("/etc/pam.d", root / "etc" / "pam.d", symlinks=True)
+    for name, text in files.items():
+        (root / "etc" / "pam.d" / name).write_text(text)
+    return root
+
+
+def append(path: Path, text: str) -> str:
+    return path.read_text() + text
+
+
+AUTH_READENV = "auth optional pam_env.so user_readenv=1\n"
+# Debian's sshd with ~/.pam_environment read in its auth stack, three ways.
+AUTH_LAYOUTS = {
+    "@include": lambda d: {"common-auth": append(d / "common-auth", "@include site-env\n")},
+    "include": lambda d: {"common-auth": append(d / "common-auth", "auth include site-env\n")},
+    "substack": lambda d: {"common-auth": append(d / "common-auth", "auth substack site-env\n")},
+}
+
+
+@pytest.mark.parametrize("layout", AUTH_LAYOUTS.values(), ids=AUTH_LAYOUTS.keys())
+def test_an_auth_stack_that_reads_the_users_file_is_refused_and_nothing_changes(
+    tmp_path: Path, layout: Callable[[Path], dict[str, str]]
+) -> None:
+    root = debian_root(tmp_path, {"site-env": AUTH_READENV, **layout(Path("/etc/pam.d"))})
+    before = snapshot(root)
+    config = tmp_path / "host.toml"
+    config.write_text(host_config(tmp_path / "spool"))
+    proc = subprocess.run(
+        [
+            "sh",
+            str(INSTALL_HOST),
+            "--root",
+            str(root),
+            "--venv",
+            str(VENV),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("install-host: refusing to install, nothing changed: ")
+    assert "/etc/pam.d/sshd:4 > /etc/pam.d/common-auth:" in line
+    assert "> /etc/pam.d/site-env:1 runs pam_env.so (user_readenv=1) in the auth stack" in line
+    assert "drop user_readenv=1 from that line" in line
+    assert snapshot(root) == before
+    # --check says the same, and changes nothing either.
+    check = subprocess.run(
+        ["sh", str(INSTALL_HOST), "--root", str(root), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (check.returncode, check.stderr.splitlines()) == (1, [line])
+    assert snapshot(root) == before
+
+
+SESSION_LAYOUTS = {
+    # (files to add to Debian's pam.d, the sshd line the hook must come right before)
+    "direct": ({}, "session    required     pam_env.so # [1]"),
+    "via an include of common-session": (
+        {"site-env": "session required pam_env.so user_readenv=1\n"},
+        "@include common-session",
+    ),
+}
+
+
+@pytest.mark.parametrize(("extra", "before"), SESSION_LAYOUTS.values(), ids=SESSION_LAYOUTS.keys())
+def test_a_session_stack_that_reads_the_users_file_gets_the_hook_before_it_at_open_only(
+    tmp_path: Path, extra: dict[str, str], before: str
+) -> None:
+    def layout(etc: Path) -> None:
+        for name, text in extra.items():
+            (etc / "pam.d" / name).write_text(text)
+        if extra:
+            common = etc / "pam.d" / "common-session"
+            common.write_text(common.read_text() + "session include site-env\n")
+
+    host = InstalledHost(tmp_path, host_config(tmp_path / "spool"), edit_etc=layout)
+    lines = host.pam_file.read_text().splitlines()
+    at = lines.index("# >>> loginwatch: login hook, before pam_env (install-host.sh)")
+    assert lines[at + 1].startswith("session optional pam_exec.so quiet type=open_session ")
+    assert lines[at + 3] == before
+    assert "logins only, no logout events" in host.output
+
+
+def test_a_stack_libpam_cannot_load_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    # A cycle: libpam's include has no depth limit of its own; our walk stops.
+    root = debian_root(
+        tmp_path,
+        {"common-session": "@include sshd-extra\n", "sshd-extra": "@include common-session\n"},
+    )
+    before = snapshot(root)
+    proc = subprocess.run(
+        ["sh", str(INSTALL_HOST), "--root", str(root), "--venv", str(VENV)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    at = Path("/etc/pam.d/sshd").read_text().splitlines().index("@include common-session") + 1
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "install-host: refusing to install, nothing changed: /etc/pam.d/sshd's stack cannot be"
+        f" read as libpam reads it: /etc/pam.d/sshd:{at} > /etc/pam.d/common-session:1 >"
+        " /etc/pam.d/sshd-extra:1: include cycle back to /etc/pam.d/common-session"
+    ]
+    assert snapshot(root) == before

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import missing
-from tests.deploy_host import REPO, InstalledHost
-from tests.sshd import TEST_PASSWORD, TEST_USER, require_root_namespaces
+from tests.deploy_host import REPO, InstalledHost, traversable_dir
+from tests.sshd import TEST_PASSWORD, TEST_USER, PamNamespace, require_root_namespaces
 
 PAM_SH = REPO / "deploy" / "lib" / "pam.sh"
 HOOK = "auth [default=ignore] pam_exec.so quiet /hook --outcome failure"
@@ -168,24 +168,293 @@ def test_a_second_primary_module_still_decides_after_the_insert(tmp_path: Path) 
     assert len(list(spool.glob("*.cap"))) == 1
 
 
-def test_the_session_hook_goes_before_an_include_that_runs_pam_env(tmp_path: Path) -> None:
+def test_the_session_hook_goes_right_before_the_line_it_is_given(tmp_path: Path) -> None:
     sshd = tmp_path / "sshd"
     sshd.write_text(
         "session required pam_loginuid.so\n@include common-session\nsession optional pam_motd.so\n"
     )
-    result = pam("pam_add_session", sshd, "session optional pam_exec.so quiet /h", "common-session")
-    assert result.stdout.splitlines()[1:4] == [
+    result = pam("pam_add_session", sshd, "session optional pam_exec.so quiet /h", "2")
+    assert result.stdout.splitlines()[1:5] == [
         "# >>> loginwatch: login hook, before pam_env (install-host.sh)",
         "session optional pam_exec.so quiet /h",
         "# <<< loginwatch",
+        "@include common-session",
     ]
-    assert result.stdout.splitlines()[4] == "@include common-session"
     # Without pam_env anywhere, the hook goes last.
-    alone = pam("pam_add_session", sshd, "session optional pam_exec.so quiet /h")
+    alone = pam("pam_add_session", sshd, "session optional pam_exec.so quiet /h", "")
     assert alone.stdout.splitlines()[-2] == "session optional pam_exec.so quiet /h"
 
 
-def test_pam_env_files_names_the_files_that_run_pam_env(tmp_path: Path) -> None:
-    (tmp_path / "common-session").write_text("session required pam_env.so user_readenv=1\n")
-    (tmp_path / "other").write_text("# session required pam_env.so\nsession required pam_unix.so\n")
-    assert pam("pam_env_files", tmp_path).stdout == "common-session\n"
+def pam_tree(root: Path, files: dict[str, str]) -> Path:
+    """A --root tree holding ``files`` (paths below the root); returns the root."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+READENV = "pam_env.so user_readenv=1"
+# Each layout: the files below --root, then what pam_user_env reports for
+# etc/pam.d/sshd: (type, line of sshd it is reached through, the include chain).
+LAYOUTS: dict[str, tuple[dict[str, str], list[tuple[str, str, str]]]] = {
+    "auth via @include": (
+        {
+            "etc/pam.d/sshd": "@include common-auth\n",
+            "etc/pam.d/common-auth": f"auth optional {READENV}\n",
+        },
+        [("auth", "1", "/etc/pam.d/sshd:1 > /etc/pam.d/common-auth:1")],
+    ),
+    "auth via include": (
+        {"etc/pam.d/sshd": "# x\nauth include a\n", "etc/pam.d/a": f"auth required {READENV}\n"},
+        [("auth", "2", "/etc/pam.d/sshd:2 > /etc/pam.d/a:1")],
+    ),
+    "auth via substack, -auth and [value=action]": (
+        {
+            "etc/pam.d/sshd": "auth substack a\n",
+            "etc/pam.d/a": f"-auth [success=ok default=ignore] {READENV}\n",
+        },
+        [("auth", "1", "/etc/pam.d/sshd:1 > /etc/pam.d/a:1")],
+    ),
+    "nested four deep, mixed kinds": (
+        {
+            "etc/pam.d/sshd": "session required pam_unix.so\n@include a\n",
+            "etc/pam.d/a": "auth substack b\n",
+            "etc/pam.d/b": "@include c\n",
+            "etc/pam.d/c": f"session optional pam_permit.so\nauth optional {READENV}\n",
+        },
+        [("auth", "2", "/etc/pam.d/sshd:2 > /etc/pam.d/a:1 > /etc/pam.d/b:1 > /etc/pam.d/c:2")],
+    ),
+    "account and password stacks too": (
+        {
+            "etc/pam.d/sshd": "account include a\npassword include a\n",
+            "etc/pam.d/a": f"account required {READENV}\npassword required {READENV}\n",
+        },
+        [
+            ("account", "1", "/etc/pam.d/sshd:1 > /etc/pam.d/a:1"),
+            ("password", "2", "/etc/pam.d/sshd:2 > /etc/pam.d/a:2"),
+        ],
+    ),
+    # "session include" takes only the session lines of the file it names.
+    "an include takes its own type only": (
+        {
+            "etc/pam.d/sshd": "session include a\n",
+            "etc/pam.d/a": f"auth required {READENV}\nsession required pam_env.so\n",
+        },
+        [],
+    ),
+    "session direct": (
+        {"etc/pam.d/sshd": f"session required pam_unix.so\nsession required {READENV}\n"},
+        [("session", "2", "/etc/pam.d/sshd:2")],
+    ),
+    "session via include of an include": (
+        {
+            "etc/pam.d/sshd": "@include common-session\n",
+            "etc/pam.d/common-session": "session include site-env\n",
+            "etc/pam.d/site-env": f"session required {READENV}\n",
+        },
+        [
+            (
+                "session",
+                "1",
+                "/etc/pam.d/sshd:1 > /etc/pam.d/common-session:1 > /etc/pam.d/site-env:1",
+            )
+        ],
+    ),
+    # libpam: case-insensitive types and controls, '#' ends a line, a trailing
+    # backslash continues one (over comment lines), "[...]" is one argument.
+    "libpam's syntax": (
+        {
+            "etc/pam.d/sshd": "SESSION Include a\n",
+            "etc/pam.d/a": "session required \\\n# a comment\n  pam_env.so [user_readenv= 1]\n",
+        },
+        [("session", "1", "/etc/pam.d/sshd:1 > /etc/pam.d/a:1")],
+    ),
+    "user_readenv: the last one counts, any non-zero is on": (
+        {
+            "etc/pam.d/sshd": "auth optional pam_env.so user_readenv=1 user_readenv=0\n"
+            "session optional pam_env.so user_readenv=0 user_readenv=01\n",
+        },
+        [("session", "2", "/etc/pam.d/sshd:2")],
+    ),
+    "comments are not lines": (
+        {
+            "etc/pam.d/sshd": f"# auth optional {READENV}\nauth required pam_unix.so # {READENV}\n",
+        },
+        [],
+    ),
+    "absolute include, under --root": (
+        {"etc/pam.d/sshd": "auth include /srv/pam/x\n", "srv/pam/x": f"auth optional {READENV}\n"},
+        [("auth", "1", "/etc/pam.d/sshd:1 > /srv/pam/x:1")],
+    ),
+    "libpam's vendor directory": (
+        {"etc/pam.d/sshd": "@include v\n", "usr/lib/pam.d/v": f"auth optional {READENV}\n"},
+        [("auth", "1", "/etc/pam.d/sshd:1 > /usr/lib/pam.d/v:1")],
+    ),
+}
+
+
+@pytest.mark.parametrize(("files", "expected"), LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_the_walker_finds_every_pam_env_that_reads_the_users_file(
+    tmp_path: Path, files: dict[str, str], expected: list[tuple[str, str, str]]
+) -> None:
+    root = pam_tree(tmp_path, files)
+    result = pam("pam_user_env", root, root / "etc/pam.d/sshd")
+    assert result.returncode == 0, result.stderr
+    found = [tuple(line.split("\t")) for line in result.stdout.splitlines()]
+    assert [(t, top, where) for t, top, _, where in found] == expected
+
+
+def test_an_envfile_a_user_can_write_is_the_users_environment(tmp_path: Path) -> None:
+    root = pam_tree(
+        tmp_path,
+        {
+            "etc/pam.d/sshd": "auth optional pam_env.so envfile=/srv/env readenv=1\n"
+            "auth optional pam_env.so envfile=/srv/off readenv=0\n",
+            "srv/env": "",
+            "srv/off": "",
+        },
+    )
+    (root / "srv" / "env").chmod(0o666)
+    (root / "srv" / "off").chmod(0o666)
+    result = pam("pam_user_env", root, root / "etc/pam.d/sshd")
+    assert result.stdout == (
+        "auth\t1\t/srv/env, which others than root can write\t/etc/pam.d/sshd:1\n"
+    ), result.stderr
+
+
+BROKEN_STACKS = {
+    "a cycle": (
+        {
+            "etc/pam.d/sshd": "@include a\n",
+            "etc/pam.d/a": "auth include b\n",
+            "etc/pam.d/b": "@include a\n",
+        },
+        "/etc/pam.d/sshd:1 > /etc/pam.d/a:1 > /etc/pam.d/b:1: include cycle back to /etc/pam.d/a",
+    ),
+    "a missing file": (
+        {"etc/pam.d/sshd": "session required pam_unix.so\nsession include nope\n"},
+        "/etc/pam.d/sshd:2: cannot read /etc/pam.d/nope",
+    ),
+}
+
+
+@pytest.mark.parametrize(("files", "message"), BROKEN_STACKS.values(), ids=BROKEN_STACKS.keys())
+def test_a_stack_libpam_cannot_load_is_an_error_not_a_hang(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    root = pam_tree(tmp_path, files)
+    result = pam("pam_user_env", root, root / "etc/pam.d/sshd")
+    assert (result.returncode, result.stdout) == (1, f"ERR\t{message}\n")
+
+
+def test_the_first_session_line_that_reaches_pam_env(tmp_path: Path) -> None:
+    root = pam_tree(
+        tmp_path,
+        {
+            "etc/pam.d/sshd": "auth optional pam_env.so\nsession required pam_unix.so\n"
+            "session include a\nsession required pam_env.so\n",
+            "etc/pam.d/a": "session optional pam_permit.so\n@include b\n",
+            "etc/pam.d/b": "session optional pam_env.so\n",
+        },
+    )
+    assert pam("pam_first_env_line", root, root / "etc/pam.d/sshd").stdout == "3\n"
+
+
+HOOK_PLACES = {
+    "before pam_env": ("session required pam_unix.so\nsession required pam_env.so\n", "2\n"),
+    "before a numeric jump that would count it": (
+        "session [success=1 default=ignore] pam_succeed_if.so user = root\n"
+        "session required pam_unix.so\nsession required pam_env.so\n",
+        "1\n",
+    ),
+    "a jump after pam_env does not matter": (
+        "session required pam_env.so\nSession [default=2] pam_permit.so\n",
+        "1\n",
+    ),
+    "named actions do not count": (
+        "session [success=ok default=bad] pam_selinux.so close\nsession required pam_env.so\n",
+        "2\n",
+    ),
+    "no pam_env, no jump: at the end": ("session required pam_unix.so\n", ""),
+}
+
+
+@pytest.mark.parametrize(("sshd", "line"), HOOK_PLACES.values(), ids=HOOK_PLACES.keys())
+def test_where_the_login_hook_goes(tmp_path: Path, sshd: str, line: str) -> None:
+    root = pam_tree(tmp_path, {"etc/pam.d/sshd": sshd})
+    assert pam("pam_session_hook_line", root, root / "etc/pam.d/sshd").stdout == line
+
+
+# Layouts whose reading is libpam's own business: pam_deny marks the line in
+# question. libpam (under pamtester) fails the operation exactly when it
+# reaches that line; the walker, given the same files with a pam_env that
+# reads the user's file in its place, must report it exactly then too.
+LIBPAM_READS = {
+    "@include inside a session include keeps to session": (
+        {
+            "probe": "auth required pam_permit.so\nsession include probe-a\n",
+            "probe-a": "@include probe-b\n",
+            "probe-b": "auth required pam_deny.so\nsession required pam_permit.so\n",
+        },
+        "authenticate",
+        False,
+    ),
+    "a continuation runs over a comment line": (
+        {"probe": "session required \\\n# a comment\n  pam_deny.so\n"},
+        "open_session",
+        True,
+    ),
+    "'#' ends a line anywhere": (
+        {"probe": "session required pam_permit.so # pam_deny.so\n"},
+        "open_session",
+        False,
+    ),
+    "types and controls are case-insensitive": (
+        {"probe": "Session Include probe-a\n", "probe-a": "SESSION REQUIRED pam_deny.so\n"},
+        "open_session",
+        True,
+    ),
+    "-session include": (
+        {"probe": "-session include probe-a\n", "probe-a": "session required pam_deny.so\n"},
+        "open_session",
+        True,
+    ),
+}
+
+
+@pytest.mark.integration
+@pytest.mark.sshd
+@pytest.mark.parametrize(
+    ("files", "operation", "reached"), LIBPAM_READS.values(), ids=LIBPAM_READS.keys()
+)
+def test_the_walker_reads_a_stack_as_libpam_does(
+    tmp_path: Path, files: dict[str, str], operation: str, reached: bool
+) -> None:
+    require_root_namespaces()
+    if shutil.which("pamtester") is None:
+        missing("pamtester (apt-get install pamtester)")
+    ns = PamNamespace(traversable_dir() / "ns")
+    for name, text in files.items():
+        ns.set_service(name, text)
+    _, out = ns.run(f"pamtester probe {TEST_USER} {operation} || true", "x\n")
+    assert ("successfully" not in out) is reached, out
+    root = pam_tree(
+        tmp_path,
+        {
+            f"etc/pam.d/{name}": text.replace("pam_deny.so", "pam_env.so user_readenv=1")
+            for name, text in files.items()
+        },
+    )
+    walked = pam("pam_user_env", root, root / "etc/pam.d/probe")
+    assert walked.returncode == 0, walked.stderr
+    assert (walked.stdout != "") is reached, walked.stdout
+
+
+def test_an_older_pam_env_reads_the_users_file_by_default(tmp_path: Path) -> None:
+    # Linux-PAM < 1.4 read ~/.pam_environment unless told user_readenv=0; only
+    # a module that carries 1.5's deprecation notice is known not to.
+    old = tmp_path / "pam_env.so"
+    old.write_bytes(b"\x7fELF pam_env 1.3.1")
+    assert pam("pam_user_readenv_default", old).stdout == "1\n"
+    assert pam("pam_user_readenv_default").stdout == "0\n"  # Debian 12's Linux-PAM 1.5.2

@@ -10,8 +10,9 @@ failure, a right one logs in and is reported as a login.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,16 @@ from schemas.event import Outcome, PamType
 from tests.conftest import Vhost
 from tests.deploy_host import HOOK_PATH, InstalledHost
 from tests.hookrun import TapQueue
-from tests.sshd import TEST_PASSWORD, TEST_USER, Sshd, require_root_namespaces
+from tests.sshd import (
+    TEST_PASSWORD,
+    TEST_UID,
+    TEST_USER,
+    Preload,
+    Sshd,
+    events_of,
+    require_root_namespaces,
+    write_pam_environment,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.sshd]
 
@@ -151,3 +161,91 @@ def test_a_refused_key_never_reaches_pam(tmp_path: Path, vhost: Vhost, tap: TapQ
         # The first event after the refused key is the login that followed it.
         [(_, first)] = tap.take(1)
     assert (first.pam_type, first.outcome) == (PamType.OPEN_SESSION, Outcome.SUCCESS)
+
+
+def sshd_on_installed_tree(host: InstalledHost) -> Sshd:
+    """An sshd whose /etc/pam.d is the installed tree's (every include as installed)."""
+    sshd = Sshd(installed_stack(host))
+    shutil.copytree(host.root / "etc" / "pam.d", sshd.ns.pam_dir, dirs_exist_ok=True)
+    sshd.ns.set_service("sshd", installed_stack(host))
+    return sshd
+
+
+def nested_session_env(etc: Path) -> None:
+    """Debian's common-session reading ~/.pam_environment through an include of its own."""
+    (etc / "pam.d" / "site-env").write_text("session required pam_env.so user_readenv=1\n")
+    common = etc / "pam.d" / "common-session"
+    common.write_text(common.read_text() + "session include site-env\n")
+
+
+# The user's own file: code to preload, and PAM items and sshd variables of their choosing.
+HOSTILE_PAM_ENVIRONMENT = """\
+LD_PRELOAD DEFAULT={library}
+PAM_USER DEFAULT=root
+PAM_RHOST DEFAULT=203.0.113.66
+PAM_RUSER DEFAULT=admin
+PAM_SERVICE DEFAULT=sudo
+PAM_TYPE DEFAULT=close_session
+SSH_CONNECTION DEFAULT="203.0.113.66 4444 203.0.113.1 22"
+SSH_AUTH_INFO_0 DEFAULT="password"
+"""
+SESSION_LAYOUTS = {"debian (direct)": None, "through an include": nested_session_env}
+
+
+@pytest.mark.parametrize("layout", SESSION_LAYOUTS.values(), ids=SESSION_LAYOUTS.keys())
+def test_the_users_pam_environment_never_runs_as_root_nor_names_the_login(
+    tmp_path: Path, vhost: Vhost, tap: TapQueue, layout: Callable[[Path], None] | None
+) -> None:
+    require_root_namespaces()
+    name = f"env-{os.urandom(4).hex()}"
+    config = (
+        f'[broker]\nurl = "{vhost.url()}"\n[host]\nname = "{name}"\n'
+        f'[spool]\ndir = "{tmp_path / "spool"}"\n'
+    )
+    host = InstalledHost(tmp_path, config, edit_etc=layout)
+    with sshd_on_installed_tree(host) as sshd:
+        preload = Preload.build(sshd.root)
+        write_pam_environment(sshd.ns.home, HOSTILE_PAM_ENVIRONMENT.format(library=preload.library))
+        sshd.ssh(TEST_USER, "true")
+        [login] = events_of(tap, name, 1)
+        marks = preload.by_uid()
+    # pam_env did read the file: the user's own command loaded the library...
+    assert TEST_UID in marks, sshd.tail()
+    # ...and nothing that ran as root did.
+    assert 0 not in marks, marks
+    assert (login.user, login.service, login.ruser) == (TEST_USER, "sshd", "")
+    assert (login.pam_type, login.outcome) == (PamType.OPEN_SESSION, Outcome.SUCCESS)
+    assert (login.client_ip, login.server_port, login.auth_method) == (
+        "127.0.0.1",
+        sshd.port,
+        "publickey",
+    )
+    assert events_of(tap, name, 1, timeout=2) == [], "type=open_session: no logout event"
+
+
+AUTH_ENV_LAYOUTS = {
+    "@include": "@include site-env\n",
+    "include": "auth include site-env\n",
+    "substack": "auth substack site-env\n",
+}
+
+
+@pytest.mark.parametrize("line", AUTH_ENV_LAYOUTS.values(), ids=AUTH_ENV_LAYOUTS.keys())
+def test_why_an_auth_stack_that_reads_the_users_file_is_refused(tmp_path: Path, line: str) -> None:
+    # sshd calls pam_setcred before pam_open_session, for a key login too, and
+    # pam_env in the auth stack reads ~/.pam_environment then: even a hook
+    # placed first in the session stack, at open_session only, starts with
+    # the user's LD_PRELOAD, as root. install-host.sh refuses such a stack.
+    require_root_namespaces()
+    stack = Path("/etc/pam.d/sshd").read_text()
+    first = "session optional pam_exec.so quiet type=open_session /usr/bin/true\n"
+    at = stack.index("\nsession ") + 1
+    with Sshd(stack[:at] + first + stack[at:]) as sshd:
+        common_auth = sshd.ns.pam_dir / "common-auth"
+        common_auth.write_text(common_auth.read_text() + line)
+        (sshd.ns.pam_dir / "site-env").write_text("auth optional pam_env.so user_readenv=1\n")
+        preload = Preload.build(sshd.root)
+        write_pam_environment(sshd.ns.home, f"LD_PRELOAD DEFAULT={preload.library}\n")
+        sshd.ssh(TEST_USER, "true")
+        marks = preload.by_uid()
+    assert "/usr/bin/true" in marks.get(0, []), (marks, sshd.tail())

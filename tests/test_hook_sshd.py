@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,10 @@ from tests.sshd import (
     TEST_USER,
     PamNamespace,
     Sshd,
+    events_of,
     hook_line,
     require_root_namespaces,
+    write_pam_environment,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.sshd]
@@ -88,3 +91,39 @@ def test_a_failed_password_reaches_the_hook_as_a_failure(
     assert (event.user, event.host, event.kind) == (TEST_USER, "db-2", "failure")
     assert (event.pam_type, event.outcome) == (PamType.AUTH, Outcome.FAILURE)
     assert tap.take(1, timeout=1) == []
+
+
+def test_a_users_copy_of_a_pam_item_never_reaches_the_event(
+    tmp_path: Path, vhost: Vhost, tap: TapQueue
+) -> None:
+    # The hook placed after pam_env user_readenv=1 by hand (install-host.sh
+    # never does): the user's variables are in its environment, first. Their
+    # PAM_* copies lose to pam_exec's own; SSH_CONNECTION is not pam_exec's,
+    # and pam_env overwrote sshd's: only the placement keeps that one honest.
+    require_root_namespaces()
+    name = f"bastion-{os.urandom(4).hex()}"
+    config = write_config(tmp_path, vhost.url(), host=name)
+    stack = (
+        AUTH_STACK
+        + ACCOUNT_STACK
+        + SESSION_STACK
+        + "session required pam_env.so user_readenv=1\n"
+        + hook_line(HOOK, config)
+    )
+    with Sshd(stack) as sshd:
+        write_pam_environment(
+            sshd.ns.home,
+            "PAM_USER DEFAULT=root\nPAM_SERVICE DEFAULT=sudo\nPAM_TYPE DEFAULT=auth\n"
+            "PAM_RUSER DEFAULT=admin\nPAM_TTY DEFAULT=/dev/pts/9\n"
+            'SSH_CONNECTION DEFAULT="203.0.113.66 4444 203.0.113.1 22"\n',
+        )
+        sshd.ssh(TEST_USER, "true")
+        events = events_of(tap, name, 2)
+        log = sshd.tail()
+    assert [(e.kind, e.pam_type) for e in events] == [
+        ("login", PamType.OPEN_SESSION),
+        ("logout", PamType.CLOSE_SESSION),
+    ], log
+    for event in events:
+        assert (event.user, event.service, event.ruser, event.tty) == (TEST_USER, "sshd", "", "ssh")
+    assert events[0].client_ip == "203.0.113.66"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from producer import capture, hook, settings, spool
 
@@ -238,3 +242,120 @@ def test_spool_ages_read_like_ages(seconds: float, shown: str) -> None:
     from producer.cli import age
 
     assert age(seconds) == shown
+
+
+# pam_exec's block as it appends it: its items in its order, PAM_TYPE last.
+PAM_EXEC_BLOCK = [
+    b"PAM_SERVICE=sshd",
+    b"PAM_USER=lwtest",
+    b"PAM_TTY=ssh",
+    b"PAM_RHOST=127.0.0.1",
+    b"PAM_TYPE=open_session",
+]
+TRUSTED = {
+    # ~/.pam_environment, read by a pam_env before the hook, comes first.
+    "a duplicated user": (
+        [b"PAM_USER=root", b"SSH_CONNECTION=127.0.0.1 1 127.0.0.1 22", *PAM_EXEC_BLOCK],
+        {b"PAM_USER": b"lwtest"},
+    ),
+    "every item duplicated": (
+        [
+            b"PAM_SERVICE=su",
+            b"PAM_TTY=/dev/pts/9",
+            b"PAM_RHOST=10.9.9.9",
+            b"PAM_TYPE=auth",
+            *PAM_EXEC_BLOCK,
+        ],
+        {b"PAM_SERVICE": b"sshd", b"PAM_TTY": b"ssh", b"PAM_TYPE": b"open_session"},
+    ),
+    # sshd sets no PAM_RUSER: pam_exec has no copy, so the user's must not count.
+    "an item pam_exec does not set": ([b"PAM_RUSER=admin", *PAM_EXEC_BLOCK], {b"PAM_RUSER": None}),
+    # A user tail that looks like a block of its own ends with PAM_TYPE too.
+    "a forged block before the real one": (
+        [b"PAM_SERVICE=su", b"PAM_USER=root", b"PAM_TYPE=auth", *PAM_EXEC_BLOCK],
+        {b"PAM_USER": b"lwtest", b"PAM_SERVICE": b"sshd", b"PAM_TYPE": b"open_session"},
+    ),
+    "a forged item right before the block": (
+        [b"PAM_RUSER=admin", b"PAM_SERVICE=sshd", b"PAM_TYPE=auth"],
+        {b"PAM_RUSER": None, b"PAM_SERVICE": b"sshd", b"PAM_TYPE": b"auth"},
+    ),
+    "sshd's own variables stay": (
+        [b"SSH_AUTH_INFO_0=publickey ssh-ed25519 AAAA", b"X=1=2", *PAM_EXEC_BLOCK],
+        {b"SSH_AUTH_INFO_0": b"publickey ssh-ed25519 AAAA", b"X": b"1=2"},
+    ),
+    # Not pam_exec's layout (a run by hand): the last copy counts.
+    "no block": (
+        [b"PAM_TYPE=open_session", b"PAM_USER=a", b"PAM_USER=b", b"junk"],
+        {b"PAM_USER": b"b", b"PAM_TYPE": b"open_session"},
+    ),
+    "empty": ([], {b"PAM_USER": None}),
+}
+
+
+@pytest.mark.parametrize(("entries", "expected"), TRUSTED.values(), ids=TRUSTED.keys())
+def test_the_hook_takes_the_pam_items_pam_exec_set_itself(
+    entries: list[bytes], expected: dict[bytes, bytes | None]
+) -> None:
+    env = capture.trusted(entries)
+    assert {key: env.get(key) for key in expected} == expected
+
+
+def test_the_raw_environment_keeps_every_copy_where_os_environ_keeps_the_first(
+    tmp_path: Path,
+) -> None:
+    # What CPython does with a duplicated name (os.environ: first copy wins),
+    # and what capture.environment reads instead: the kernel's copy of the
+    # block execve got. A C program makes the duplicate; Python cannot.
+    source = tmp_path / "dup.c"
+    source.write_text(
+        "#include <unistd.h>\n"
+        "int main(int argc, char **argv) {\n"
+        '  char *env[] = {"PAM_USER=root", "PAM_SERVICE=sshd", "PAM_USER=lwtest",\n'
+        '                 "PAM_TYPE=open_session", 0};\n'
+        "  execve(argv[1], argv + 1, env);\n"
+        "  return 127;\n"
+        "}\n"
+    )
+    program = tmp_path / "dup"
+    subprocess.run(["gcc", "-o", str(program), str(source)], check=True)
+    script = (
+        "import os; from producer import capture; "
+        "print(os.environb[b'PAM_USER'].decode(), capture.environment()[b'PAM_USER'].decode())"
+    )
+    out = subprocess.run(
+        [str(program), sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    assert out.split() == ["root", "lwtest"]
+
+
+def test_without_proc_the_environment_is_os_environ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAM_USER", "alice")
+    assert capture.environment(str(tmp_path / "no-proc"))[b"PAM_USER"] == b"alice"
+
+
+_NAMES = st.sampled_from([*capture.PAM_EXEC_ITEMS, b"SSH_CONNECTION", b"LD_PRELOAD", b"X"])
+_VALUES = st.binary(max_size=20).map(lambda v: v.replace(b"\0", b""))
+
+
+@given(
+    user=st.lists(st.tuples(_NAMES, _VALUES), max_size=12),
+    items=st.lists(st.sampled_from(capture.PAM_EXEC_ITEMS[1:-1]), unique=True),
+    values=st.lists(_VALUES, min_size=6, max_size=6),
+)
+def test_no_pam_environment_can_pass_for_pam_execs_items(
+    user: list[tuple[bytes, bytes]], items: list[bytes], values: list[bytes]
+) -> None:
+    # Whatever a user's file puts first (any PAM_* names, in any order, even a
+    # block of its own), the items are exactly those pam_exec appended.
+    chosen = [b"PAM_SERVICE", *sorted(items, key=capture.PAM_EXEC_ITEMS.index), b"PAM_TYPE"]
+    block = dict(zip(chosen, values, strict=False))
+    entries = [name + b"=" + value for name, value in user]
+    entries += [name + b"=" + value for name, value in block.items()]
+    env = capture.trusted(entries)
+    assert {k: v for k, v in env.items() if k in capture.PAM_EXEC_ITEMS} == block

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import msgspec
 
 from schemas.config import Config
+from tests.conftest import missing
+from tests.deploy_host import VENV, run_install
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -38,3 +41,34 @@ def test_every_config_key_is_documented() -> None:
         if not any(re.search(pattern, row) for row in rows):
             missing.append(f"[{section}] {key}")
     assert not missing, f"README's Configuration table lacks: {', '.join(missing)}"
+
+
+def test_the_pam_snippet_is_what_the_installer_writes(tmp_path: Path) -> None:
+    # The README shows Debian 12's /etc/pam.d/sshd after install-host.sh: each
+    # of its lines (whitespace aside) must be in the installed file, in order,
+    # and every line the installer added must be in the README.
+    if not Path("/etc/pam.d/sshd").is_file():
+        missing("/etc/pam.d/sshd (apt-get install openssh-server)")
+    shutil.copytree("/etc/pam.d", tmp_path / "root" / "etc" / "pam.d", symlinks=True)
+    config = tmp_path / "host.toml"
+    config.write_text('[broker]\nurl = "amqp://127.0.0.1:1/%2F"\n')
+    run_install("--root", tmp_path / "root", "--venv", VENV, "--config", config)
+    installed = [
+        line.split() for line in (tmp_path / "root/etc/pam.d/sshd").read_text().splitlines()
+    ]
+    section = README.read_text().split("## The host hook", 1)[1]
+    block = section.split("\n```\n", 2)[1].split("\n```", 1)[0]
+    shown = [line.split() for line in block.splitlines() if line != "…"]
+    assert shown[0][:2] == ["#", ">>>"], "the README's first code block in 'The host hook'"
+    rest = iter(installed)
+    missing_lines = [" ".join(line) for line in shown if not any(line == other for other in rest)]
+    assert missing_lines == [], "README lines not in the installed file (or out of order)"
+    inside, added = False, []
+    for line in installed:
+        if line[:2] == ["#", ">>>"]:
+            inside = True
+        if inside:
+            added.append(line)
+        if line[:2] == ["#", "<<<"]:
+            inside = False
+    assert [line for line in added if line not in shown] == []

@@ -20,42 +20,262 @@ pam_strip() {
     ' "$1"
 }
 
-# pam_reads_user_env FILE...: true when a pam_env line reads ~/.pam_environment.
-pam_reads_user_env() {
-    grep -Eq '^[[:space:]]*-?session[[:space:]].*pam_env\.so.*user_readenv=1' "$@" 2>/dev/null
+# pam_walk ROOT FILE [NAME]: every pam_env.so line that libpam loads for the stack in
+# FILE, following "TYPE include|substack NAME" (that TYPE's lines of NAME) and
+# Debian's "@include NAME" (NAME's lines of the type asked for) recursively,
+# as libpam reads them: '#' ends a line, a trailing '\' continues it across
+# blank and comment lines, "-TYPE" and "[value=action]" controls count like
+# any other, types and controls are case-insensitive, and NAME is
+# ROOT/etc/pam.d/NAME (else ROOT/usr/lib/pam.d/NAME), or ROOT/NAME when it is
+# absolute. One tab-separated line per pam_env line, in stack order:
+#   ENV  TOP TYPE USER_READENV WHERE   USER_READENV: 1, 0, or "default"
+#   FILE TOP TYPE PATH WHERE           a file it reads as root (conffile, envfile)
+# TOP is the line of FILE the stack reaches it through (where a hook placed
+# before it runs first), WHERE the include chain ("/etc/pam.d/sshd:25 >
+# /etc/pam.d/common-session:3"; FILE is called NAME there if given).
+# An include cycle, a missing or unreadable file, or nesting deeper than 32
+# gives "ERR MESSAGE" instead: libpam cannot load that stack either.
+pam_walk() {
+    awk -v root="$1" -v start="$2" -v name="${3:-}" '
+        function fail(why) { printf "ERR\t%s\n", why; failed = 1 }
+        function short(path) {
+            if (path == start && name != "") return name
+            return index(path, root) == 1 && root != "" ? substr(path, length(root) + 1) : path
+        }
+        # Tokens as libpam splits them: blanks separate; "[...]" is one token
+        # without its brackets, "\]" inside it being "]".
+        function tokens(s, tok,    n, i, c, t) {
+            n = 0
+            for (;;) {
+                sub(/^[ \t]+/, "", s)
+                if (s == "") return n
+                if (substr(s, 1, 1) == "[") {
+                    t = ""
+                    for (i = 2; i <= length(s) && (c = substr(s, i, 1)) != "]"; i++) {
+                        if (c == "\\" && substr(s, i + 1, 1) == "]") { c = "]"; i++ }
+                        t = t c
+                    }
+                    s = substr(s, i + 1)
+                } else {
+                    match(s, /^[^ \t]+/)
+                    t = substr(s, 1, RLENGTH)
+                    s = substr(s, RLENGTH + 1)
+                }
+                tok[++n] = t
+            }
+        }
+        # atoi() as pam_env reads a flag: anything but a zero is on (an
+        # overflowing number counts as on: the safe side).
+        function flag(s) {
+            sub(/^[ \t\n\v\f\r]*[+-]?/, "", s)
+            match(s, /^[0-9]*/)
+            return substr(s, 1, RLENGTH) ~ /[1-9]/ ? 1 : 0
+        }
+        function resolve(name,    path, x) {
+            if (name ~ /^\//) return root name
+            path = root "/etc/pam.d/" name
+            if (path in chain || (getline x < path) >= 0) { if (!(path in chain)) close(path); return path }
+            path = root "/usr/lib/pam.d/" name
+            if (path in chain || (getline x < path) >= 0) { if (!(path in chain)) close(path); return path }
+            return root "/etc/pam.d/" name
+        }
+        function include(name, want, depth, top, where,    path) {
+            if (name == "") { fail(where ": include without a file name"); return }
+            path = resolve(name)
+            if (path in chain) { fail(where ": include cycle back to " short(path)); return }
+            walk(path, want, depth, top, where)
+        }
+        function pam_env(type, top, where, tok, n,    i, a, user, readenv, conffile, envfile) {
+            user = "default"; readenv = 1
+            conffile = "/etc/security/pam_env.conf"; envfile = "/etc/environment"
+            for (i = 4; i <= n; i++) {
+                a = tok[i]
+                if (a ~ /^conffile=./) conffile = substr(a, 10)
+                else if (a ~ /^envfile=./) envfile = substr(a, 9)
+                else if (a ~ /^readenv=/) readenv = flag(substr(a, 9))
+                else if (a ~ /^user_readenv=/) user = flag(substr(a, 14))
+            }
+            printf "ENV\t%d\t%s\t%s\t%s\n", top, type, user, where
+            printf "FILE\t%d\t%s\t%s\t%s\n", top, type, conffile, where
+            if (readenv) printf "FILE\t%d\t%s\t%s\t%s\n", top, type, envfile, where
+        }
+        function visit(line, want, depth, top, where,    tok, n, type, control) {
+            n = tokens(line, tok)
+            type = tolower(tok[1])
+            if (type == "@include") { include(tok[2], want, depth + 1, top, where); return }
+            sub(/^-/, "", type)
+            # An unknown type is a line that always fails (pam_check names it).
+            if (type !~ /^(auth|account|password|session)$/ || (want != "" && type != want)) return
+            control = tolower(tok[2])
+            if (control == "include" || control == "substack") include(tok[3], type, depth + 1, top, where)
+            else if (tok[3] ~ /(^|\/)pam_env\.so$/) pam_env(type, top, where, tok, n)
+        }
+        # walk(PATH, TYPE or "" for all, DEPTH, TOP, WHERE)
+        function walk(path, want, depth, top, where,    raw, r, lineno, first, line, cont, cut, here) {
+            if (depth > 32) { fail(where ": includes nested deeper than 32"); return }
+            if ((r = (getline raw < path)) < 0) { fail(where ": cannot read " short(path)); return }
+            chain[path] = 1
+            lineno = 0; line = ""; cont = 0
+            for (; r > 0; r = (getline raw < path)) {
+                lineno++
+                # libpam skips blank and comment lines, inside a continuation too.
+                if (raw ~ /^[ \t]*(#|$)/) continue
+                if (!cont) first = lineno
+                if ((cut = index(raw, "#")) > 0) { raw = substr(raw, 1, cut - 1); cont = 0 }
+                else if (raw ~ /\\[ \t]*$/) { sub(/\\[ \t]*$/, " ", raw); cont = 1 }
+                else cont = 0
+                line = line raw
+                if (cont) continue
+                here = (where == "" ? "" : where " > ") short(path) ":" first
+                visit(line, want, depth, depth ? top : first, here)
+                line = ""
+            }
+            close(path)
+            delete chain[path]
+        }
+        BEGIN { walk(start, "", 0, 0, ""); exit failed }
+    '
 }
 
-# pam_env_files PAMDIR: names of the files in PAMDIR that run pam_env.so.
-pam_env_files() {
-    for _lw_file in "$1"/*; do
-        if grep -Eq '^[^#]*pam_env\.so' "$_lw_file" 2>/dev/null; then
-            basename "$_lw_file"
-        fi
+# pam_user_readenv_default [MODULE]: 1 when pam_env.so (libpam's, or MODULE)
+# reads ~/.pam_environment unless told user_readenv=0. Linux-PAM turned that
+# default off in 1.4.0; only 1.5.0 and later say so in the module (its
+# deprecation notice), so a 1.4 counts as on, and so does no module found.
+pam_user_readenv_default() {
+    _lw_module=${1:-}
+    if [ -z "$_lw_module" ]; then
+        for _lw_dir in /lib/security /lib64/security /usr/lib/security /usr/lib64/security \
+            /lib/*/security /usr/lib/*/security; do
+            [ -f "$_lw_dir/pam_env.so" ] && { _lw_module=$_lw_dir/pam_env.so; break; }
+        done
+    fi
+    if [ -n "$_lw_module" ] && grep -aqF 'deprecated reading of user environment' "$_lw_module"; then
+        echo 0
+    else
+        echo 1
+    fi
+}
+
+# pam_writable_by_others PATH: true when PATH, or its directory, exists and is
+# owned by someone other than root or is group/other-writable: a file pam_env
+# reads as root that a user could fill.
+pam_writable_by_others() {
+    for _lw_path in "$1" "$(dirname "$1")"; do
+        [ -e "$_lw_path" ] || continue
+        # (ls -n, not GNU stat: this file is POSIX sh.)
+        # shellcheck disable=SC2012
+        ls -ldn "$_lw_path" | awk '{ exit !(substr($1, 6, 1) == "w" || substr($1, 9, 1) == "w" || $3 != 0) }' &&
+            return 0
     done
+    return 1
 }
 
-# pam_add_session FILE LINE [ENV_FILE...]: LINE in its own block, before the
-# first session line that runs pam_env, directly or by including one of the
-# ENV_FILEs (else at the end). Placed there, the hook's root environment at
-# open_session holds nothing a user wrote in ~/.pam_environment.
+# pam_user_env ROOT FILE [NAME]: where the stack in FILE puts text a user wrote into
+# the PAM environment, one tab-separated line each, in stack order:
+#   TYPE TOP WHAT WHERE   e.g. "auth  1  user_readenv=1  sshd:1 > common-auth:4"
+# WHAT is what makes that pam_env line read the user's text. A walk error is
+# printed as "ERR MESSAGE" and fails.
+pam_user_env() {
+    _lw_default=$(pam_user_readenv_default "")
+    _lw_walk=$(pam_walk "$1" "$2" "${3:-}") || { printf '%s\n' "$_lw_walk" | grep '^ERR'; return 1; }
+    printf '%s\n' "$_lw_walk" | while IFS="$(printf '\t')" read -r _lw_kind _lw_top _lw_type _lw_what _lw_where; do
+        case $_lw_kind:$_lw_what in
+        ENV:1) printf '%s\t%s\t%s\t%s\n' "$_lw_type" "$_lw_top" "user_readenv=1" "$_lw_where" ;;
+        ENV:default)
+            if [ "$_lw_default" = 1 ]; then
+                printf '%s\t%s\t%s\t%s\n' "$_lw_type" "$_lw_top" \
+                    "no user_readenv=0 (this pam_env reads ~/.pam_environment by default)" "$_lw_where"
+            fi ;;
+        FILE:*)
+            # pam_env opens a relative name from sshd's working directory, /.
+            case $_lw_what in /*) _lw_file=$1$_lw_what ;; *) _lw_file=$1/$_lw_what ;; esac
+            if pam_writable_by_others "$_lw_file"; then
+                printf '%s\t%s\t%s\t%s\n' "$_lw_type" "$_lw_top" \
+                    "$_lw_what, which others than root can write" "$_lw_where"
+            fi ;;
+        esac
+    done
+    return 0
+}
+
+# pam_fix WHAT: what to change so that a pam_env line pam_user_env reported
+# with WHAT no longer reads a user's text.
+pam_fix() {
+    case $1 in
+    user_readenv=1) echo "drop user_readenv=1 from that line" ;;
+    no\ user_readenv=0*) echo "add user_readenv=0 to that line" ;;
+    *) echo "make that file root's and writable by root only" ;;
+    esac
+}
+
+# pam_refusal ROOT FILE [NAME]: prints one line and succeeds when the stack in
+# FILE (its loginwatch blocks aside) must not get the hook: libpam could not
+# load it, or a stack that runs before the session hook puts text a user
+# wrote into the PAM environment. pam_exec hands that environment to the
+# hook, which runs as root: ld.so would load the user's LD_PRELOAD into it,
+# and no flag of the hook's own (python -I) comes early enough. In the auth
+# stack pam_env reads ~/.pam_environment at setcred, which sshd calls before
+# it opens the session: no placement of a session hook comes before that.
+pam_refusal() {
+    _lw_stripped=$(mktemp)
+    pam_strip "$2" >"$_lw_stripped"
+    _lw_status=0
+    _lw_found=$(pam_user_env "$1" "$_lw_stripped" "${3:-}") || _lw_status=1
+    rm -f "$_lw_stripped"
+    if [ "$_lw_status" != 0 ]; then
+        echo "${3:-$2}'s stack cannot be read as libpam reads it: $(printf '%s\n' "$_lw_found" | head -1 | cut -f2-)"
+        return 0
+    fi
+    _lw_early=$(printf '%s\n' "$_lw_found" | grep -v '^session' | grep -v '^$' | head -1) || true
+    [ -n "$_lw_early" ] || return 1
+    _lw_type=$(printf '%s' "$_lw_early" | cut -f1)
+    _lw_what=$(printf '%s' "$_lw_early" | cut -f3)
+    case $_lw_type in
+    auth) _lw_when="the auth stack, where it takes effect at setcred, before any session hook" ;;
+    *) _lw_when="the $_lw_type stack, which runs before the session hook" ;;
+    esac
+    echo "$(printf '%s' "$_lw_early" | cut -f4) runs pam_env.so ($_lw_what) in $_lw_when," \
+        "so the root hook would run with the user's variables (LD_PRELOAD);" \
+        "$(pam_fix "$_lw_what") (or make it a session line) and run install-host.sh again"
+}
+
+# pam_first_env_line ROOT FILE: the line of FILE through which the session
+# stack first reaches pam_env (any pam_env), or nothing.
+pam_first_env_line() {
+    pam_walk "$1" "$2" | awk -F '\t' '$1 == "ENV" && $3 == "session" { print $2; exit }'
+}
+
+# pam_session_hook_line ROOT FILE: where the login hook goes in FILE: right
+# before the first session line that reaches pam_env, so that at open_session
+# its environment holds nothing pam_env read; earlier still if a session line
+# of FILE before that jumps by number ([success=2 …]), which would otherwise
+# count the hook as one of the modules it skips. Nothing: at the end.
+pam_session_hook_line() {
+    _lw_env=$(pam_first_env_line "$1" "$2")
+    awk -v env="$_lw_env" '
+        /^[ \t]*#/ { next }
+        tolower($1) ~ /^-?session$/ && $2 ~ /^\[/ && $0 ~ /\[[^]]*=[0-9]+[] \t]/ { jump = FNR; exit }
+        END {
+            if (env != "" && (jump == "" || env + 0 < jump + 0)) print env
+            else if (jump != "") print jump
+        }
+    ' "$2"
+}
+
+# pam_add_session FILE LINE [AT]: LINE in its own block, right before line AT
+# of FILE (at the end without AT).
 pam_add_session() {
-    _lw_file=$1
-    _lw_line=$2
-    shift 2
-    LW_LINE=$_lw_line LW_ENV_FILES="$*" awk -v begin="$PAM_BEGIN" -v end="$PAM_END" '
-        BEGIN { n = split(ENVIRON["LW_ENV_FILES"], f, " "); for (i = 1; i <= n; i++) env[f[i]] = 1 }
+    LW_LINE=$2 awk -v begin="$PAM_BEGIN" -v end="$PAM_END" -v at="${3:-0}" '
         function block() {
             print begin ": login hook, before pam_env (install-host.sh)"
             print ENVIRON["LW_LINE"]
             print end
             done = 1
         }
-        !done && /^[[:space:]]*-?session[[:space:]].*pam_env\.so/ { block() }
-        !done && $1 == "@include" && ($2 in env) { block() }
-        !done && $1 ~ /^-?session$/ && $2 ~ /^(include|substack)$/ && ($3 in env) { block() }
+        !done && FNR == at + 0 { block() }
         { print }
         END { if (!done) block() }
-    ' "$_lw_file"
+    ' "$1"
 }
 
 # pam_auth_block COMMON_AUTH LINE: the auth lines of COMMON_AUTH with LINE
