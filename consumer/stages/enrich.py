@@ -76,6 +76,7 @@ class Enricher:
             city=place.city,
             network=network,
             first_seen=first_seen,
+            received=now,
         )
 
     def close(self) -> None:
