@@ -109,7 +109,7 @@ def run_as(user: int, config: Path, *command: str) -> subprocess.CompletedProces
     return subprocess.run(
         [sys.executable, "-m", "consumer.cli", *command, "--config", str(config)],
         executable=_python_for_others(), user=user, group=user, extra_groups=[], cwd=ROOT,
-        capture_output=True, text=True, timeout=60, check=False, env={**os.environ, "LOGINWATCH_CONFIG": ""},
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
 
