@@ -164,7 +164,9 @@ def send_now(config: Config, digests: Digests, clock: Callable[[], datetime]) ->
     status = scheduler.run(once=True)
     if status != 0:
         return status
-    digests.store.cut(now)
+    # Cut where that drain ended: an event is counted when it arrived (intake.slot), and
+    # the ones just drained were waiting when the operator asked.
+    digests.store.cut(max(now, clock()))
     return new_scheduler(config, digests, clock).run(once=True)
 
 
