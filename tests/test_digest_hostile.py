@@ -32,7 +32,7 @@ from tests.digest_support import (
     totals,
 )
 from tests.pg import pg_urls  # noqa: F401  (fixture)
-from tests.smtp_server import text_part
+from tests.smtp_server import html_part, text_part
 
 
 class Outbox:
@@ -192,6 +192,8 @@ def test_the_dropped_hosts_list_is_cut_to_top(digests: Digests) -> None:
     assert f"... and {3000 - top} more hosts" in dropped
     assert dropped.count("forged-") == top
     assert totals(text)["events dropped by host spools"] == str(3000 * 3001 // 2)
+    html = html_part(mail).split("Dropped by host spools", 1)[1].split("</table>\n", 2)
+    assert html[0].count("forged-") == top and f"and {3000 - top} more hosts" in html[1]
     assert len(mail.as_bytes()) < 64 * 1024
 
 
@@ -247,7 +249,7 @@ def test_a_host_clock_more_than_five_minutes_off_is_named(digests: Digests) -> N
     assert off["naive-2h"] == (0, 7200, 1)
     assert digests.send_window(arrived, day(2, 0.1)) == 2
     text = outbox(digests).text(OPS)
-    section = text.split("Host clocks more than 5 minutes off", 1)[1].split("\n\n", 1)[0]
+    section = text.split("Host clocks more than 5 min off", 1)[1].split("\n\n", 1)[0]
     notes = dict(re.findall(r"^  (\S+)\s+(host clock off by .+)$", section, re.M))
     assert notes["behind-3d"] == (
         "host clock off by 3 d (behind the arrival time, or the event waited in the"
@@ -256,6 +258,9 @@ def test_a_host_clock_more_than_five_minutes_off_is_named(digests: Digests) -> N
     assert notes["ahead-5y"] == "host clock off by 5 y 2 d (ahead of the arrival time); 1 event(s)"
     assert notes["naive-2h"].startswith("host clock off by 2 h (ahead")
     assert "ahead-2min" not in section and "on-time" not in section
+    mail = next(m for m in outbox(digests).sent if m["To"] == OPS)
+    html = html_part(mail).split("Host clocks more than 5 min off", 1)[1]
+    assert "<td>host clock off by 3 d (behind the arrival time" in html
     # Alice's routes cover web-* only: none of these hosts is hers.
     assert "Host clocks" not in outbox(digests).text(ALICE)
 

@@ -90,6 +90,7 @@ class DigestView:
     dropped_more: int
     clocks: tuple[tuple[str, str], ...]  # (host, "host clock off by …; N events")
     clocks_more: int
+    clock_skew: str  # "5 min": how far off a host clock is listed
     dead: str
     working_hours: str
 
@@ -179,6 +180,7 @@ def build_view(
         dropped_more=summary.dropped.more,
         clocks=tuple((_text(c.host), _clock(c)) for c in summary.clocks.rows),
         clocks_more=summary.clocks.more,
+        clock_skew=clock.span(clock.SKEW),
         dead="unknown" if summary.dead is None else str(summary.dead),
         working_hours=working_hours,
     )
