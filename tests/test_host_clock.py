@@ -3,18 +3,23 @@ the central side says when it arrived and names a clock more than five minutes o
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from consumer import clock
+from consumer import clock, pipeline
 from consumer.model import Action, Decision
+from consumer.stages.decode import Incoming
 from consumer.stages.enrich import Enricher
 from consumer.stages.view import alert_view
 from consumer.store import open_store
 from schemas.config import parse_config
-from schemas.event import encode
+from schemas.errors import DecodeError
+from schemas.event import decode, encode
 from tests.conftest import Vhost
 from tests.factories import T0, enriched, event
 from tests.smtp_server import SmtpServer, text_part
@@ -60,6 +65,41 @@ def test_the_enricher_records_the_arrival(tmp_path: Path) -> None:
     with open_store(str(tmp_path / "lw.db")) as store:
         now = T0 + timedelta(days=400)
         assert Enricher(config.enrich, store)(event(), now).received == now
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+
+    def send(self, msg: EmailMessage) -> None:
+        self.sent.append(msg)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-26T12:00:00", "2026-11-26T12:00:00.123456", "9999-12-31T23:59:59"]
+)
+def test_a_host_time_without_a_zone_goes_dead_and_mails_nothing(tmp_path: Path, text: str) -> None:
+    """A naive time reached the mail, then failed after the send (naive minus aware), so
+    every redelivery mailed the alert once more."""
+    raw = msgspec.msgpack.decode(encode(event()))
+    raw[2] = text  # msgspec reads an ISO string as a datetime, naive without an offset
+    body = msgspec.msgpack.encode(raw)
+    with pytest.raises(DecodeError, match=r"timezone component - at `\$\[2\]`"):
+        decode(body)
+    config = parse_config(f'[store]\nurl = "{tmp_path / "lw.db"}"\n[enrich]\ndns = false\n'
+                          '[smtp]\nfrom = "a@example.org"\n'
+                          '[[route]]\nto = ["ops@example.org"]\nmode = "immediate"\n')  # fmt: skip
+    outbox = Outbox()
+    stages = dataclasses.replace(pipeline.build_stages(config), send=outbox)  # type: ignore[arg-type]
+    try:
+        outcomes = [pipeline.process(stages, Incoming(body, None)) for _ in range(3)]
+    finally:
+        stages.close()
+    assert {(o.verdict.value, "timezone" in o.reason) for o in outcomes} == {("dead", True)}
+    assert outbox.sent == []
 
 
 @pytest.mark.integration
