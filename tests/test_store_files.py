@@ -151,3 +151,14 @@ def test_a_store_under_a_file_is_one_line(tmp_path: Path, command: tuple[str, ..
         " create it, writable by the user loginwatch runs as (install-central.sh does),"
         " or set $.store.url to a path that user can write"
     ]
+
+
+def test_an_integer_beyond_64_bits_is_a_store_error(tmp_path: Path) -> None:
+    """sqlite3 raises a bare OverflowError when it binds one (it took the scheduler down)."""
+    with open_store(str(tmp_path / "lw.db")) as store:
+        with pytest.raises(StoreError, match="a value does not fit"):
+            store.db.execute("SELECT ?", (2**64 - 1,))
+        with pytest.raises(StoreError, match="a value does not fit"):
+            with store.db.transaction() as run:
+                run("INSERT INTO delivery_log (key, delivered_at) VALUES ('k', ?)", (2**63,))
+        assert store.db.execute("SELECT COUNT(*) FROM delivery_log") == [(0,)]

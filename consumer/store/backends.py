@@ -90,12 +90,18 @@ class SqliteDatabase:
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         with self._lock, _wrapped("SQLite store"):
+            return self._run(sql, params)
+
+    def _run(self, sql: str, params: Sequence[object]) -> list[Row]:
+        try:
             return self._conn.execute(sql, params).fetchall()
+        except OverflowError as exc:  # an int beyond 64 bits: sqlite3 raises it on binding
+            raise StoreError(f"SQLite store: a value does not fit: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Run]:
         def run(sql: str, params: Sequence[object] = ()) -> list[Row]:
-            return self._conn.execute(sql, params).fetchall()
+            return self._run(sql, params)
 
         with self._lock, _wrapped("SQLite store"):
             self._conn.execute("BEGIN IMMEDIATE")
