@@ -83,6 +83,8 @@ class Enriched(msgspec.Struct, frozen=True, kw_only=True):
     # The client's /24 (IPv4) or /64 (IPv6), e.g. ``"192.0.2.0/24"``; None without an address.
     network: str | None = None
     first_seen: FirstSeen = FirstSeen()
+    # When the central side received the event (the host's ``event.time`` is its own word).
+    received: datetime | None = None
 
 
 class Action(enum.Enum):

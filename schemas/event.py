@@ -80,7 +80,7 @@ class LoginEvent(msgspec.Struct, frozen=True, array_like=True, tag=1, kw_only=Tr
     """
 
     id: EventId
-    time: datetime
+    time: Annotated[datetime, msgspec.Meta(tz=True)]  # naive: which zone? (refused)
     host: Host
     service: Short = ""
     pam_type: PamType = PamType.UNKNOWN

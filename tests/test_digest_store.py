@@ -79,7 +79,7 @@ def test_a_window_is_counted_per_recipient(digests: Digests) -> None:
         ("db-1", 2, 1, 1, 0, 5),
         ("web-2", 1, 1, 0, 1, 0),
     ]
-    assert ops.dropped == (("db-1", 5),)
+    assert ops.dropped.rows == (("db-1", 5),) and ops.dropped_events == 5
     assert [r.user for r in ops.root.rows] == ["root"]
     assert [(r.user, r.host) for r in ops.outside.rows] == [("root", "web-2")]
     assert sorted(r.user for r in ops.first_seen.rows) == ["bob", "carol", "root"]
@@ -92,7 +92,7 @@ def test_a_window_is_counted_per_recipient(digests: Digests) -> None:
     assert ops.kept_counts == {}
     # Alice's route covers web-* only; the root login was silenced for her.
     assert alice.kinds == {"login": 4, "failure": 4}
-    assert alice.hosts.total == 2 and alice.dropped == ()
+    assert alice.hosts.total == 2 and alice.dropped.rows == ()
     assert sorted(r.user for r in alice.first_seen.rows) == ["bob", "root"]
     assert alice.kept_counts == {"silenced": 1}
     assert [(k.action, k.user) for k in alice.kept.rows] == [("silenced", "root")]

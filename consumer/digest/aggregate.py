@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
+from consumer import clock
 from consumer.digest.queries import (
     BURSTS,
+    CLOCKS,
     FIRST_SEEN,
     HEAT,
     KEPT,
@@ -27,6 +29,7 @@ from consumer.digest.queries import (
 from consumer.digest.store import epoch, moment
 from consumer.digest.summary import (
     BurstRow,
+    ClockRow,
     HostRow,
     KeptRow,
     Listing,
@@ -94,7 +97,7 @@ class Aggregator:
         scope = _scope(window, audience)
         top = self.rules.top
         bucket = bucket_seconds(window)
-        kinds, hosts, dropped = self._heat(window, scope, bucket)
+        kinds, hosts, dropped, dropped_events = self._heat(window, scope, bucket)
         columns = int(-(-(epoch(window.end) - epoch(window.start)) // bucket))
         logins = _listing(self._run(LOGINS.format(extra="AND e.username = 'root'", scope="{scope}"),
                                     scope, top), _login)  # fmt: skip
@@ -114,11 +117,13 @@ class Aggregator:
             kept_counts=kept_counts,
             kept=kept,
             dropped=dropped,
+            dropped_events=dropped_events,
+            clocks=_listing(self._run(CLOCKS, scope, clock.SKEW, clock.SKEW, top), _clock),
         )
 
     def _heat(
         self, window: Window, scope: tuple[str, list[object]], bucket: int
-    ) -> tuple[dict[str, int], Listing[HostRow], tuple[tuple[str, int], ...]]:
+    ) -> tuple[dict[str, int], Listing[HostRow], Listing[tuple[str, int]], int]:
         start = epoch(window.start)
         columns = int(-(-(epoch(window.end) - start) // bucket))
         kinds: dict[str, int] = defaultdict(int)
@@ -141,9 +146,12 @@ class Aggregator:
             HostRow(h, s[0], s[1], s[2], s[3], s[4], tuple(cells[h]))
             for h, s in ranked[: self.rules.top]
         )
-        dropped_hosts = tuple(sorted(((h, s[4]) for h, s in per_host.items() if s[4]),
-                                     key=lambda p: (-p[1], p[0])))  # fmt: skip
-        return dict(kinds), Listing(hosts, len(per_host)), dropped_hosts
+        # Cut to `top` like every list: 100k forged host names must not make a digest
+        # too big to send (the total still counts them all).
+        dropping = sorted(((h, s[4]) for h, s in per_host.items() if s[4]),
+                          key=lambda p: (-p[1], p[0]))  # fmt: skip
+        dropped = Listing(tuple(dropping[: self.rules.top]), len(dropping))
+        return dict(kinds), Listing(hosts, len(per_host)), dropped, sum(n for _, n in dropping)
 
     def _outside(self, scope: tuple[str, list[object]]) -> Listing[LoginRow]:
         if not self.rules.outside:
@@ -193,3 +201,7 @@ def _source(row: Row) -> SourceRow:
 
 def _login(row: Row) -> LoginRow:
     return LoginRow(moment(int(row[0])), str(row[1]), str(row[2]), str(row[3]))
+
+
+def _clock(row: Row) -> ClockRow:
+    return ClockRow(str(row[0]), min(0, int(row[1])), max(0, int(row[2])), int(row[3]))

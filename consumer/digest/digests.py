@@ -10,6 +10,11 @@ Per window and recipient (``digest_send``), only the lease holder moves the stat
   next lease holder claims it again and sends (never zero).
 - A crash after the delivery was recorded: the next holder finds the record and only marks
   the row ``sent`` (never two).
+- A window whose digest cannot be made (its aggregation or rendering fails while the store
+  itself answers) is tried ``ATTEMPTS`` times, then its rows are marked ``failed`` with
+  the reason in the log: one bad window never blocks the windows after it, nor
+  ``--send-now``. A store that does not answer is an outage, not the window's fault: that
+  error goes up and the scheduler retries the same window after its backoff.
 - A crash in the instant between the server's ``250`` and the record's commit cannot be told
   apart from a crash before the ``250`` (no protocol can; the worker's alerts have the same
   edge): the digest is sent again with the *same* Message-ID, derived from the window key
@@ -21,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol
@@ -36,9 +41,11 @@ from consumer.digest.windows import Schedule, Window, outside_hours
 from consumer.stages.geoip import GeoIp
 from consumer.stages.rdns import ReverseDns
 from schemas.config import Config, seconds
-from schemas.errors import LoginwatchError, PermanentDelivery, TransientDelivery
+from schemas.errors import LoginwatchError, PermanentDelivery, StoreError, TransientDelivery
 
 log = logging.getLogger("loginwatch.digest")
+
+ATTEMPTS = 3  # tries (one per scheduler tick) to make a window's digests before it fails
 
 
 class LeaseLost(LoginwatchError):
@@ -92,6 +99,7 @@ class Digests:
     guard: Callable[[], bool] = lambda: True
     stale_after: float = 0.0  # the lease's length
     wall: Callable[[], float] = time.time  # real time, for claims (the lease's clock)
+    failures: dict[str, int] = field(default_factory=dict)  # window key -> failed tries
 
     def __post_init__(self) -> None:
         self.schedule = Schedule.from_config(self.config.digest)
@@ -136,11 +144,34 @@ class Digests:
         if not pending:
             return 0
         self.checkpoint("after-claim")
-        summaries = self.summaries(window, self.dead_count())
+        try:
+            summaries = self.summaries(window, self.dead_count())
+        except Exception as exc:  # any cause: one window must not block the rest
+            self._cannot_make(window, pending, exc)
+            return 0
         sent = 0
         for recipient in pending:
             sent += self._send_one(window, summaries[recipient], now)
         return sent
+
+    def _cannot_make(self, window: Window, recipients: list[str], exc: Exception) -> None:
+        """Count a failed try at ``window``'s digests; at ``ATTEMPTS``, mark them failed.
+
+        Raises:
+            StoreError: the store itself does not answer (an outage: retry later).
+        """
+        if isinstance(exc, StoreError) and not self.store.healthy():
+            raise exc
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        tries = self.failures[window.key] = self.failures.get(window.key, 0) + 1
+        if tries < ATTEMPTS:
+            log.warning("digest %s: cannot be made (try %d of %d): %s", window.key, tries,
+                        ATTEMPTS, reason)  # fmt: skip
+            return
+        for recipient in recipients:
+            self.store.finish(window, recipient, State.FAILED, self.wall())
+            log.error("digest %s for %s failed for good after %d tries: %s", window.key,
+                      recipient, tries, reason)  # fmt: skip
 
     def _claim(self, window: Window, recipient: str) -> bool:
         wall = self.wall()
@@ -166,9 +197,9 @@ class Digests:
             self.store.finish(window, recipient, State.SKIPPED, stamp)
             log.info("digest %s for %s: empty window, skipped", window.key, recipient)
             return 0
-        msg = self.renderer.render(self.view(summary), now)  # before the send: a
-        self._hold()  # scheduler that lost its lease while aggregating must not send
         try:
+            msg = self.renderer.render(self.view(summary), now)  # before the send: a
+            self._hold()  # scheduler that lost its lease while aggregating must not send
             self.sender.send(msg)
         except PermanentDelivery as exc:
             self.store.finish(window, recipient, State.FAILED, stamp)

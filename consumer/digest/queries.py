@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 # Per host, heat-map column and kind: totals, per-host rows, heat cells, root, dropped.
+# SUM(dropped) fits: each stored value is at most 2^31 - 1 (DigestStore.add_events).
 HEAT: Final = """
 SELECT e.host, (e.at - ?) / ?, e.kind, COUNT(*),
        SUM(CASE WHEN e.kind = 'login' AND e.username = 'root' THEN 1 ELSE 0 END),
@@ -79,4 +80,14 @@ SELECT d.action, e.at, e.host, e.username, e.client_ip
 FROM decision_log d JOIN digest_event e ON e.event_id = d.event_id
 WHERE d.recipient = ? AND e.at >= ? AND e.at < ?
 ORDER BY e.at, e.event_id LIMIT ?
+"""
+
+# Hosts whose events arrived more than ? seconds away from the time they gave (both
+# parameters the same number); the most behind and ahead, and how many events were off.
+CLOCKS: Final = """
+SELECT e.host, MIN(e.host_at - e.arrived_at), MAX(e.host_at - e.arrived_at), COUNT(*),
+       COUNT(*) OVER ()
+FROM digest_event e WHERE {scope}
+  AND (e.host_at - e.arrived_at > ? OR e.arrived_at - e.host_at > ?)
+GROUP BY e.host ORDER BY 4 DESC, 1 LIMIT ?
 """

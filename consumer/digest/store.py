@@ -14,15 +14,20 @@ from typing import Final
 
 from consumer.digest.windows import Window
 from consumer.store import Store
+from schemas.errors import StoreError
 
 LEASE: Final = "digest-scheduler"
 
 _INSERT_EVENT: Final = """
 INSERT INTO digest_event
-    (event_id, at, host, username, kind, client_ip, rhost, auth_method, dropped, audience)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (event_id, at, host, username, kind, client_ip, rhost, auth_method, dropped, audience,
+     arrived_at, host_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (event_id) DO NOTHING
 """
+# A host's `dropped` counter is its own word: stored at most this (2^31 - 1), so that no
+# sum the digest takes can leave a BIGINT (2^63 - 1) before 2^32 events in one group.
+MAX_DROPPED: Final = 2**31 - 1
 # Take the lease when it is free, expired, or already ours; RETURNING says whether we got it.
 _LEASE: Final = """
 INSERT INTO digest_lease (name, holder, expires_at) VALUES (?, ?, ?)
@@ -40,7 +45,9 @@ class State(enum.Enum):
     FAILED = "failed"  # the SMTP server refused it for good (5xx, template error): logged
 
 
-EventRow = tuple[str, int, str, str, str, str, str, str, int, str]
+# event_id, at (where it is counted), host, username, kind, client_ip, rhost, auth_method,
+# dropped, audience, arrived_at (the central side's clock), host_at (the host's clock).
+EventRow = tuple[str, int, str, str, str, str, str, str, int, str, int, int]
 
 
 def epoch(moment: datetime) -> int:
@@ -62,9 +69,17 @@ class DigestStore:
         """Store events in one transaction; an event stored before is left as it was."""
         with self.db.transaction() as run:
             for row in rows:
-                run(_INSERT_EVENT, row)
+                run(_INSERT_EVENT, _bounded(row))
 
     # -- lease ------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        """The store answers a trivial query (tells a broken window from a broken store)."""
+        try:
+            self.db.execute("SELECT 1")
+        except StoreError:
+            return False
+        return True
 
     def acquire(self, holder: str, now: float, ttl: float) -> bool:
         """Take or renew the scheduler lease until ``now + ttl``; False: someone else has it."""
@@ -168,3 +183,10 @@ class DigestStore:
             run("DELETE FROM digest_cut WHERE at < ?", (stamp,))
         self.store.prune(before)
         return int(count[0][0])
+
+
+def _bounded(row: EventRow) -> EventRow:
+    """``row`` with ``dropped`` clamped into ``[0, MAX_DROPPED]`` (whatever the wire allowed)."""
+    event_id, at, host, user, kind, address, rhost, method, dropped, audience, came, said = row
+    dropped = min(max(dropped, 0), MAX_DROPPED)
+    return event_id, at, host, user, kind, address, rhost, method, dropped, audience, came, said

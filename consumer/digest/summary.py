@@ -61,6 +61,16 @@ class KeptRow:
     source: str
 
 
+@dataclass(frozen=True)
+class ClockRow:
+    """A host whose events arrived more than ``clock.SKEW`` away from the time it gave."""
+
+    host: str
+    behind: int  # the most its time was behind the arrival (seconds, <= 0 when it was)
+    ahead: int  # the most its time was ahead (seconds, >= 0 when it was)
+    events: int  # its events that were off
+
+
 T = TypeVar("T")
 
 
@@ -92,8 +102,11 @@ class Summary:
     bursts: Listing[BurstRow] = Listing()
     kept_counts: dict[str, int] = field(default_factory=dict)
     kept: Listing[KeptRow] = Listing()
-    dropped: tuple[tuple[str, int], ...] = ()  # (host, events its spool dropped)
+    # (host, events its spool dropped), the first ``top``; and the sum over every host.
+    dropped: Listing[tuple[str, int]] = Listing()
+    dropped_events: int = 0
     dead: int | None = None  # messages in the dead queue when the digest was made
+    clocks: Listing[ClockRow] = Listing()
 
     @property
     def total(self) -> int:
@@ -102,4 +115,4 @@ class Summary:
     @property
     def empty(self) -> bool:
         """Nothing to report: no event, no loss, nothing dead."""
-        return self.total == 0 and not self.dropped and not self.dead
+        return self.total == 0 and not self.dropped_events and not self.dead

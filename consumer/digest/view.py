@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from consumer.digest.summary import HostRow, LoginRow, SourceRow, Summary
+from consumer import clock
+from consumer.digest.summary import ClockRow, HostRow, LoginRow, SourceRow, Summary
 from consumer.display import visible
 
 FIELD: Final = 64  # hosts, users, names in tables
@@ -86,6 +87,10 @@ class DigestView:
     kept: tuple[Login, ...]
     kept_more: int
     dropped: tuple[tuple[str, int], ...]
+    dropped_more: int
+    clocks: tuple[tuple[str, str], ...]  # (host, "host clock off by …; N events")
+    clocks_more: int
+    clock_skew: str  # "5 min": how far off a host clock is listed
     dead: str
     working_hours: str
 
@@ -171,7 +176,11 @@ def build_view(
             login(LoginRow(k.at, k.host, k.user, k.source), k.action) for k in summary.kept.rows
         ),
         kept_more=summary.kept.more,
-        dropped=tuple((_text(h), n) for h, n in summary.dropped),
+        dropped=tuple((_text(h), n) for h, n in summary.dropped.rows),
+        dropped_more=summary.dropped.more,
+        clocks=tuple((_text(c.host), _clock(c)) for c in summary.clocks.rows),
+        clocks_more=summary.clocks.more,
+        clock_skew=clock.span(clock.SKEW),
         dead="unknown" if summary.dead is None else str(summary.dead),
         working_hours=working_hours,
     )
@@ -202,8 +211,14 @@ def _totals(summary: Summary) -> tuple[tuple[str, int], ...]:
             "folded by flood control",
             summary.kept_counts.get("folded", 0) + summary.kept_counts.get("burst", 0),
         ),
-        ("events dropped by host spools", sum(n for _, n in summary.dropped)),
+        ("events dropped by host spools", summary.dropped_events),
     )
+
+
+def _clock(row: ClockRow) -> str:
+    """The worst offset of the host's clock (either way), and how many events were off."""
+    worst = row.ahead if row.ahead >= -row.behind else row.behind
+    return f"{clock.describe(worst)}; {row.events} event(s)"
 
 
 def _level(count: int, peak: int) -> int:

@@ -92,6 +92,7 @@ class Enricher:
             city=place.city,
             network=network,
             first_seen=first_seen,
+            received=now,
         )
 
     def names(self, enriched: Enriched) -> Enriched:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from consumer import clock
 from consumer.display import visible
 from consumer.model import Decision, Enriched
 
@@ -143,4 +144,10 @@ def _notes(enriched: Enriched) -> tuple[str, ...]:
             f"The host had to drop {event.dropped} earlier event(s) (spool full or disk"
             " full): they never reached loginwatch."
         )
+    if enriched.received is not None:
+        off = clock.offset(event.time, enriched.received)
+        if clock.skewed(off):
+            said = clock.describe(off)
+            notes.append(f"{said[0].upper()}{said[1:]}: the host says {_when(event.time)},"
+                         f" loginwatch received it {_when(enriched.received)}.")  # fmt: skip
     return tuple(notes)

@@ -9,6 +9,7 @@ threads of a worker. sqlite3 and psycopg errors are wrapped here into ``StoreErr
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -57,9 +58,9 @@ class SqliteDatabase:
     dialect = "sqlite"
 
     def __init__(self, path: str, durable: bool = False) -> None:
-        with _wrapped(f"cannot open SQLite store {path}"):
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path != ":memory:":
+            prepare_file(Path(path))
+        with _wrapped(f"cannot open SQLite store {path} ($.store.url)"):
             # isolation_level=None: autocommit, and we say BEGIN IMMEDIATE ourselves so a
             # write transaction takes the lock up front instead of failing halfway.
             self._conn = sqlite3.connect(
@@ -89,12 +90,18 @@ class SqliteDatabase:
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         with self._lock, _wrapped("SQLite store"):
+            return self._run(sql, params)
+
+    def _run(self, sql: str, params: Sequence[object]) -> list[Row]:
+        try:
             return self._conn.execute(sql, params).fetchall()
+        except OverflowError as exc:  # an int beyond 64 bits: sqlite3 raises it on binding
+            raise StoreError(f"SQLite store: a value does not fit: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Run]:
         def run(sql: str, params: Sequence[object] = ()) -> list[Row]:
-            return self._conn.execute(sql, params).fetchall()
+            return self._run(sql, params)
 
         with self._lock, _wrapped("SQLite store"):
             self._conn.execute("BEGIN IMMEDIATE")
@@ -149,6 +156,48 @@ class PostgresDatabase:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+
+
+def prepare_file(path: Path) -> None:
+    """Create the store's missing directories (0700) and its file (0600) before SQLite
+    writes a byte, whatever the umask; SQLite gives its -wal and -shm files the database
+    file's mode (and, run as root, its owner). Run as root, what is created here gets the
+    owner of the directory it is made in, so ``sudo loginwatch digest --preview`` leaves
+    no file the service user cannot write. An existing file is left as it is.
+
+    Raises:
+        StoreError: a directory or the file cannot be created (one line: the path, the fix).
+    """
+    fix = (
+        "create it, writable by the user loginwatch runs as (install-central.sh does),"
+        " or set $.store.url to a path that user can write"
+    )
+    missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue  # made by a process starting at the same time
+        except OSError as exc:
+            raise StoreError(f"cannot create {directory} for the store {path}: {exc.strerror};"
+                             f" {fix}") from None  # fmt: skip
+        _own_like_parent(directory)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the store {path}: {exc.strerror}; {fix}") from None
+    os.close(fd)
+    _own_like_parent(path)
+
+
+def _own_like_parent(path: Path) -> None:
+    """As root: give ``path`` its directory's owner and group (the service user's store)."""
+    if os.geteuid() != 0:
+        return
+    parent = path.parent.stat()
+    os.chown(path, parent.st_uid, parent.st_gid, follow_symlinks=False)
 
 
 def _pg(sql: str) -> str:

@@ -179,6 +179,21 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                FROM first_seen f JOIN digest_event e ON e.event_id = f.event_id""",
         ),
     ),
+    Migration(
+        6,
+        "digest: when each event arrived and the time its host claimed; dropped clamped",
+        (
+            # `at` stays where the event is counted (its arrival window); these two let the
+            # digest say which host's clock is off. Events stored before: as if on time.
+            "ALTER TABLE digest_event ADD COLUMN arrived_at BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE digest_event ADD COLUMN host_at BIGINT NOT NULL DEFAULT 0",
+            "UPDATE digest_event SET arrived_at = at, host_at = at",
+            # A host's dropped counter, as DigestStore.add_events now bounds it (MAX_DROPPED):
+            # two stored 2^62 overflowed SQLite's SUM and blocked that window's digest.
+            "UPDATE digest_event SET dropped = 2147483647 WHERE dropped > 2147483647",
+            "UPDATE digest_event SET dropped = 0 WHERE dropped < 0",
+        ),
+    ),
 )
 
 
