@@ -3,8 +3,12 @@
 #   /opt/loginwatch                        a venv with loginwatch[central]
 #   /usr/local/bin/loginwatch              the operator's command (a symlink)
 #   /etc/loginwatch/loginwatch.toml        the central config (never overwritten)
+#   /var/lib/loginwatch                    the store (owner loginwatch, 0750)
 #   /etc/systemd/system/loginwatch-worker@.service, loginwatch-digest.service
 #   the system user `loginwatch` the units run as
+# None of these is a file of install-host.sh (/opt/loginwatch-host,
+# /etc/loginwatch/host.toml, host.password, /var/lib/loginwatch-host), so the
+# central machine can be an SSH host too, installed in either order.
 # Idempotent: running it twice gives the same files. The broker and the units
 # are left for the operator to start (the script prints the commands).
 set -eu
@@ -20,7 +24,7 @@ usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--upgrade] 
   --venv DIR      a Python venv with loginwatch[central] installed (default
                   /opt/loginwatch, created with pip from this source tree when missing)
   --upgrade       pip-install this source tree into an existing venv again
-  --uninstall     stop and remove the units, the command and a venv we created;
+  --uninstall     stop and remove the units, the command and a venv this script created;
                   keep config, the store in /var/lib/loginwatch and the user
 EOF
 }
@@ -52,21 +56,26 @@ UNITDIR=$ROOT/etc/systemd/system
 UNITS="loginwatch-worker@.service loginwatch-digest.service"
 
 say() { echo "install-central: $*"; }
+die() { echo "install-central: $*" >&2; exit 1; }
+MARKER=.installed-by-install-central
 
 live() { [ -z "$ROOT" ]; }
 live_systemd() { live && [ -d /run/systemd/system ]; }
 
 
 install_python() {
-    if [ -x "$VENV/bin/loginwatch" ] && [ "$UPGRADE" = yes ]; then
-        say "upgrading loginwatch in $VENV (restart the units afterwards)"
-        "$VENV/bin/pip" install -q --upgrade "$here/..[central]"
-    fi
-    if [ ! -x "$VENV/bin/loginwatch" ]; then
+    if [ -x "$ROOT$VENV/bin/loginwatch" ]; then
+        if [ "$UPGRADE" = yes ]; then
+            say "upgrading loginwatch in $VENV (restart the units afterwards)"
+            "$ROOT$VENV/bin/python" -m pip install -q --upgrade "$here/..[central]"
+        fi
+    elif [ -n "$ROOT" ] && [ -x "$VENV/bin/loginwatch" ]; then
+        : # --venv outside the tree (tests, image builds): use it as it is
+    else
         say "creating $ROOT$VENV (pip install $here/..[central])"
         python3 -m venv "$ROOT$VENV"
+        : >"$ROOT$VENV/$MARKER"
         "$ROOT$VENV/bin/pip" install -q "$here/..[central]"
-        : >"$ROOT$VENV/.installed-by-loginwatch"
     fi
     mkdir -p "$ROOT/usr/local/bin"
     ln -sfn "$VENV/bin/loginwatch" "$ROOT/usr/local/bin/loginwatch"
@@ -83,13 +92,24 @@ install_user() {
 
 install_config() {
     mkdir -p "$ROOT/etc/loginwatch"
-    if [ ! -e "$ROOT$ETC_CONFIG" ]; then
-        write_file "$ROOT$ETC_CONFIG" 0640 <"${CONFIG:-$here/loginwatch-central.toml}"
-    fi
-    # The workers read the config as `loginwatch`; secrets it names must be
-    # owned by that user with mode 0600 (read_secret refuses wider ones).
-    if live; then chgrp loginwatch "$ROOT/etc/loginwatch" "$ROOT$ETC_CONFIG"; fi
+    # The workers read the config as `loginwatch`: group loginwatch, 0640, from the
+    # first byte on. Secrets it names must be owned by that user, mode 0600.
+    group=""
+    if live; then group=0:loginwatch; chgrp loginwatch "$ROOT/etc/loginwatch"; fi
     chmod 0750 "$ROOT/etc/loginwatch"
+    if [ ! -e "$ROOT$ETC_CONFIG" ]; then
+        write_file "$ROOT$ETC_CONFIG" 0640 ${group:+"$group"} <"${CONFIG:-$here/loginwatch-central.toml}"
+    fi
+}
+
+# The store's directory ([store] url's default), which systemd's StateDirectory=
+# makes only for the units: `loginwatch worker` or `digest --preview` run by hand
+# as loginwatch need it too.
+install_store() {
+    store=$ROOT/var/lib/loginwatch
+    [ -d "$store" ] || { mkdir -p "$(dirname "$store")" && mkdir -m 0750 "$store"; }
+    if live; then chown loginwatch:loginwatch "$store"; fi
+    chmod 0750 "$store"
 }
 
 install_units() {
@@ -119,8 +139,17 @@ uninstall() {
     fi
     for unit in $UNITS; do rm -f "$UNITDIR/$unit"; done
     if live_systemd; then systemctl daemon-reload; fi
-    rm -f "$ROOT/usr/local/bin/loginwatch"
-    if [ -f "$ROOT$VENV/.installed-by-loginwatch" ]; then rm -rf "${ROOT}$VENV"; fi
+    if [ "$(readlink "$ROOT/usr/local/bin/loginwatch")" = "$VENV/bin/loginwatch" ]; then
+        rm -f "$ROOT/usr/local/bin/loginwatch"
+    fi
+    # Only a venv this script made: install-host.sh's has a marker of its own, and
+    # one from an older installer could be either side's.
+    if [ -f "$ROOT$VENV/$MARKER" ]; then
+        rm -rf -- "$ROOT${VENV:?}"
+        say "removed $VENV"
+    elif [ -f "$ROOT$VENV/.installed-by-loginwatch" ]; then
+        say "kept $VENV: an older installer made it, maybe for the host side too"
+    fi
     say "kept ${ROOT}/etc/loginwatch, ${ROOT}/var/lib/loginwatch and the user loginwatch"
 }
 
@@ -130,6 +159,7 @@ else
     install_python
     install_user
     install_config
+    install_store
     install_units
     next_steps
 fi

@@ -48,7 +48,7 @@ def test_installing_twice_gives_the_same_tree(root: Path) -> None:
         .startswith(f"#!{VENV}/bin/python -I\n")
     )
     assert oct(first["var/spool/loginwatch"][0] & 0o777) == "0o700"
-    assert oct(first["etc/loginwatch/loginwatch.toml"][0] & 0o777) == "0o600"
+    assert oct(first["etc/loginwatch/host.toml"][0] & 0o777) == "0o600"
 
 
 def test_uninstall_restores_the_pam_file_byte_for_byte(root: Path) -> None:
@@ -65,7 +65,7 @@ def test_uninstall_restores_the_pam_file_byte_for_byte(root: Path) -> None:
     assert not (root / "usr/local/sbin/loginwatch-hook").exists()
     assert not (root / "etc/systemd/system/loginwatch-flush.timer").exists()
     # Unsent events and the config stay.
-    assert (root / "etc/loginwatch/loginwatch.toml").exists()
+    assert (root / "etc/loginwatch/host.toml").exists()
     assert (root / "var/spool/loginwatch").is_dir()
 
 
@@ -120,7 +120,7 @@ def test_the_installed_config_is_the_given_one_and_is_never_overwritten(
     given = tmp_path / "given.toml"
     given.write_text('[host]\nname = "web-1"\n')
     install_host(root, "--config", given)
-    installed = root / "etc/loginwatch/loginwatch.toml"
+    installed = root / "etc/loginwatch/host.toml"
     assert installed.read_text() == given.read_text()
     installed.write_text('[host]\nname = "edited"\n')
     install_host(root, "--config", given)
@@ -185,17 +185,23 @@ def test_the_password_file_is_installed_private_and_replaced_by_a_new_one(
     issued = tmp_path / "web-1.password"
     issued.write_text("first\n")
     install_host(root, "--password-file", issued)
-    installed = root / "etc/loginwatch/broker.password"
+    installed = root / "etc/loginwatch/host.password"
     assert (installed.read_text(), oct(installed.stat().st_mode & 0o777)) == ("first\n", "0o600")
     issued.write_text("rotated\n")
     install_host(root, "--password-file", issued)
     assert installed.read_text() == "rotated\n"
 
 
-@pytest.mark.parametrize("template", ["loginwatch-host.toml", "loginwatch-central.toml"])
-def test_the_config_templates_are_valid_configs(template: str) -> None:
+@pytest.mark.parametrize(
+    ("template", "password_file"),
+    [
+        ("loginwatch-host.toml", "/etc/loginwatch/host.password"),
+        ("loginwatch-central.toml", "/etc/loginwatch/broker.password"),
+    ],
+)
+def test_the_config_templates_are_valid_configs(template: str, password_file: str) -> None:
     config = load_config(REPO / "deploy" / template)
-    assert config.broker.password_file == "/etc/loginwatch/broker.password"
+    assert config.broker.password_file == password_file
 
 
 def test_a_central_machine_installs_the_hook_with_a_config_of_its_own(
@@ -216,4 +222,4 @@ def test_a_central_machine_installs_the_hook_with_a_config_of_its_own(
     # Later runs remember the path.
     assert check(root).returncode == 0
     install_host(root, "--uninstall")
-    assert not (root / "var/lib/loginwatch/install").exists()
+    assert not (root / "var/lib/loginwatch-host").exists()
