@@ -61,7 +61,7 @@ def test_a_password_file_the_service_user_owns_is_fine(
 ) -> None:
     config = setup_files(secret_owner=NOBODY)
     assert check(config, "--as-user", "nobody") == 0
-    assert "(mode ok, nobody can read them)" in capsys.readouterr().out
+    assert "  reader  nobody can read the config and every secret file\n" in capsys.readouterr().out
 
 
 def test_a_config_the_service_user_cannot_read_is_not_fine(

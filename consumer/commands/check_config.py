@@ -126,8 +126,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  store   {_no_password(config.store.url)}")
     print(f"  worker  retry delays {list(config.worker.retry_delays)} s,"
           f" require_user_id={config.worker.require_user_id}")  # fmt: skip
-    who = reader.pw_name if reader is not None else pwd.getpwuid(os.geteuid()).pw_name
-    print(f"  secrets {', '.join(secrets) or 'none'} (mode ok, {who} can read them)")
+    print(f"  secrets {', '.join(secrets) or 'none'} (mode ok)")
+    if reader is not None:
+        print(f"  reader  {reader.pw_name} can read the config and every secret file")
     if reader is None and os.geteuid() == 0 and args.as_user is None:
         print(f"  note    no user {SERVICE_USER} here: checked as root (--as-user USER)")
     if args.broker:
