@@ -42,16 +42,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def _secrets(config: Config) -> list[str]:
-    checked = []
-    for key, path in (
+def _secret_files(config: Config) -> list[tuple[str, str]]:
+    """(key, path) of every secret file the config names."""
+    named = (
         ("$.broker.password_file", config.broker.password_file),
         ("$.smtp.password_file", config.smtp.password_file),
-    ):
-        if path is not None:
-            read_secret(path, key)  # raises ConfigError naming the key
-            checked.append(path)
-    return checked
+    )
+    return [(key, path) for key, path in named if path is not None]
+
+
+def _secrets(config: Config) -> list[str]:
+    """Read every secret file as the caller; their paths.
+
+    Raises:
+        ConfigError: one is missing, unreadable or too open, naming its key.
+    """
+    for key, path in _secret_files(config):
+        read_secret(path, key)
+    return [path for _, path in _secret_files(config)]
 
 
 def _reader(name: str | None) -> pwd.struct_passwd | None:
@@ -114,10 +122,13 @@ def _check_as(user: pwd.struct_passwd, path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_of(args)
-    secrets = _secrets(config)
     reader = _reader(args.as_user)
-    if reader is not None:
+    if reader is None:
+        secrets = _secrets(config)
+    else:
+        # Only as the reader: root reads anything, so a check as root proves nothing.
         _check_as(reader, config_path(args.config))
+        secrets = [path for _, path in _secret_files(config)]
     routes = ", ".join(f"{r.mode}→{len(r.to)} recipient(s)" for r in config.route) or "none"
     print(f"config {config_path(args.config)}: ok")
     print(f"  broker  {_no_password(config.broker.url)}")
