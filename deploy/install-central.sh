@@ -123,10 +123,12 @@ install_units() {
 next_steps() {
     cat <<EOF
 install-central: next steps
-  1. edit $ETC_CONFIG ([broker] url + password_file, [smtp], [[route]])
-  2. loginwatch setup                       # queues and exchanges (or: loginwatch definitions)
-  3. loginwatch host add NAME               # once per SSH host; prints its config
-  4. systemctl enable --now loginwatch-worker@1 loginwatch-worker@2 loginwatch-digest
+  1. edit $ETC_CONFIG: [smtp], [[route]]; [broker] url names the central user and vhost
+  2. loginwatch broker-user add             # that user, its password in [broker] password_file
+  3. runuser -u loginwatch -- loginwatch setup   # queues and exchanges
+  4. loginwatch check-config --broker       # as root: also what user loginwatch can read
+  5. loginwatch host add NAME --url amqps://BROKER:5671/%2F   # once per SSH host
+  6. systemctl enable --now loginwatch-worker@1 loginwatch-worker@2 loginwatch-digest
 EOF
 }
 
