@@ -223,3 +223,33 @@ def test_a_central_machine_installs_the_hook_with_a_config_of_its_own(
     assert check(root).returncode == 0
     install_host(root, "--uninstall")
     assert not (root / "var/lib/loginwatch-host").exists()
+
+
+def test_central_install_makes_the_store_directory_and_a_group_readable_config(
+    tmp_path: Path,
+) -> None:
+    central = tmp_path / "central"
+    central.mkdir()
+    run_install("--root", central, "--venv", VENV, script=INSTALL_CENTRAL)
+    # A worker run by hand as loginwatch needs it (systemd's StateDirectory= is the units' only).
+    store = central / "var/lib/loginwatch"
+    assert oct(store.stat().st_mode & 0o7777) == "0o750"
+    config = central / "etc/loginwatch/loginwatch.toml"
+    assert oct(config.stat().st_mode & 0o777) == "0o640"
+    assert oct((central / "etc/loginwatch").stat().st_mode & 0o777) == "0o750"
+
+
+def test_a_host_installed_by_an_older_script_keeps_its_state_and_uninstalls_byte_for_byte(
+    root: Path,
+) -> None:
+    pam_file = root / "etc/pam.d/sshd"
+    original = pam_file.read_bytes()
+    install_host(root)
+    # Where an older install-host.sh kept it: inside the service user's /var/lib/loginwatch.
+    legacy = root / "var/lib/loginwatch/install"
+    legacy.parent.mkdir(parents=True)
+    (root / "var/lib/loginwatch-host").rename(legacy)
+    output = install_host(root, "--uninstall")
+    assert "moved /var/lib/loginwatch/install to /var/lib/loginwatch-host" in output
+    assert pam_file.read_bytes() == original
+    assert not legacy.exists()
