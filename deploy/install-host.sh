@@ -204,13 +204,22 @@ install_config() {
 # that this script did not write (the central side's broker.password on a
 # shared machine) is never replaced.
 install_password() {
+    from_config=no
     if [ -z "$PASSWORD_PATH" ]; then
         PASSWORD_PATH=${CONFIG_PASSWORD:-${ETC_CONFIG%.toml}.password}
+        from_config=yes
     elif [ -n "$CONFIG_PASSWORD" ] && [ "$CONFIG_PASSWORD" != "$PASSWORD_PATH" ]; then
         die "$ETC_CONFIG reads password_file = $CONFIG_PASSWORD, not $PASSWORD_PATH: make them one"
     fi
     plain_path --password-path "$PASSWORD_PATH"
     [ -n "$PASSWORD_FILE" ] || return 0
+    # The config says where root writes the file: keep that to loginwatch's own
+    # directories unless the operator says so (/etc/cron.d/x would be run).
+    case $from_config:$PASSWORD_PATH in
+    no:* | yes:/etc/loginwatch/* | yes:"$(dirname "$ETC_CONFIG")"/*) ;;
+    *) die "$ETC_CONFIG: password_file = $PASSWORD_PATH is outside /etc/loginwatch:" \
+        "give --password-path $PASSWORD_PATH if that is where it belongs" ;;
+    esac
     dest=$ROOT$PASSWORD_PATH
     if [ -e "$dest" ] && [ "$(recalled password-path)" != "$PASSWORD_PATH" ] \
         && ! cmp -s "$PASSWORD_FILE" "$dest"; then
@@ -227,8 +236,11 @@ install_spool() {
     if [ ! -d "$dir" ]; then
         mkdir -p "$(dirname "$dir")"
         mkdir -m 0700 "$dir"
-    elif [ "$(stat -c %u "$dir")" != 0 ] || [ -n "$(find "$dir" -maxdepth 0 -perm /022)" ]; then
-        die "[spool] dir $SPOOL_DIR: not root's alone (owner $(stat -c %U "$dir"), mode $(stat -c %a "$dir"))"
+    elif [ "$(stat -c %u "$dir")" != 0 ] || [ -n "$(find "$dir" -maxdepth 0 -perm /077)" ]; then
+        # Never chmod a directory that exists: [spool] dir = "/etc" must not become 0700,
+        # nor writable to the flush unit. A spool of its own is root's, 0700.
+        die "[spool] dir $SPOOL_DIR: not a spool of its own (owner $(stat -c %U "$dir")," \
+            "mode $(stat -c %a "$dir"); a spool is root's, mode 0700)"
     fi
 }
 

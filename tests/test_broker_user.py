@@ -79,12 +79,22 @@ def test_the_password_file_belongs_to_the_service_user(
 
 @pytest.mark.parametrize(
     "bad",
-    ["guest-user", "host-user", "missing-vhost", "existing-file", "existing-user", "no-owner"],
+    [
+        "guest-user",
+        "host-user",
+        "option-user",
+        "missing-vhost",
+        "existing-file",
+        "existing-user",
+        "no-owner",
+    ],
 )
 def test_broker_user_add_refuses_before_anything_is_made(
     vh: Vhost, tmp_path: Path, user: str, capsys: pytest.CaptureFixture[str], bad: str
 ) -> None:
-    name = {"guest-user": "guest", "host-user": host_user("web-1")}.get(bad, user)
+    name = {"guest-user": "guest", "host-user": host_user("web-1"), "option-user": "-p"}.get(
+        bad, user
+    )
     vhost = f"missing-{uuid.uuid4().hex[:6]}" if bad == "missing-vhost" else vh.name
     config, secret = central_config(tmp_path, name, vhost)
     owner = "no-such-user-here" if bad == "no-owner" else "root"
@@ -105,6 +115,7 @@ def test_broker_user_add_refuses_before_anything_is_made(
     expected = {
         "guest-user": "$.broker.url: names the user 'guest'",
         "host-user": "$.broker.url: names the user 'host-web-1'",
+        "option-user": "$.broker.url: the user '-p' is not a plain name",
         "missing-vhost": "does not exist on this broker",
         "existing-file": "cannot create the password file: File exists",
         "existing-user": "exists already",

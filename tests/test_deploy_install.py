@@ -253,3 +253,41 @@ def test_a_host_installed_by_an_older_script_keeps_its_state_and_uninstalls_byte
     assert "moved /var/lib/loginwatch/install to /var/lib/loginwatch-host" in output
     assert pam_file.read_bytes() == original
     assert not legacy.exists()
+
+
+def refused_install(root: Path, *args: str | Path) -> str:
+    proc = subprocess.run(
+        ["sh", str(REPO / "deploy/install-host.sh"), "--root", str(root), "--venv", str(VENV)]
+        + [str(arg) for arg in args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    return proc.stderr
+
+
+def test_a_config_cannot_make_root_write_the_password_outside_its_directory(
+    root: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "web-1.toml"
+    config.write_text('[broker]\npassword_file = "/etc/cron.d/loginwatch"\n')
+    issued = tmp_path / "web-1.password"
+    issued.write_text("* * * * * root id\n")
+    message = refused_install(root, "--config", config, "--password-file", issued)
+    assert "outside /etc/loginwatch" in message
+    assert "--password-path /etc/cron.d/loginwatch" in message
+    assert not (root / "etc/cron.d/loginwatch").exists()
+
+
+def test_a_spool_dir_that_exists_and_is_not_a_spool_of_its_own_is_refused(
+    root: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "web-1.toml"
+    config.write_text('[spool]\ndir = "/etc"\n')
+    mode = (root / "etc").stat().st_mode
+    message = refused_install(root, "--config", config)
+    assert "[spool] dir /etc: not a spool of its own" in message
+    assert (root / "etc").stat().st_mode == mode
+    assert "loginwatch-hook" not in (root / "etc/pam.d/sshd").read_text()

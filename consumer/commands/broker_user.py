@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
+import re
 import secrets
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from schemas.errors import ConfigError, LoginwatchError
 from schemas.topology import user_host
 
 SERVICE_USER = "loginwatch"
+# A plain name: it goes into rabbitmqctl's argv, where "-p" would be an option.
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 # The central side declares the topology, consumes every queue and republishes
 # parked alerts, on its vhost only.
 CENTRAL_PERMISSIONS = (".*", ".*", ".*")
@@ -73,6 +76,10 @@ def _owner(name: str) -> tuple[int, int] | None:
 def run_add(args: argparse.Namespace) -> int:
     config = config_of(args)
     user = broker_user(config.broker)
+    if not USER_NAME.fullmatch(user):
+        raise ConfigError(
+            f"$.broker.url: the user {user!r} is not a plain name (letters, digits, . _ @ -)"
+        )
     if user == "guest" or user_host(user) is not None:
         raise ConfigError(
             f"$.broker.url: names the user {user!r}; the central side needs one of its own,"
