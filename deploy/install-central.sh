@@ -35,13 +35,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 ROOT=""
 CONFIG=""
 VENV=/opt/loginwatch
+VENV_GIVEN=no
 UPGRADE=no
 ACTION=install
 while [ $# -gt 0 ]; do
     case $1 in
     --root) ROOT=${2:?--root needs a directory}; shift ;;
     --config) CONFIG=${2:?--config needs a file}; shift ;;
-    --venv) VENV=${2:?--venv needs a directory}; shift ;;
+    --venv) VENV=${2:?--venv needs a directory}; VENV_GIVEN=yes; shift ;;
     --upgrade) UPGRADE=yes ;;
     --uninstall) ACTION=uninstall ;;
     -h | --help) usage; exit 0 ;;
@@ -69,7 +70,7 @@ install_python() {
             say "upgrading loginwatch in $VENV (restart the units afterwards)"
             "$ROOT$VENV/bin/python" -m pip install -q --upgrade "$here/..[central]"
         fi
-    elif [ -n "$ROOT" ] && [ -x "$VENV/bin/loginwatch" ]; then
+    elif [ -n "$ROOT" ] && [ "$VENV_GIVEN" = yes ] && [ -x "$VENV/bin/loginwatch" ]; then
         : # --venv outside the tree (tests, image builds): use it as it is
     else
         say "creating $ROOT$VENV (pip install $here/..[central])"
