@@ -97,8 +97,8 @@ recalled() { if [ -f "$STATE/$1" ]; then cat "$STATE/$1"; fi; }
 # An older install kept its config in loginwatch.toml and said nothing of the rest.
 [ -n "$ETC_CONFIG" ] || ETC_CONFIG=$(recalled config-path)
 ETC_CONFIG=${ETC_CONFIG:-/etc/loginwatch/host.toml}
-VENV_GIVEN=${VENV:+yes}
 [ -n "$VENV" ] || VENV=$(recalled venv)
+VENV_GIVEN=${VENV:+yes} # by --venv, or by the run that recorded it
 VENV=${VENV:-/opt/loginwatch-host}
 [ -n "$PASSWORD_PATH" ] || PASSWORD_PATH=$(recalled password-path)
 PAMDIR=$ROOT/etc/pam.d

@@ -291,3 +291,11 @@ def test_a_spool_dir_that_exists_and_is_not_a_spool_of_its_own_is_refused(
     assert "[spool] dir /etc: not a spool of its own" in message
     assert (root / "etc").stat().st_mode == mode
     assert "loginwatch-hook" not in (root / "etc/pam.d/sshd").read_text()
+
+
+def test_a_later_run_without_venv_keeps_the_venv_the_first_run_was_given(root: Path) -> None:
+    install_host(root)
+    first = snapshot(root)
+    run_install("--root", root)  # no --venv: the recorded one, not a new venv in the tree
+    assert snapshot(root) == first
+    assert not (root / "opt").exists()
