@@ -299,3 +299,16 @@ def test_a_later_run_without_venv_keeps_the_venv_the_first_run_was_given(root: P
     run_install("--root", root)  # no --venv: the recorded one, not a new venv in the tree
     assert snapshot(root) == first
     assert not (root / "opt").exists()
+
+
+def test_a_rerun_puts_a_widened_password_file_back_to_0600(root: Path, tmp_path: Path) -> None:
+    issued = tmp_path / "web-1.password"
+    issued.write_text("first\n")
+    install_host(root, "--password-file", issued)
+    installed = root / "etc/loginwatch/host.password"
+    installed.chmod(0o644)
+    os.chown(installed, 65534, 65534)
+    install_host(root, "--password-file", issued)
+    info = installed.stat()
+    assert (info.st_uid, info.st_gid, oct(info.st_mode & 0o777)) == (0, 0, "0o600")
+    assert installed.read_text() == "first\n"
