@@ -15,7 +15,8 @@ set -eu
 
 usage() {
     cat <<'EOF'
-usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--upgrade] [--uninstall]
+usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--python PATH]
+                          [--upgrade] [--uninstall]
 
   --root DIR      install below DIR instead of / (for tests and image builds;
                   no useradd/systemctl calls then)
@@ -23,6 +24,8 @@ usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--upgrade] 
                   unless that exists)
   --venv DIR      a Python venv with loginwatch[central] installed (default
                   /opt/loginwatch, created with pip from this source tree when missing)
+  --python PATH   the Python that makes the venv (default python3); the service
+                  user must be able to run it (not one below /root)
   --upgrade       pip-install this source tree into an existing venv again
   --uninstall     stop and remove the units, the command and a venv this script created;
                   keep config, the store in /var/lib/loginwatch and the user
@@ -36,6 +39,7 @@ ROOT=""
 CONFIG=""
 VENV=/opt/loginwatch
 VENV_GIVEN=no
+PYTHON3=python3
 UPGRADE=no
 ACTION=install
 while [ $# -gt 0 ]; do
@@ -43,6 +47,7 @@ while [ $# -gt 0 ]; do
     --root) ROOT=${2:?--root needs a directory}; shift ;;
     --config) CONFIG=${2:?--config needs a file}; shift ;;
     --venv) VENV=${2:?--venv needs a directory}; VENV_GIVEN=yes; shift ;;
+    --python) PYTHON3=${2:?--python needs a path}; shift ;;
     --upgrade) UPGRADE=yes ;;
     --uninstall) ACTION=uninstall ;;
     -h | --help) usage; exit 0 ;;
@@ -74,7 +79,7 @@ install_python() {
         : # --venv outside the tree (tests, image builds): use it as it is
     else
         say "creating $ROOT$VENV (pip install $here/..[central])"
-        python3 -m venv "$ROOT$VENV"
+        "$PYTHON3" -m venv "$ROOT$VENV"
         : >"$ROOT$VENV/$MARKER"
         "$ROOT$VENV/bin/pip" install -q "$here/..[central]"
     fi
@@ -88,6 +93,16 @@ install_user() {
         useradd --system --user-group --home-dir /var/lib/loginwatch --no-create-home \
             --shell /usr/sbin/nologin loginwatch
         say "created the system user loginwatch"
+    fi
+}
+
+# The units run the venv's Python as loginwatch: a venv made from an interpreter
+# that user cannot reach (pyenv's below /root) installs fine and never starts.
+check_runnable() {
+    if ! live; then return; fi
+    if ! runuser -u loginwatch -- "$VENV/bin/python" -c '' 2>/dev/null; then
+        die "the user loginwatch cannot run $VENV/bin/python ($(readlink -f "$VENV/bin/python")):" \
+            "remove $VENV and run this again with --python /usr/bin/python3"
     fi
 }
 
@@ -161,6 +176,7 @@ if [ "$ACTION" = uninstall ]; then
 else
     install_python
     install_user
+    check_runnable
     install_config
     install_store
     install_units
