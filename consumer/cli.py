@@ -27,6 +27,7 @@ COMMANDS: Final[tuple[str, ...]] = (
     "send_test",
     "definitions",
     "host",
+    "broker_user",
 )
 
 

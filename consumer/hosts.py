@@ -10,6 +10,7 @@ another host's.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -21,7 +22,11 @@ from consumer import rabbitmqctl
 from schemas.errors import ConfigError, LoginwatchError
 from schemas.topology import HOST_NAME_PATTERN, HOST_PERMISSIONS, host_user, user_host
 
-HOST_PASSWORD_FILE = "/etc/loginwatch/broker.password"  # noqa: S105 - a path, not a secret
+# Where install-host.sh puts a host's config and password by default: not
+# loginwatch.toml and broker.password, which are the central side's own, so the
+# central machine can be an SSH host too.
+HOST_CONFIG_FILE = "/etc/loginwatch/host.toml"
+HOST_PASSWORD_FILE = "/etc/loginwatch/host.password"  # noqa: S105 - a path, not a secret
 
 
 class HostExists(LoginwatchError):
@@ -59,10 +64,21 @@ def host_url(central_url: str, name: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def is_loopback(url: str) -> bool:
+    """Whether the URL's broker is this machine (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def host_config(name: str, url: str) -> str:
     """The TOML a host needs (``[broker]`` and ``[host]``), for the operator to copy."""
     lines = [
-        f"# /etc/loginwatch/loginwatch.toml on {name}",
+        f"# {HOST_CONFIG_FILE} on {name}",
         "[broker]",
         f'url = "{url}"',
         f'password_file = "{HOST_PASSWORD_FILE}"',
@@ -92,7 +108,7 @@ def add(name: str, vhost: str, password_file: Path) -> None:
     if any(row.get("user") == user for row in rabbitmqctl.run_json("list_users")):
         raise HostExists(f"{user} exists already (host remove {name} first to replace it)")
     password = secrets.token_urlsafe(32)
-    _write_secret(password_file, password)
+    write_secret(password_file, password)
     try:
         rabbitmqctl.run("add_user", user, stdin=password + "\n")
     except LoginwatchError:
@@ -130,7 +146,9 @@ def remove(name: str, password_file: Path) -> bool:
 
 
 def entries(vhost: str) -> list[HostEntry]:
-    """Every ``host-*`` broker user, and whether it is write-only on ``vhost``.
+    """Every ``host-*`` broker user with permissions on ``vhost``, and whether it is write-only.
+
+    Host users of other vhosts (another fleet on the same broker) are not listed.
 
     Raises:
         BrokerError: rabbitmqctl failed.
@@ -143,21 +161,26 @@ def entries(vhost: str) -> list[HostEntry]:
     for row in rabbitmqctl.run_json("list_users"):
         user = str(row.get("user", ""))
         name = user_host(user)
-        if name is not None:
+        if name is not None and user in permissions:
             found.append(HostEntry(name, user, permissions.get(user) == HOST_PERMISSIONS))
     return sorted(found, key=lambda entry: entry.name)
 
 
-def _write_secret(path: Path, secret: str) -> None:
-    """Create ``path`` with mode 0600 and ``secret`` in it.
+def write_secret(path: Path, secret: str, owner: tuple[int, int] | None = None) -> None:
+    """Create ``path`` with mode 0600, owned by ``owner`` (uid, gid), and ``secret`` in it.
+
+    Mode and owner are in force before the first byte: nobody else can open the
+    file and read the secret later through that descriptor.
 
     Raises:
         ConfigError: it exists already or cannot be created.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot create the password file: {exc.strerror}") from None
     with os.fdopen(fd, "w") as handle:
+        if owner is not None:
+            os.fchown(fd, *owner)
         handle.write(secret + "\n")

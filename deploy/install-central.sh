@@ -3,15 +3,20 @@
 #   /opt/loginwatch                        a venv with loginwatch[central]
 #   /usr/local/bin/loginwatch              the operator's command (a symlink)
 #   /etc/loginwatch/loginwatch.toml        the central config (never overwritten)
+#   /var/lib/loginwatch                    the store (owner loginwatch, 0750)
 #   /etc/systemd/system/loginwatch-worker@.service, loginwatch-digest.service
 #   the system user `loginwatch` the units run as
+# None of these is a file of install-host.sh (/opt/loginwatch-host,
+# /etc/loginwatch/host.toml, host.password, /var/lib/loginwatch-host), so the
+# central machine can be an SSH host too, installed in either order.
 # Idempotent: running it twice gives the same files. The broker and the units
 # are left for the operator to start (the script prints the commands).
 set -eu
 
 usage() {
     cat <<'EOF'
-usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--upgrade] [--uninstall]
+usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--python PATH]
+                          [--upgrade] [--uninstall]
 
   --root DIR      install below DIR instead of / (for tests and image builds;
                   no useradd/systemctl calls then)
@@ -19,8 +24,10 @@ usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--upgrade] 
                   unless that exists)
   --venv DIR      a Python venv with loginwatch[central] installed (default
                   /opt/loginwatch, created with pip from this source tree when missing)
+  --python PATH   the Python that makes the venv (default python3); the service
+                  user must be able to run it (not one below /root)
   --upgrade       pip-install this source tree into an existing venv again
-  --uninstall     stop and remove the units, the command and a venv we created;
+  --uninstall     stop and remove the units, the command and a venv this script created;
                   keep config, the store in /var/lib/loginwatch and the user
 EOF
 }
@@ -31,13 +38,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 ROOT=""
 CONFIG=""
 VENV=/opt/loginwatch
+VENV_GIVEN=no
+PYTHON3=python3
 UPGRADE=no
 ACTION=install
 while [ $# -gt 0 ]; do
     case $1 in
     --root) ROOT=${2:?--root needs a directory}; shift ;;
     --config) CONFIG=${2:?--config needs a file}; shift ;;
-    --venv) VENV=${2:?--venv needs a directory}; shift ;;
+    --venv) VENV=${2:?--venv needs a directory}; VENV_GIVEN=yes; shift ;;
+    --python) PYTHON3=${2:?--python needs a path}; shift ;;
     --upgrade) UPGRADE=yes ;;
     --uninstall) ACTION=uninstall ;;
     -h | --help) usage; exit 0 ;;
@@ -52,21 +62,26 @@ UNITDIR=$ROOT/etc/systemd/system
 UNITS="loginwatch-worker@.service loginwatch-digest.service"
 
 say() { echo "install-central: $*"; }
+die() { echo "install-central: $*" >&2; exit 1; }
+MARKER=.installed-by-install-central
 
 live() { [ -z "$ROOT" ]; }
 live_systemd() { live && [ -d /run/systemd/system ]; }
 
 
 install_python() {
-    if [ -x "$VENV/bin/loginwatch" ] && [ "$UPGRADE" = yes ]; then
-        say "upgrading loginwatch in $VENV (restart the units afterwards)"
-        "$VENV/bin/pip" install -q --upgrade "$here/..[central]"
-    fi
-    if [ ! -x "$VENV/bin/loginwatch" ]; then
+    if [ -x "$ROOT$VENV/bin/loginwatch" ]; then
+        if [ "$UPGRADE" = yes ]; then
+            say "upgrading loginwatch in $VENV (restart the units afterwards)"
+            "$ROOT$VENV/bin/python" -m pip install -q --upgrade "$here/..[central]"
+        fi
+    elif [ -n "$ROOT" ] && [ "$VENV_GIVEN" = yes ] && [ -x "$VENV/bin/loginwatch" ]; then
+        : # --venv outside the tree (tests, image builds): use it as it is
+    else
         say "creating $ROOT$VENV (pip install $here/..[central])"
-        python3 -m venv "$ROOT$VENV"
+        "$PYTHON3" -m venv "$ROOT$VENV"
+        : >"$ROOT$VENV/$MARKER"
         "$ROOT$VENV/bin/pip" install -q "$here/..[central]"
-        : >"$ROOT$VENV/.installed-by-loginwatch"
     fi
     mkdir -p "$ROOT/usr/local/bin"
     ln -sfn "$VENV/bin/loginwatch" "$ROOT/usr/local/bin/loginwatch"
@@ -81,15 +96,36 @@ install_user() {
     fi
 }
 
+# The units run the venv's Python as loginwatch: a venv made from an interpreter
+# that user cannot reach (pyenv's below /root) installs fine and never starts.
+check_runnable() {
+    if ! live; then return; fi
+    if ! runuser -u loginwatch -- "$VENV/bin/python" -c '' 2>/dev/null; then
+        die "the user loginwatch cannot run $VENV/bin/python ($(readlink -f "$VENV/bin/python")):" \
+            "remove $VENV and run this again with --python /usr/bin/python3"
+    fi
+}
+
 install_config() {
     mkdir -p "$ROOT/etc/loginwatch"
-    if [ ! -e "$ROOT$ETC_CONFIG" ]; then
-        write_file "$ROOT$ETC_CONFIG" 0640 <"${CONFIG:-$here/loginwatch-central.toml}"
-    fi
-    # The workers read the config as `loginwatch`; secrets it names must be
-    # owned by that user with mode 0600 (read_secret refuses wider ones).
-    if live; then chgrp loginwatch "$ROOT/etc/loginwatch" "$ROOT$ETC_CONFIG"; fi
+    # The workers read the config as `loginwatch`: group loginwatch, 0640, from the
+    # first byte on. Secrets it names must be owned by that user, mode 0600.
+    group=""
+    if live; then group=0:loginwatch; chgrp loginwatch "$ROOT/etc/loginwatch"; fi
     chmod 0750 "$ROOT/etc/loginwatch"
+    if [ ! -e "$ROOT$ETC_CONFIG" ]; then
+        write_file "$ROOT$ETC_CONFIG" 0640 ${group:+"$group"} <"${CONFIG:-$here/loginwatch-central.toml}"
+    fi
+}
+
+# The store's directory ([store] url's default), which systemd's StateDirectory=
+# makes only for the units: `loginwatch worker` or `digest --preview` run by hand
+# as loginwatch need it too.
+install_store() {
+    store=$ROOT/var/lib/loginwatch
+    [ -d "$store" ] || { mkdir -p "$(dirname "$store")" && mkdir -m 0750 "$store"; }
+    if live; then chown loginwatch:loginwatch "$store"; fi
+    chmod 0750 "$store"
 }
 
 install_units() {
@@ -103,10 +139,12 @@ install_units() {
 next_steps() {
     cat <<EOF
 install-central: next steps
-  1. edit $ETC_CONFIG ([broker] url + password_file, [smtp], [[route]])
-  2. loginwatch setup                       # queues and exchanges (or: loginwatch definitions)
-  3. loginwatch host add NAME               # once per SSH host; prints its config
-  4. systemctl enable --now loginwatch-worker@1 loginwatch-worker@2 loginwatch-digest
+  1. edit $ETC_CONFIG: [smtp], [[route]]; [broker] url names the central user and vhost
+  2. loginwatch broker-user add             # that user, its password in [broker] password_file
+  3. runuser -u loginwatch -- loginwatch setup   # queues and exchanges
+  4. loginwatch check-config --broker       # as root: also what user loginwatch can read
+  5. loginwatch host add NAME --url amqps://BROKER:5671/%2F   # once per SSH host
+  6. systemctl enable --now loginwatch-worker@1 loginwatch-worker@2 loginwatch-digest
 EOF
 }
 
@@ -119,8 +157,17 @@ uninstall() {
     fi
     for unit in $UNITS; do rm -f "$UNITDIR/$unit"; done
     if live_systemd; then systemctl daemon-reload; fi
-    rm -f "$ROOT/usr/local/bin/loginwatch"
-    if [ -f "$ROOT$VENV/.installed-by-loginwatch" ]; then rm -rf "${ROOT}$VENV"; fi
+    if [ "$(readlink "$ROOT/usr/local/bin/loginwatch")" = "$VENV/bin/loginwatch" ]; then
+        rm -f "$ROOT/usr/local/bin/loginwatch"
+    fi
+    # Only a venv this script made: install-host.sh's has a marker of its own, and
+    # one from an older installer could be either side's.
+    if [ -f "$ROOT$VENV/$MARKER" ]; then
+        rm -rf -- "$ROOT${VENV:?}"
+        say "removed $VENV"
+    elif [ -f "$ROOT$VENV/.installed-by-loginwatch" ]; then
+        say "kept $VENV: an older installer made it, maybe for the host side too"
+    fi
     say "kept ${ROOT}/etc/loginwatch, ${ROOT}/var/lib/loginwatch and the user loginwatch"
 }
 
@@ -129,7 +176,9 @@ if [ "$ACTION" = uninstall ]; then
 else
     install_python
     install_user
+    check_runnable
     install_config
+    install_store
     install_units
     next_steps
 fi

@@ -1,37 +1,45 @@
 #!/bin/sh
 # Installs (or with --uninstall removes) loginwatch on one SSH host:
+#   /opt/loginwatch-host                   a venv with loginwatch (unless --venv)
 #   /usr/local/sbin/loginwatch-hook        the PAM hook (runs the venv's Python with -I)
-#   /etc/loginwatch/loginwatch.toml        the host's config (never overwritten)
-#   /var/spool/loginwatch                  the spool (0700 root)
+#   /etc/loginwatch/host.toml              the host's config (never overwritten)
+#   /etc/loginwatch/host.password          its broker password (0600 root)
+#   /var/spool/loginwatch                  the spool (0700 root; the config's [spool] dir)
 #   /etc/systemd/system/loginwatch-flush.{service,timer}
 #   /etc/pam.d/sshd                        a session hook, and a failed-password hook
+#   /var/lib/loginwatch-host               what this script installed (0700 root)
+# None of these is a file of install-central.sh (/opt/loginwatch,
+# /etc/loginwatch/loginwatch.toml, broker.password, /var/lib/loginwatch), so
+# the central machine can be an SSH host too, installed in either order.
 # Idempotent: running it twice gives the same files. The PAM file is checked
 # before it atomically replaces the live one, and --uninstall gives back its
-# original bytes (a copy is kept in /var/lib/loginwatch/install/).
+# original bytes (a copy is kept in /var/lib/loginwatch-host/).
 set -eu
 
 usage() {
     cat <<'EOF'
 usage: install-host.sh [--root DIR] [--config FILE] [--config-path PATH]
-                       [--password-file FILE] [--venv DIR] [--upgrade] [--no-failures]
-                       [--check | --uninstall]
+                       [--password-file FILE] [--password-path PATH] [--venv DIR]
+                       [--upgrade] [--no-failures] [--check | --uninstall]
 
   --root DIR      install below DIR instead of / (for tests and image builds;
                   no systemctl calls then)
   --config FILE   the host's config, e.g. the snippet `loginwatch host add` printed
-                  (copied to /etc/loginwatch/loginwatch.toml unless that exists)
-  --config-path PATH  where the host's config lives (default
-                  /etc/loginwatch/loginwatch.toml; on the central machine, which has its
-                  own config there, use e.g. /etc/loginwatch/host.toml)
-  --password-file FILE  the broker password `loginwatch host add` wrote (copied to
-                  /etc/loginwatch/broker.password, mode 0600, replacing an older one)
-  --venv DIR      a Python venv with loginwatch installed (default /opt/loginwatch,
+                  (copied to the config path unless a file is there already)
+  --config-path PATH  where the host's config lives (default /etc/loginwatch/host.toml;
+                  a later run without it keeps the path the first one chose)
+  --password-file FILE  the broker password `loginwatch host add` wrote (copied to the
+                  password path, mode 0600, replacing one this script wrote before)
+  --password-path PATH  where the password goes (default: the config's [broker]
+                  password_file, else beside the config: /etc/loginwatch/host.password)
+  --venv DIR      a Python venv with loginwatch installed (default /opt/loginwatch-host,
                   created with pip from this source tree when missing)
   --upgrade       pip-install this source tree into an existing venv again
   --no-failures   only the session hook: do not report failed passwords
   --check         exit 1 if /etc/pam.d/sshd differs from what an install would write
                   (e.g. common-auth changed by pam-auth-update); changes nothing
-  --uninstall     remove the hook, units and PAM lines; keep config and spool
+  --uninstall     remove the hook, units, PAM lines and a venv this script created;
+                  keep config, password and spool
 EOF
 }
 
@@ -45,7 +53,8 @@ ROOT=""
 CONFIG=""
 ETC_CONFIG=""
 PASSWORD_FILE=""
-VENV=/opt/loginwatch
+PASSWORD_PATH=""
+VENV=""
 UPGRADE=no
 FAILURES=yes
 ACTION=install
@@ -55,6 +64,7 @@ while [ $# -gt 0 ]; do
     --config) CONFIG=${2:?--config needs a file}; shift ;;
     --config-path) ETC_CONFIG=${2:?--config-path needs a path}; shift ;;
     --password-file) PASSWORD_FILE=${2:?--password-file needs a file}; shift ;;
+    --password-path) PASSWORD_PATH=${2:?--password-path needs a path}; shift ;;
     --venv) VENV=${2:?--venv needs a directory}; shift ;;
     --no-failures) FAILURES=no ;;
     --upgrade) UPGRADE=yes ;;
@@ -67,40 +77,96 @@ while [ $# -gt 0 ]; do
 done
 [ -z "$ROOT" ] || ROOT=$(cd "$ROOT" && pwd)
 
+say() { echo "install-host: $*"; }
+die() { echo "install-host: $*" >&2; exit 1; }
+
 HOOK=/usr/local/sbin/loginwatch-hook
-STATE=$ROOT/var/lib/loginwatch/install
-# Later runs (--check, a re-install) keep the config path the first install chose.
-if [ -z "$ETC_CONFIG" ] && [ -f "$STATE/config-path" ]; then
-    ETC_CONFIG=$(cat "$STATE/config-path")
+# Root's alone: not below /var/lib/loginwatch, which belongs to the service user
+# `loginwatch` on a central machine (systemd's StateDirectory= even chowns it
+# recursively), who could otherwise swap the PAM file --uninstall restores.
+STATE=$ROOT/var/lib/loginwatch-host
+LEGACY_STATE=$ROOT/var/lib/loginwatch/install
+MARKER=.installed-by-install-host
+if [ ! -d "$STATE" ] && [ -d "$LEGACY_STATE" ]; then
+    mkdir -p "$(dirname "$STATE")"
+    mv "$LEGACY_STATE" "$STATE"
+    say "moved ${LEGACY_STATE#"$ROOT"} to ${STATE#"$ROOT"}"
 fi
-ETC_CONFIG=${ETC_CONFIG:-/etc/loginwatch/loginwatch.toml}
+# recalled NAME: what the first install chose (later runs, --check, --uninstall keep it).
+recalled() { if [ -f "$STATE/$1" ]; then cat "$STATE/$1"; fi; }
+# An older install kept its config in loginwatch.toml and said nothing of the rest.
+[ -n "$ETC_CONFIG" ] || ETC_CONFIG=$(recalled config-path)
+ETC_CONFIG=${ETC_CONFIG:-/etc/loginwatch/host.toml}
+[ -n "$VENV" ] || VENV=$(recalled venv)
+VENV_GIVEN=${VENV:+yes} # by --venv, or by the run that recorded it
+VENV=${VENV:-/opt/loginwatch-host}
+[ -n "$PASSWORD_PATH" ] || PASSWORD_PATH=$(recalled password-path)
 PAMDIR=$ROOT/etc/pam.d
 PAMFILE=$PAMDIR/sshd
 UNITDIR=$ROOT/etc/systemd/system
 SESSION_LINE="session optional pam_exec.so quiet $HOOK --config $ETC_CONFIG"
 AUTH_LINE="auth [default=ignore] pam_exec.so quiet $HOOK --config $ETC_CONFIG --outcome failure"
 
-say() { echo "install-host: $*"; }
-die() { echo "install-host: $*" >&2; exit 1; }
-
 # live_systemd: true when we manage the running machine and systemd runs it.
 live_systemd() { [ -z "$ROOT" ] && [ -d /run/systemd/system ]; }
 
 
 install_python() {
-    if [ -x "$VENV/bin/python" ]; then
-        PYTHON=$VENV/bin/python
-        if [ "$UPGRADE" = yes ]; then
-            say "upgrading loginwatch in $VENV"
-            "$VENV/bin/pip" install -q --upgrade "$here/.."
-        fi
+    PYTHON=$VENV/bin/python
+    if [ -x "$ROOT$VENV/bin/python" ]; then
+        RUNPY=$ROOT$VENV/bin/python
+    elif [ -n "$ROOT" ] && [ "$VENV_GIVEN" = yes ] && [ -x "$VENV/bin/python" ]; then
+        RUNPY=$VENV/bin/python # a venv outside the tree (tests, image builds)
+    else
+        say "creating $ROOT$VENV (pip install $here/..)"
+        python3 -m venv "$ROOT$VENV"
+        : >"$ROOT$VENV/$MARKER"
+        "$ROOT$VENV/bin/pip" install -q "$here/.."
+        RUNPY=$ROOT$VENV/bin/python
         return
     fi
-    say "creating $ROOT$VENV (pip install $here/..)"
-    python3 -m venv "$ROOT$VENV"
-    "$ROOT$VENV/bin/pip" install -q "$here/.."
-    : >"$ROOT$VENV/.installed-by-loginwatch"
-    PYTHON=$VENV/bin/python
+    if [ "$UPGRADE" = yes ]; then
+        say "upgrading loginwatch in $VENV"
+        "$RUNPY" -m pip install -q --upgrade "$here/.."
+    fi
+}
+
+# plain_path WHAT PATH: PATH is absolute and safe to write into a PAM line, a
+# unit file and a sed expression (no space, quote, %, #, & or backslash).
+plain_path() {
+    case $2 in
+    "" | /*[!A-Za-z0-9._/@+-]* | *//* | */../* | */.. | [!/]*)
+        die "$1 $2: not a plain absolute path (letters, digits and . _ - + @ /)" ;;
+    esac
+}
+
+# remember NAME VALUE: for later runs, --check and --uninstall.
+remember() {
+    [ -d "$STATE" ] || { mkdir -p "$(dirname "$STATE")" && mkdir -m 0700 "$STATE"; }
+    printf '%s\n' "$2" >"$STATE/$1"
+}
+
+# read_config: SPOOL_DIR and CONFIG_PASSWORD, as the hook will read them from the
+# installed config (the project's own parser, defaults included; no shell eval).
+read_config() {
+    values=$("$RUNPY" -I -c '
+import sys
+from schemas.config import load_config
+from schemas.errors import LoginwatchError
+try:
+    config = load_config(sys.argv[1])
+except LoginwatchError as exc:
+    sys.exit(f"install-host: {exc}")
+for key, value in (("[spool] dir", config.spool.dir),
+                   ("[broker] password_file", config.broker.password_file or "")):
+    if not value.isprintable():
+        sys.exit(f"install-host: {sys.argv[1]}: {key} {value!r}: not a plain absolute path")
+    print(value)
+' "$ROOT$ETC_CONFIG") || exit 1
+    SPOOL_DIR=$(printf '%s\n' "$values" | sed -n 1p)
+    CONFIG_PASSWORD=$(printf '%s\n' "$values" | sed -n 2p)
+    plain_path "$ETC_CONFIG: [spool] dir" "$SPOOL_DIR"
+    [ -z "$CONFIG_PASSWORD" ] || plain_path "$ETC_CONFIG: [broker] password_file" "$CONFIG_PASSWORD"
 }
 
 # The hook is started as root with the PAM environment: -I makes Python ignore
@@ -119,25 +185,72 @@ EOF
 }
 
 install_config() {
-    mkdir -p "$ROOT/etc/loginwatch" "$ROOT$(dirname "$ETC_CONFIG")" "$ROOT/var/spool/loginwatch"
-    chmod 0700 "$ROOT/var/spool/loginwatch"
-    if [ -n "$PASSWORD_FILE" ]; then
-        write_file "$ROOT/etc/loginwatch/broker.password" 0600 <"$PASSWORD_FILE"
+    mkdir -p "$ROOT$(dirname "$ETC_CONFIG")"
+    if [ ! -e "$ROOT$ETC_CONFIG" ]; then
+        write_file "$ROOT$ETC_CONFIG" 0600 <"${CONFIG:-$here/loginwatch-host.toml}"
+        [ -n "$CONFIG" ] || say "edit ${ROOT}$ETC_CONFIG: [broker] url (see loginwatch host add)"
+    elif [ -n "$CONFIG" ] && [ -z "$(recalled config-path)" ] \
+        && ! cmp -s "$CONFIG" "$ROOT$ETC_CONFIG"; then
+        # Not ours, e.g. the central side's config: never take it over.
+        die "$ETC_CONFIG exists and is not $CONFIG (the central config?): choose --config-path"
     fi
-    if [ -e "$ROOT$ETC_CONFIG" ]; then return; fi
-    if [ -n "$CONFIG" ]; then
-        write_file "$ROOT$ETC_CONFIG" 0600 <"$CONFIG"
-    else
-        write_file "$ROOT$ETC_CONFIG" 0600 <"$here/loginwatch-host.toml"
-        say "edit ${ROOT}$ETC_CONFIG: [broker] url and password_file (see loginwatch host add)"
+    remember config-path "$ETC_CONFIG"
+    read_config
+    install_password
+    install_spool
+}
+
+# The password sits where the config says, else beside the config; a file there
+# that this script did not write (the central side's broker.password on a
+# shared machine) is never replaced.
+install_password() {
+    from_config=no
+    if [ -z "$PASSWORD_PATH" ]; then
+        PASSWORD_PATH=${CONFIG_PASSWORD:-${ETC_CONFIG%.toml}.password}
+        from_config=yes
+    elif [ -n "$CONFIG_PASSWORD" ] && [ "$CONFIG_PASSWORD" != "$PASSWORD_PATH" ]; then
+        die "$ETC_CONFIG reads password_file = $CONFIG_PASSWORD, not $PASSWORD_PATH: make them one"
+    fi
+    plain_path --password-path "$PASSWORD_PATH"
+    [ -n "$PASSWORD_FILE" ] || return 0
+    # The config says where root writes the file: keep that to loginwatch's own
+    # directories unless the operator says so (/etc/cron.d/x would be run).
+    case $from_config:$PASSWORD_PATH in
+    no:* | yes:/etc/loginwatch/* | yes:"$(dirname "$ETC_CONFIG")"/*) ;;
+    *) die "$ETC_CONFIG: password_file = $PASSWORD_PATH is outside /etc/loginwatch:" \
+        "give --password-path $PASSWORD_PATH if that is where it belongs" ;;
+    esac
+    dest=$ROOT$PASSWORD_PATH
+    if [ -e "$dest" ] && [ "$(recalled password-path)" != "$PASSWORD_PATH" ] \
+        && ! cmp -s "$PASSWORD_FILE" "$dest"; then
+        die "$PASSWORD_PATH exists and install-host.sh did not write it (the central side's?):" \
+            "give the host its own, e.g. password_file = \"${ETC_CONFIG%.toml}.password\""
+    fi
+    mkdir -p "$(dirname "$dest")"
+    write_file "$dest" 0600 0:0 <"$PASSWORD_FILE"
+    remember password-path "$PASSWORD_PATH"
+}
+
+install_spool() {
+    dir=$ROOT$SPOOL_DIR
+    if [ ! -d "$dir" ]; then
+        mkdir -p "$(dirname "$dir")"
+        mkdir -m 0700 "$dir"
+    elif [ "$(stat -c %u "$dir")" != 0 ] || [ -n "$(find "$dir" -maxdepth 0 -perm /077)" ]; then
+        # Never chmod a directory that exists: [spool] dir = "/etc" must not become 0700,
+        # nor writable to the flush unit. A spool of its own is root's, 0700.
+        die "[spool] dir $SPOOL_DIR: not a spool of its own (owner $(stat -c %U "$dir")," \
+            "mode $(stat -c %a "$dir"); a spool is root's, mode 0700)"
     fi
 }
 
 install_units() {
     mkdir -p "$UNITDIR"
     for unit in loginwatch-flush.service loginwatch-flush.timer; do
-        sed "s#/etc/loginwatch/loginwatch.toml#$ETC_CONFIG#g" "$here/systemd/$unit" \
-            | write_file "$UNITDIR/$unit" 0644
+        # ProtectSystem=strict: the flush may write only the spool the config names.
+        sed -e "s#/etc/loginwatch/loginwatch.toml#$ETC_CONFIG#g" \
+            -e "s#^ReadWritePaths=/var/spool/loginwatch\$#ReadWritePaths=$SPOOL_DIR#" \
+            "$here/systemd/$unit" | write_file "$UNITDIR/$unit" 0644
     done
     if live_systemd; then
         systemctl daemon-reload
@@ -232,10 +345,18 @@ uninstall() {
     fi
     rm -f "$UNITDIR/loginwatch-flush.service" "$UNITDIR/loginwatch-flush.timer" "$ROOT$HOOK"
     if live_systemd; then systemctl daemon-reload; fi
-    if [ -f "$ROOT$VENV/.installed-by-loginwatch" ]; then rm -rf "${ROOT}$VENV"; fi
-    rm -f "$STATE/config-path"
+    # Only a venv this script made: the central side's /opt/loginwatch has a marker
+    # of its own, and one from an older installer could be either side's.
+    if [ -f "$ROOT$VENV/$MARKER" ]; then
+        rm -rf -- "$ROOT${VENV:?}"
+        say "removed $VENV"
+    elif [ -f "$ROOT$VENV/.installed-by-loginwatch" ]; then
+        say "kept $VENV: an older installer made it, maybe for the central side too"
+    fi
+    password=$(recalled password-path)
+    rm -f "$STATE/config-path" "$STATE/password-path" "$STATE/venv"
     rmdir "$STATE" 2>/dev/null || true
-    say "kept ${ROOT}/etc/loginwatch and ${ROOT}/var/spool/loginwatch (unsent events)"
+    say "kept $ETC_CONFIG${password:+, $password} and the spool (unsent events)"
 }
 
 # check_pam: is the live PAM file what an install would write now?
@@ -260,9 +381,11 @@ elif [ "$ACTION" = check ]; then
     check_pam
 else
     check_user_env
+    plain_path --config-path "$ETC_CONFIG"
     install_python
-    install_hook
+    remember venv "$VENV"
     install_config
+    install_hook
     install_units
     install_pam
 fi

@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 INSTALL_HOST = REPO / "deploy" / "install-host.sh"
 VENV = Path(sys.executable).parent.parent
 HOOK_PATH = "/usr/local/sbin/loginwatch-hook"
+# Where install-host.sh puts the host config (the central side has loginwatch.toml).
+HOST_CONFIG = "/etc/loginwatch/host.toml"
 
 
 def run_install(*args: str | Path, script: Path = INSTALL_HOST) -> str:
@@ -62,7 +64,7 @@ class InstalledHost:
         edit_etc: Callable[[Path], None] | None = None,
         venv: Path | None = VENV,
     ) -> None:
-        """``venv=None``: the script creates its own venv in /opt/loginwatch (pip)."""
+        """``venv=None``: the script creates its own venv in /opt/loginwatch-host (pip)."""
         # pam_env reads ~/.pam_environment as the user, who must be able to reach
         # it: pytest's own tmp directories are root's alone.
         self.ns = PamNamespace(traversable_dir() / "ns")
@@ -80,6 +82,7 @@ class InstalledHost:
         )
         self.pam_file = self.root / "etc" / "pam.d" / "sshd"
         self.hook = self.root / HOOK_PATH.lstrip("/")
+        self.config_path = self.root / HOST_CONFIG.lstrip("/")
 
     def mounts(self) -> str:
         mounts = (

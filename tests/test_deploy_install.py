@@ -48,7 +48,7 @@ def test_installing_twice_gives_the_same_tree(root: Path) -> None:
         .startswith(f"#!{VENV}/bin/python -I\n")
     )
     assert oct(first["var/spool/loginwatch"][0] & 0o777) == "0o700"
-    assert oct(first["etc/loginwatch/loginwatch.toml"][0] & 0o777) == "0o600"
+    assert oct(first["etc/loginwatch/host.toml"][0] & 0o777) == "0o600"
 
 
 def test_uninstall_restores_the_pam_file_byte_for_byte(root: Path) -> None:
@@ -65,7 +65,7 @@ def test_uninstall_restores_the_pam_file_byte_for_byte(root: Path) -> None:
     assert not (root / "usr/local/sbin/loginwatch-hook").exists()
     assert not (root / "etc/systemd/system/loginwatch-flush.timer").exists()
     # Unsent events and the config stay.
-    assert (root / "etc/loginwatch/loginwatch.toml").exists()
+    assert (root / "etc/loginwatch/host.toml").exists()
     assert (root / "var/spool/loginwatch").is_dir()
 
 
@@ -120,7 +120,7 @@ def test_the_installed_config_is_the_given_one_and_is_never_overwritten(
     given = tmp_path / "given.toml"
     given.write_text('[host]\nname = "web-1"\n')
     install_host(root, "--config", given)
-    installed = root / "etc/loginwatch/loginwatch.toml"
+    installed = root / "etc/loginwatch/host.toml"
     assert installed.read_text() == given.read_text()
     installed.write_text('[host]\nname = "edited"\n')
     install_host(root, "--config", given)
@@ -185,17 +185,23 @@ def test_the_password_file_is_installed_private_and_replaced_by_a_new_one(
     issued = tmp_path / "web-1.password"
     issued.write_text("first\n")
     install_host(root, "--password-file", issued)
-    installed = root / "etc/loginwatch/broker.password"
+    installed = root / "etc/loginwatch/host.password"
     assert (installed.read_text(), oct(installed.stat().st_mode & 0o777)) == ("first\n", "0o600")
     issued.write_text("rotated\n")
     install_host(root, "--password-file", issued)
     assert installed.read_text() == "rotated\n"
 
 
-@pytest.mark.parametrize("template", ["loginwatch-host.toml", "loginwatch-central.toml"])
-def test_the_config_templates_are_valid_configs(template: str) -> None:
+@pytest.mark.parametrize(
+    ("template", "password_file"),
+    [
+        ("loginwatch-host.toml", "/etc/loginwatch/host.password"),
+        ("loginwatch-central.toml", "/etc/loginwatch/broker.password"),
+    ],
+)
+def test_the_config_templates_are_valid_configs(template: str, password_file: str) -> None:
     config = load_config(REPO / "deploy" / template)
-    assert config.broker.password_file == "/etc/loginwatch/broker.password"
+    assert config.broker.password_file == password_file
 
 
 def test_a_central_machine_installs_the_hook_with_a_config_of_its_own(
@@ -216,4 +222,93 @@ def test_a_central_machine_installs_the_hook_with_a_config_of_its_own(
     # Later runs remember the path.
     assert check(root).returncode == 0
     install_host(root, "--uninstall")
-    assert not (root / "var/lib/loginwatch/install").exists()
+    assert not (root / "var/lib/loginwatch-host").exists()
+
+
+def test_central_install_makes_the_store_directory_and_a_group_readable_config(
+    tmp_path: Path,
+) -> None:
+    central = tmp_path / "central"
+    central.mkdir()
+    run_install("--root", central, "--venv", VENV, script=INSTALL_CENTRAL)
+    # A worker run by hand as loginwatch needs it (systemd's StateDirectory= is the units' only).
+    store = central / "var/lib/loginwatch"
+    assert oct(store.stat().st_mode & 0o7777) == "0o750"
+    config = central / "etc/loginwatch/loginwatch.toml"
+    assert oct(config.stat().st_mode & 0o777) == "0o640"
+    assert oct((central / "etc/loginwatch").stat().st_mode & 0o777) == "0o750"
+
+
+def test_a_host_installed_by_an_older_script_keeps_its_state_and_uninstalls_byte_for_byte(
+    root: Path,
+) -> None:
+    pam_file = root / "etc/pam.d/sshd"
+    original = pam_file.read_bytes()
+    install_host(root)
+    # Where an older install-host.sh kept it: inside the service user's /var/lib/loginwatch.
+    legacy = root / "var/lib/loginwatch/install"
+    legacy.parent.mkdir(parents=True)
+    (root / "var/lib/loginwatch-host").rename(legacy)
+    output = install_host(root, "--uninstall")
+    assert "moved /var/lib/loginwatch/install to /var/lib/loginwatch-host" in output
+    assert pam_file.read_bytes() == original
+    assert not legacy.exists()
+
+
+def refused_install(root: Path, *args: str | Path) -> str:
+    proc = subprocess.run(
+        ["sh", str(REPO / "deploy/install-host.sh"), "--root", str(root), "--venv", str(VENV)]
+        + [str(arg) for arg in args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    return proc.stderr
+
+
+def test_a_config_cannot_make_root_write_the_password_outside_its_directory(
+    root: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "web-1.toml"
+    config.write_text('[broker]\npassword_file = "/etc/cron.d/loginwatch"\n')
+    issued = tmp_path / "web-1.password"
+    issued.write_text("* * * * * root id\n")
+    message = refused_install(root, "--config", config, "--password-file", issued)
+    assert "outside /etc/loginwatch" in message
+    assert "--password-path /etc/cron.d/loginwatch" in message
+    assert not (root / "etc/cron.d/loginwatch").exists()
+
+
+def test_a_spool_dir_that_exists_and_is_not_a_spool_of_its_own_is_refused(
+    root: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "web-1.toml"
+    config.write_text('[spool]\ndir = "/etc"\n')
+    mode = (root / "etc").stat().st_mode
+    message = refused_install(root, "--config", config)
+    assert "[spool] dir /etc: not a spool of its own" in message
+    assert (root / "etc").stat().st_mode == mode
+    assert "loginwatch-hook" not in (root / "etc/pam.d/sshd").read_text()
+
+
+def test_a_later_run_without_venv_keeps_the_venv_the_first_run_was_given(root: Path) -> None:
+    install_host(root)
+    first = snapshot(root)
+    run_install("--root", root)  # no --venv: the recorded one, not a new venv in the tree
+    assert snapshot(root) == first
+    assert not (root / "opt").exists()
+
+
+def test_a_rerun_puts_a_widened_password_file_back_to_0600(root: Path, tmp_path: Path) -> None:
+    issued = tmp_path / "web-1.password"
+    issued.write_text("first\n")
+    install_host(root, "--password-file", issued)
+    installed = root / "etc/loginwatch/host.password"
+    installed.chmod(0o644)
+    os.chown(installed, 65534, 65534)
+    install_host(root, "--password-file", issued)
+    info = installed.stat()
+    assert (info.st_uid, info.st_gid, oct(info.st_mode & 0o777)) == (0, 0, "0o600")
+    assert installed.read_text() == "first\n"

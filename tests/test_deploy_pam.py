@@ -167,11 +167,11 @@ def test_a_failed_password_reaches_the_broker_as_a_failure_event(
 
 
 def test_a_fresh_install_with_its_own_venv_reports_a_failed_password(tmp_path: Path) -> None:
-    # No --venv: install-host.sh creates /opt/loginwatch with pip, as on a new host.
+    # No --venv: install-host.sh creates /opt/loginwatch-host with pip, as on a new host.
     require_root_namespaces()
     spool = tmp_path / "spool"
     host = InstalledHost(tmp_path, host_config(spool), edit_etc=no_fail_delay, venv=None)
-    assert host.hook.read_text().startswith("#!/opt/loginwatch/bin/python -I\n")
+    assert host.hook.read_text().startswith("#!/opt/loginwatch-host/bin/python -I\n")
     assert host.authenticate(TEST_USER, TEST_PASSWORD) == 0
     assert host.authenticate(TEST_USER, "wrong") != 0
     assert [r["LW_OUTCOME"] for r in spooled(spool)] == [b"failure"]

@@ -19,7 +19,7 @@ import pytest
 
 from schemas.event import Outcome, PamType
 from tests.conftest import Vhost
-from tests.deploy_host import HOOK_PATH, InstalledHost
+from tests.deploy_host import HOOK_PATH, HOST_CONFIG, InstalledHost
 from tests.hookrun import TapQueue
 from tests.sshd import (
     TEST_PASSWORD,
@@ -44,11 +44,10 @@ def tap(vhost: Vhost) -> Iterator[TapQueue]:
 
 def installed_stack(host: InstalledHost) -> str:
     """The installed sshd PAM file, its hook and config paths made absolute to the copy."""
-    config = host.root / "etc" / "loginwatch" / "loginwatch.toml"
     return (
         host.pam_file.read_text()
         .replace(HOOK_PATH, str(host.hook))
-        .replace("/etc/loginwatch/loginwatch.toml", str(config))
+        .replace(HOST_CONFIG, str(host.config_path))
     )
 
 

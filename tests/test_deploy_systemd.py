@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import missing
-from tests.deploy_host import REPO, VENV
+from tests.deploy_host import INSTALL_HOST, REPO, VENV, run_install
 
 UNITS = REPO / "deploy" / "systemd"
 SERVICES = ("loginwatch-worker@.service", "loginwatch-digest.service", "loginwatch-flush.service")
@@ -65,3 +65,72 @@ def test_each_service_is_hardened(units: Path, service: str) -> None:
     for setting in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes"):
         assert setting in text
     assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" in text
+
+
+def host_tree(tmp_path: Path, spool_dir: str) -> tuple[Path, Path]:
+    root = tmp_path / "root"
+    shutil.copytree("/etc/pam.d", root / "etc" / "pam.d", symlinks=True)
+    config = tmp_path / "host.toml"
+    config.write_text(f'[host]\nname = "web-1"\n[spool]\ndir = "{spool_dir}"\n')
+    return root, config
+
+
+def test_the_flush_unit_may_write_the_spool_the_config_names(tmp_path: Path) -> None:
+    root, config = host_tree(tmp_path, "/srv/loginwatch-spool")
+    run_install("--root", root, "--venv", VENV, "--config", config)
+    unit = root / "etc/systemd/system/loginwatch-flush.service"
+    text = unit.read_text()
+    # ProtectSystem=strict: any other directory would be read-only to the flush.
+    assert [line for line in text.splitlines() if line.startswith("ReadWritePaths=")] == [
+        "ReadWritePaths=/srv/loginwatch-spool"
+    ]
+    spool = root / "srv/loginwatch-spool"
+    assert (spool.stat().st_uid, oct(spool.stat().st_mode & 0o777)) == (0, "0o700")
+    if shutil.which("systemd-analyze") is None:
+        missing("systemd-analyze (apt-get install systemd)")
+    runnable = tmp_path / unit.name
+    runnable.write_text(
+        text.replace("/usr/local/sbin/loginwatch-hook", f"{VENV}/bin/loginwatch-hook")
+    )
+    result = analyze(
+        "verify", "--man=no", runnable, root / "etc/systemd/system/loginwatch-flush.timer"
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "spool_dir",
+    [
+        "/var/spool/%h",  # a systemd specifier
+        "/var/spool/a b",  # two paths to ReadWritePaths=
+        "/var/spool/x\\nExecStartPre=/bin/sh -c id",  # a line of its own in the unit
+        "/var/spool/a#b",  # the sed separator
+        "spool",  # relative
+        "/var/spool/../../etc",
+    ],
+)
+def test_a_spool_dir_that_cannot_go_into_the_unit_as_it_is_is_refused(
+    tmp_path: Path, spool_dir: str
+) -> None:
+    root, config = host_tree(tmp_path, spool_dir)
+    proc = subprocess.run(
+        [
+            "sh",
+            str(INSTALL_HOST),
+            "--root",
+            str(root),
+            "--venv",
+            str(VENV),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout
+    assert "[spool] dir" in proc.stderr
+    assert "not a plain absolute path" in proc.stderr
+    assert not (root / "etc/systemd/system/loginwatch-flush.service").exists()
+    assert "loginwatch-hook" not in (root / "etc/pam.d/sshd").read_text()

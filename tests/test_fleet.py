@@ -21,11 +21,12 @@ import pika
 import pika.exceptions
 import pytest
 
+from consumer import hosts
 from schemas import topology
 from schemas.config import broker_url, parse_config
 from schemas.event import encode
 from tests.conftest import Vhost, fresh_vhost, rabbitmqctl
-from tests.deploy_host import HOOK_PATH, InstalledHost
+from tests.deploy_host import HOOK_PATH, HOST_CONFIG, InstalledHost
 from tests.factories import event
 from tests.smtp_server import SmtpServer
 from tests.sshd import TEST_USER, Sshd, require_root_namespaces
@@ -39,11 +40,10 @@ class HostSshd(Sshd):
     """sshd as ``tests.sshd.Sshd`` runs it, plus a UTS namespace with ``hostname``."""
 
     def __init__(self, hostname: str, host: InstalledHost) -> None:
-        config = host.root / "etc" / "loginwatch" / "loginwatch.toml"
         stack = (
             host.pam_file.read_text()
             .replace(HOOK_PATH, str(host.hook))
-            .replace("/etc/loginwatch/loginwatch.toml", str(config))
+            .replace(HOST_CONFIG, str(host.config_path))
         )
         super().__init__(stack)
         script = self.ns.script
@@ -68,9 +68,7 @@ def add_host(name: str, central: Path, secrets: Path) -> str:
     """`loginwatch host add NAME`; its printed config, pointing at the real password file."""
     added = loginwatch("host", "add", name, "--config", str(central), "--secrets-dir", str(secrets))
     assert added.returncode == 0, added.stderr
-    return added.stdout.replace(
-        "/etc/loginwatch/broker.password", str(secrets / f"{name}.password")
-    )
+    return added.stdout.replace(hosts.HOST_PASSWORD_FILE, str(secrets / f"{name}.password"))
 
 
 def test_three_hosts_each_alert_under_their_own_name_and_cannot_speak_for_another(

@@ -128,7 +128,7 @@ class Hosts:
         assert self.cli("add", name) == 0
         self.created.append(name)
         printed = capsys.readouterr().out
-        return printed.replace("/etc/loginwatch/broker.password", str(self.password_file(name)))
+        return printed.replace(identity.HOST_PASSWORD_FILE, str(self.password_file(name)))
 
     def password_file(self, name: str) -> Path:
         return self.secrets / f"{name}.password"

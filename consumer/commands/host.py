@@ -42,8 +42,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Create the broker user host-NAME with write-only permission on the events"
             " exchange and a random password, written to SECRETS_DIR/NAME.password (0600)."
-            " Prints the [broker] and [host] config for the host: copy it and the password"
-            " file (as /etc/loginwatch/broker.password) to the host."
+            " Prints the [broker] and [host] config for the host, with the broker URL as the"
+            " host must reach it (--url; a loopback URL only works for the broker machine"
+            " itself): copy it and the password file to the host and run install-host.sh"
+            " there, which puts them in /etc/loginwatch/host.toml and host.password."
         ),
     )
     add.add_argument("name", metavar="NAME", help="the host's name, as its [host] name says")
@@ -79,8 +81,17 @@ def run_add(args: argparse.Namespace) -> int:
     vhost = args.vhost or hosts.vhost_of(url)
     password_file = _password_file(args, name)
     hosts.add(name, vhost, password_file)
-    print(f"# created broker user host-{name} (write-only on vhost {vhost!r});")
-    print(f"# copy {password_file} to {name}:{hosts.HOST_PASSWORD_FILE} (mode 0600)")
+    if hosts.is_loopback(url):
+        print(
+            f"loginwatch host add: warning: the URL {hosts.host_url(url, name)} is this"
+            f" machine's loopback: it reaches the broker only if {name} is this machine."
+            " Give --url with the broker's name as the host reaches it, e.g."
+            " --url amqps://broker.example.org:5671/%2F",
+            file=sys.stderr,
+        )
+    print(f"# created broker user host-{name} (write-only on vhost {vhost!r}). On {name},")
+    print(f"# with this text in {name}.toml and {password_file} copied to {name}.password:")
+    print(f"#   sh deploy/install-host.sh --config {name}.toml --password-file {name}.password")
     print(hosts.host_config(name, hosts.host_url(url, name)), end="")
     return 0
 
@@ -96,7 +107,14 @@ def run_remove(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     vhost = _vhost(args)
-    for entry in hosts.entries(vhost):
+    found = hosts.entries(vhost)
+    for entry in found:
         state = "write-only" if entry.write_only else f"NOT write-only on {vhost}"
         print(f"{entry.name}\t{entry.user}\t{state}")
+    if not found:
+        print(
+            f"loginwatch host list: no host users on vhost {vhost!r}"
+            " (loginwatch host add NAME makes one)",
+            file=sys.stderr,
+        )
     return 0
