@@ -8,8 +8,13 @@ from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
+from consumer import headers
 from consumer.digest.digests import Digests
-from consumer.digest.windows import window_at
+from consumer.digest.store import State
+from consumer.digest.windows import Window, window_at
+from consumer.stages.deliver import SmtpSender
 from tests.digest_support import (
     OPS,
     day,
@@ -19,7 +24,7 @@ from tests.digest_support import (
     make_config,
     store_events,
 )
-from tests.smtp_server import text_part
+from tests.smtp_server import SmtpServer, text_part
 
 HOSTILE_USER = "{{ 7*7 }}\r\nBcc: victim@example.net <b>x</b>\u202e"
 HOSTILE_HOST = "web-<script>alert(1)</script>"
@@ -111,3 +116,46 @@ def test_the_subject_counts_in_words(tmp_path: Path) -> None:
     summary = digests.summaries(window_at(digests.schedule, day(0, 1)), dead=0)[OPS]
     one = digests.renderer.render(digests.view(summary), day(1))
     assert one["Subject"].startswith("loginwatch digest: 1 login, 0 failed, 1 host (")
+
+
+# A host name carrying an encoded word that, decoded, adds a Bcc header and ends the block.
+EW_HOST = "=?utf-8?q?=0D=0ABcc:_v@evil.example=0D=0A=0D=0Ax?="
+DIGEST_HEADERS = [
+    "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "X-Loginwatch-Digest",
+    "MIME-Version", "Content-Type",
+]  # fmt: skip
+
+
+def _ew_digest(tmp_path: Path, port: int) -> tuple[Digests, Window]:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    # An operator's subject that names the busiest host: event text in a header.
+    (templates / "digest.subject.j2").write_text("Digest: {{ d.hosts[0].host }}\n")
+    config = make_config(
+        str(tmp_path / "lw.db"), f'[render]\ntemplates = "{templates}"\n', smtp_port=port
+    )
+    digests = digests_for(config, SmtpSender(config.smtp, attempts=1))
+    store_events(digests, [login(day(0, 2), EW_HOST)], day(0, 3))
+    return digests, window_at(digests.schedule, day(0, 1))
+
+
+def test_an_encoded_word_in_a_digest_header_is_shown_not_decoded(tmp_path: Path) -> None:
+    with SmtpServer() as smtp:
+        digests, window = _ew_digest(tmp_path, smtp.port)
+        assert digests.send_window(window, day(1)) == 1
+        (received,) = smtp.wait_for(1)
+    msg = received.message
+    assert list(msg.keys()) == DIGEST_HEADERS
+    assert str(msg["Subject"]) == "Digest: " + EW_HOST.replace("=?", "=？")
+
+
+def test_a_digest_whose_headers_break_fails_logged_and_unsent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(headers, "inert", lambda text: " ".join(text.split()))
+    with SmtpServer() as smtp:
+        digests, window = _ew_digest(tmp_path, smtp.port)
+        assert digests.send_window(window, day(1)) == 0
+        assert smtp.messages == [] and smtp.ehlos == 0
+    assert digests.store.state(window, OPS) is State.FAILED
+    assert "failed for good: mail header Subject holds a line break" in caplog.text

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import re
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from consumer.model import Action, Decision, FirstSeen, delivery_key
+from consumer import headers
+from consumer.display import visible
+from consumer.model import Action, Decision, FirstSeen, PolicyState, delivery_key
+from consumer.pipeline import Stages, Verdict, process
+from consumer.stages.decode import Decoder, Identity, Incoming
 from consumer.stages.deliver import SmtpSender
 from consumer.stages.render import Renderer
 from schemas.config import SmtpConfig, parse_config
 from schemas.errors import ConfigError, PermanentDelivery
+from schemas.event import encode
 from tests.factories import T0, enriched, event
 from tests.smtp_server import SmtpServer
 
@@ -199,3 +207,163 @@ def test_one_mail_per_event_and_recipient_whatever_its_kind() -> None:
     assert (
         RENDERER.render(login, burst)["Message-ID"] == RENDERER.render(login, ALERT)["Message-ID"]
     )
+
+
+# --- RFC 2047 encoded words in event text (issue 9, item 1) -----------------------------
+
+
+def _b(charset: str, data: bytes, enc: str = "b") -> str:
+    return f"=?{charset}?{enc}?{base64.b64encode(data).decode()}?="
+
+
+SHORT = b"\r\nBcc: v@e.net"  # fits the subject's 40 characters as an encoded word
+INJECTION = b"x\r\nBcc: victim@example.net\r\nX-Injected: 1\r\n\r\n<b>body</b>"
+# (user, host, rdns): each case would add a header or end the header block on this Python's
+# email (3.11.7, no CVE-2024-6923 fix) if the text reached a header as it is.
+ENCODED_WORDS = {
+    "b utf-8": (_b("utf-8", INJECTION), "web-01", ""),
+    "B upper case": (_b("UTF-8", INJECTION, "B"), "web-01", ""),
+    "q": ("=?utf-8?q?x=0D=0ABcc:_victim@example.net?=", "web-01", ""),
+    "Q upper case": ("=?UTF-8?Q?x=0d=0aBcc:_victim@example.net?=", "web-01", ""),
+    "q header terminator": ("=?utf-8?q?x=0D=0A=0D=0A<b>body</b>?=", "web-01", ""),
+    "b header terminator": (_b("utf-8", b"\r\n\r\n"), "web-01", ""),
+    "iso-8859-1": ("=?iso-8859-1?q?x=0D=0ABcc:_v@example.net?=", "web-01", ""),
+    "utf-16": (_b("utf-16", "x\r\nBcc: v@example.net".encode("utf-16")), "web-01", ""),
+    "unknown charset": ("=?x-nonesuch?q?x=0D=0ABcc:_v@example.net?=", "web-01", ""),
+    "language tag": ("=?utf-8*en?q?x=0D=0ABcc:_v@example.net?=", "web-01", ""),
+    "split across user and host": ("=?utf-8?q?=0D=0AX-Injected:", "_1?=", ""),
+    "split across host and source": ("alice", "=?utf-8?q?=0D=0ABcc:_v@e.net", ""),
+    "two words with folding blanks": (
+        _b("utf-8", b"a\r\n") + " \t " + _b("utf-8", b"B: 1"),
+        "web-01",
+        "",
+    ),
+    "long enough to fold": ("A" * 30 + " " + _b("utf-8", INJECTION) + " " + "B" * 30, "web-01", ""),
+    "non-ASCII forces email to encode": ("ünïcødé " + _b("utf-8", INJECTION), "wéb", ""),
+    "rdns": ("alice", "web-01", _b("utf-8", INJECTION)),
+}
+
+
+OWN_WORD = re.compile(r"=\?utf-8\?[bq]\?[^?\s]*\?=")
+
+
+def _raw_head(msg: EmailMessage) -> str:
+    return msg.as_bytes().partition(b"\n\n")[0].decode("ascii")
+
+
+@pytest.mark.parametrize(("user", "host", "rdns"), ENCODED_WORDS.values(), ids=ENCODED_WORDS)
+def test_encoded_words_from_event_text_are_shown_never_decoded(
+    user: str, host: str, rdns: str, tmp_path: Path
+) -> None:
+    # The subject names rDNS too, so every header-bound field is tried.
+    (tmp_path / "alert.subject.j2").write_text(
+        "{{ e.kind_label|capitalize }} {{ e.user }}@{{ e.host }} from {{ e.source }} {{ e.rdns }}\n"
+    )
+    renderer = Renderer(parse_config(f'[render]\ntemplates = "{tmp_path}"'))
+    built = renderer.render(enriched(event(user=user, host=host), rdns=rdns or None), ALERT)
+    msg = round_trip(built)
+    assert list(msg.keys()) == HEADERS  # nothing added, the block did not end early
+    shown = subject(msg)
+    assert "\r" not in shown and "\n" not in shown and "Bcc" not in msg
+    # The literal text, with each "=?" shown as "=？": a client decodes nothing of ours.
+    literal = f"Login {visible(user)}@{host} from 192.0.2.10 {rdns}".replace("=?", "=？")
+    assert shown == " ".join(literal.split())
+    # On the wire, the only encoded words are email's own UTF-8 ones.
+    assert "=?" not in OWN_WORD.sub("", _raw_head(built))
+    text, _ = parts(msg)
+    assert f"Who        {visible(user)}\n" in text  # the body shows it exactly
+
+
+def test_a_header_that_breaks_on_the_wire_is_permanent_and_never_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last check holds on its own: with the neutraliser off, the mail dies, unsent."""
+    monkeypatch.setattr(headers, "inert", lambda text: " ".join(text.split()))
+    login = enriched(event(user=_b("utf-8", SHORT)))
+    with pytest.raises(PermanentDelivery, match=r"mail header"):
+        RENDERER.render(login, ALERT)
+    # A mail built elsewhere, past compose: the sender refuses it before connecting.
+    forged = EmailMessage()
+    forged["From"] = "loginwatch@example.org"
+    forged["To"] = "ops@example.org"
+    forged["Subject"] = "Login " + _b("utf-8", INJECTION)
+    forged.set_content("body\n")
+    with SmtpServer() as smtp:
+        config = SmtpConfig(host="127.0.0.1", port=smtp.port, from_="loginwatch@example.org")
+        with SmtpSender(config) as sender, pytest.raises(PermanentDelivery, match="Subject"):
+            sender.send(forged)
+        assert smtp.messages == [] and smtp.ehlos == 0
+
+
+@pytest.mark.parametrize(
+    "serialized",
+    [
+        b"From: a@example.org\r\nBcc: v@example.net\r\nSubject: x\r\n\r\nbody\r\n",
+        b"From: a@example.org\r\n\r\nSubject: x\r\n\r\nbody\r\n",
+        b"From: a@example.org\r\nSubject: x\ry\r\n\r\nbody\r\n",
+        b"From: a@example.org\r\nSubject: =?utf-8?q?y?=\r\n\r\nbody\r\n",
+    ],
+    ids=["header added", "block ended early", "bare CR", "reads back otherwise"],
+)
+def test_the_wire_check_refuses_a_header_block_that_is_not_ours(
+    serialized: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["Subject"] = "x"
+
+    def flatten(self: BytesGenerator, _msg: object, linesep: str | None = None) -> None:
+        self._fp.write(serialized)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(BytesGenerator, "flatten", flatten)
+    with pytest.raises(PermanentDelivery, match="mail header"):
+        headers.wire(msg)
+
+
+@pytest.mark.integration
+def test_a_refused_header_block_is_a_dead_event_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the worker's pipeline: the reason the dead queue keeps, nothing at the server."""
+    monkeypatch.setattr(headers, "inert", lambda text: " ".join(text.split()))
+    login = event(user=_b("utf-8", SHORT))
+    with SmtpServer() as smtp:
+        config = SmtpConfig(host="127.0.0.1", port=smtp.port, from_="loginwatch@example.org")
+        with SmtpSender(config) as sender:
+            built = Stages(
+                decode=Decoder(Identity()),
+                enrich=lambda e, now: enriched(e),  # type: ignore[arg-type]
+                policy=_Always(),  # type: ignore[arg-type]
+                render=RENDERER,
+                send=sender,
+                store=_NoStore(),  # type: ignore[arg-type]
+                clock=lambda: T0,
+            )
+            outcome = process(built, Incoming(encode(login)))
+        assert smtp.messages == []
+    assert outcome.verdict is Verdict.DEAD
+    assert outcome.reason.startswith("ops@example.org: mail header Subject holds a line break")
+
+
+class _Always:
+    flood_window = 600.0
+
+    def decide(self, *args: object) -> tuple[Decision, ...]:
+        return (ALERT,)
+
+
+class _NoStore:
+    def flood_state(self, *args: object) -> PolicyState:
+        return PolicyState()
+
+    def record_decisions(self, *args: object) -> None:
+        pass
+
+    def delivered(self, key: str) -> bool:
+        return False
+
+    def record_delivery(self, *args: object) -> None:
+        pass
+
+    def note_mail(self, *args: object, **kwargs: object) -> None:
+        pass

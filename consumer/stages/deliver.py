@@ -5,6 +5,13 @@ disconnects and 4xx replies are ``TransientDelivery``; 5xx replies, refused reci
 unusable settings are ``PermanentDelivery``. Tenacity retries only transient failures, a few
 short tries, in ``send``; a longer outage is the caller's to park (retry queues).
 
+Before a byte goes out, ``headers.wire`` serializes the mail and checks its header block
+(exactly the mail's own headers, no CR/LF in a value): those checked bytes are what is sent.
+
+A configured STARTTLS that the server does not offer (or refuses) is transient: whoever strips
+it on the way must not send every alert to the dead queue. Nothing else is said on that
+connection, so the password never travels in the clear; the alerts wait in the retry queues.
+
 At least once: when the connection breaks after the server stored a mail but before its
 ``250`` reached us, the retry sends that mail again. Both copies carry the same Message-ID.
 """
@@ -22,6 +29,7 @@ from email.utils import getaddresses
 import tenacity
 
 from consumer import metrics
+from consumer.headers import international, wire
 from schemas.config import SmtpConfig, read_secret
 from schemas.errors import ConfigError, DeliveryError, PermanentDelivery, TransientDelivery
 
@@ -94,9 +102,11 @@ class SmtpSender:
 
     def _transmit(self, msg: EmailMessage) -> None:
         recipients = [addr for _, addr in getaddresses(msg.get_all("To", []))]
+        data = wire(msg)  # PermanentDelivery: the header block is not exactly ours
+        options = ("SMTPUTF8", "BODY=8BITMIME") if international(msg) else ()
         try:
             conn = self._connection()
-            refused = conn.send_message(msg, from_addr=self.config.from_, to_addrs=recipients)
+            refused = conn.sendmail(self.config.from_, recipients, data, mail_options=options)
         except smtplib.SMTPServerDisconnected:
             raise
         except (smtplib.SMTPException, OSError) as exc:
@@ -125,14 +135,31 @@ class SmtpSender:
         try:
             conn.ehlo()
             if cfg.starttls:
-                conn.starttls(context=context)
-                conn.ehlo()
+                self._starttls(conn)
             if cfg.username:
                 conn.login(cfg.username, self.password or "")
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _starttls(self, conn: smtplib.SMTP) -> None:
+        """Upgrade to TLS, or give up on this connection before AUTH or MAIL is said.
+
+        Raises:
+            TransientDelivery: the server did not offer STARTTLS, or refused it.
+        """
+        if not conn.has_extn("starttls"):
+            raise TransientDelivery(
+                f"{self._where()}: the server did not offer STARTTLS (smtp.starttls is set;"
+                " stripped on the way?): nothing sent, trying again later"
+            )
+        try:
+            conn.starttls(context=self._context)
+        except smtplib.SMTPResponseException as exc:
+            refused = _smtp_error(exc, self._where())
+            raise TransientDelivery(f"STARTTLS refused: {refused}; nothing sent") from exc
+        conn.ehlo()
 
     def _where(self) -> str:
         return f"SMTP {self.config.host}:{self.config.port}"

@@ -1,0 +1,135 @@
+"""Mail headers event text cannot change: build every mail here, check what goes on the wire.
+
+Two layers, because CPython's ``email`` before the CVE-2024-6923 fix (3.11.7, which the
+project accepts, among them) decodes an RFC 2047 encoded word in a header value into
+whatever it encodes, CR/LF included, and writes that raw when it folds the header:
+
+- ``inert``: header-bound text becomes one printable line (``display.visible``), and every
+  ``=?`` becomes ``=？`` (a fullwidth question mark). ``=?`` is the only way ``email`` (and
+  a mail client) recognises an encoded word, whatever its charset, ``*lang`` tag, ``b``/``q``
+  encoding or case, so an encoded word in event text is shown, never decoded. It runs on
+  the whole value, so a word split across fields or joined with template text is caught too.
+- ``wire``: the bytes SMTP sends, serialized as smtplib does, with the header block read back:
+  it must hold exactly the message's own headers, in order, each the same after decoding and
+  free of CR/LF, or the mail is a ``PermanentDelivery`` (the reason goes to the log and the
+  dead queue). ``compose`` (every builder) and the SMTP sender both run it, so a mail that
+  fails it never reaches the wire, on a Python with the fix or without it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from email.errors import MessageError
+from email.generator import BytesGenerator
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import EmailPolicy
+from email.utils import getaddresses
+from typing import Final
+
+from consumer.display import quoted, visible
+from schemas.errors import PermanentDelivery
+
+ENCODED_WORD: Final = "=?"
+SHOWN_AS: Final = "=\uff1f"  # "=？": reads as what it was, starts no encoded word
+_FOLD: Final = (b" ", b"\t")
+
+
+def inert(text: str) -> str:
+    """``text`` as one printable header line that ``email`` passes through as it is.
+
+    Whitespace runs (newlines, U+2028, U+0085, VT, FF… included) become one space, what does
+    not print is shown (``visible``), and no ``=?`` is left to start an encoded word.
+    """
+    return visible(" ".join(text.split())).replace(ENCODED_WORD, SHOWN_AS)
+
+
+def header_text(text: str, limit: int) -> str:
+    """``inert(text)`` cut to ``limit`` characters (a cut cannot make a new ``=?``)."""
+    line = inert(text)
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def compose(headers: Iterable[tuple[str, str | Address]], text: str, html: str) -> EmailMessage:
+    """A text + HTML mail with ``headers`` (text values made ``inert``), checked by ``wire``.
+
+    Raises:
+        PermanentDelivery: a header cannot be set, or the serialized mail does not hold
+            exactly these headers (``wire``).
+    """
+    msg = EmailMessage()
+    for name, value in headers:
+        try:
+            msg[name] = inert(value) if isinstance(value, str) else value
+        except (ValueError, MessageError) as exc:
+            raise PermanentDelivery(f"mail header {name}: {quoted(str(exc), 200)}") from None
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    wire(msg)
+    return msg
+
+
+def wire(msg: EmailMessage) -> bytes:
+    """The bytes SMTP sends for ``msg`` (CRLF lines, as ``smtplib.send_message`` makes them).
+
+    Raises:
+        PermanentDelivery: a header value holds CR or LF, or the serialized header block is
+            not exactly ``msg``'s headers (one added, ended early, or reading back otherwise).
+    """
+    for name, value in msg.items():
+        if _breaks(str(value)):
+            raise PermanentDelivery(f"mail header {name} holds a line break: {_shown(value)}")
+    policy = msg.policy
+    if isinstance(policy, EmailPolicy) and international(msg):
+        policy = policy.clone(utf8=True)  # SMTPUTF8: smtplib writes such headers raw
+    out = io.BytesIO()
+    try:
+        BytesGenerator(out, policy=policy).flatten(msg, linesep="\r\n")
+    except (ValueError, MessageError) as exc:  # HeaderWriteError on Pythons with the fix
+        raise PermanentDelivery(f"mail headers refused: {quoted(str(exc), 200)}") from None
+    data = out.getvalue()
+    _check_block(msg, data)
+    return data
+
+
+def international(msg: EmailMessage) -> bool:
+    """Whether an envelope address needs SMTPUTF8 (smtplib's own test)."""
+    pairs = getaddresses([str(v) for v in (*msg.get_all("From", []), *msg.get_all("To", []))])
+    return not all(addr.isascii() for _, addr in pairs)
+
+
+def _check_block(msg: EmailMessage, data: bytes) -> None:
+    head, end, _ = data.partition(b"\r\n\r\n")
+    if not end:
+        raise PermanentDelivery("mail headers refused: the header block does not end")
+    fields: list[bytes] = []
+    for line in head.split(b"\r\n"):
+        if line.startswith(_FOLD) and fields:
+            fields[-1] += line  # RFC 5322 unfolding: the CRLF goes, the blank stays
+        else:
+            fields.append(line)
+    for field in fields:
+        if b"\r" in field or b"\n" in field or b":" not in field:
+            raise PermanentDelivery(f"mail headers refused: a bare CR/LF in {_shown(field)}")
+    names = [field.partition(b":")[0].decode("ascii", "replace") for field in fields]
+    if names != msg.keys():
+        raise PermanentDelivery(
+            f"mail headers refused: {', '.join(names)} on the wire, not {', '.join(msg.keys())}"
+        )
+    back = BytesHeaderParser(policy=msg.policy).parsebytes(head + b"\r\n\r\n")
+    for (name, value), (_, read) in zip(msg.items(), back.items(), strict=True):
+        if _breaks(str(read)) or str(read).strip() != str(value).strip():
+            raise PermanentDelivery(
+                f"mail header {name} reads back as {_shown(read)}, not {_shown(value)}"
+            )
+
+
+def _breaks(value: str) -> bool:
+    return "\r" in value or "\n" in value
+
+
+def _shown(value: object) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return quoted(text, 120)
