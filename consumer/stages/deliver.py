@@ -157,8 +157,12 @@ class SmtpSender:
         try:
             conn.starttls(context=self._context)
         except smtplib.SMTPResponseException as exc:
-            refused = _smtp_error(exc, self._where())
-            raise TransientDelivery(f"STARTTLS refused: {refused}; nothing sent") from exc
+            reply = exc.smtp_error
+            text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+            raise TransientDelivery(
+                f"{self._where()}: STARTTLS refused: {exc.smtp_code} {text}; nothing sent,"
+                " trying again later"
+            ) from exc
         conn.ehlo()
 
     def _where(self) -> str:
@@ -199,7 +203,8 @@ def classify(exc: BaseException, where: str) -> DeliveryError:
     """Transient or permanent, with one line saying what happened.
 
     4xx replies, disconnects, timeouts and network errors are worth retrying; 5xx replies,
-    refused recipients, a missing STARTTLS/AUTH and rejected credentials are not.
+    refused recipients, a missing AUTH and rejected credentials are not. (A missing or
+    refused STARTTLS is transient too, in ``SmtpSender._starttls``.)
     """
     if isinstance(exc, smtplib.SMTPException):
         return _smtp_error(exc, where)
@@ -224,7 +229,7 @@ def _smtp_error(exc: smtplib.SMTPException, where: str) -> DeliveryError:
         kind = TransientDelivery if 400 <= exc.smtp_code < 500 else PermanentDelivery
         return kind(f"{where}: {exc.smtp_code} {text}".rstrip())
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return PermanentDelivery(f"{where}: {exc} (check smtp.starttls / smtp.username)")
+        return PermanentDelivery(f"{where}: {exc} (check smtp.username)")
     return TransientDelivery(f"{where}: {exc}")
 
 
