@@ -98,12 +98,13 @@ def template_environment(override_dir: str | None) -> SandboxedEnvironment:
 
     Templates in ``override_dir`` (``[render] templates``) win over the packaged ones;
     ``*.html.j2`` is autoescaped; an undefined name is an error, not an empty string.
+    The ``counted`` filter says "1 host" / "2 hosts".
     """
     loaders: list[jinja2.BaseLoader] = []
     if override_dir:
         loaders.append(jinja2.FileSystemLoader(override_dir))
     loaders.append(jinja2.PackageLoader("consumer", "templates"))
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
         undefined=jinja2.StrictUndefined,
@@ -111,6 +112,13 @@ def template_environment(override_dir: str | None) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["counted"] = counted
+    return env
+
+
+def counted(count: int, word: str, plural: str | None = None) -> str:
+    """``{{ n|counted("host") }}``: "1 host", "2 hosts" (``plural`` for irregular words)."""
+    return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
 def load_templates(env: jinja2.Environment, names: tuple[str, ...]) -> dict[str, jinja2.Template]:
