@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import glob
+import os
 import re
+import subprocess
+import sys
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from pathlib import Path
@@ -367,3 +371,53 @@ class _NoStore:
 
     def note_mail(self, *args: object, **kwargs: object) -> None:
         pass
+
+
+_EVERY_PYTHON_CHECK = r"""
+import base64, email, email.policy, sys
+from email.message import EmailMessage
+from consumer import headers
+from schemas.errors import PermanentDelivery
+word = "=?utf-8?b?" + base64.b64encode(b"\r\nBcc: v@e.net\r\n\r\nx").decode() + "?="
+msg = headers.compose([("From", "a@example.org"), ("To", "b@example.org"),
+                       ("Subject", "Login " + word)], "t\n", "<p>h</p>\n")
+read = email.message_from_bytes(headers.wire(msg), policy=email.policy.default)
+assert list(read.keys()) == ["From", "To", "Subject", "MIME-Version", "Content-Type"]
+assert str(read["Subject"]) == "Login " + word.replace("=?", "=\uff1f"), str(read["Subject"])
+forged = EmailMessage()
+forged["From"] = "a@example.org"
+forged["Subject"] = "Login " + word
+forged.set_content("x\n")
+try:
+    headers.wire(forged)
+except PermanentDelivery:
+    fixed = getattr(email.policy.default, "verify_generated_headers", False)
+    print(sys.version.split()[0], "with" if fixed else "without", "the CVE-2024-6923 fix: ok")
+else:
+    raise SystemExit("a forged header block was not refused")
+"""
+
+
+def _pythons() -> list[str]:
+    """This Python and every other 3.11+ here (Debian's has the email fix, 3.11.7 not)."""
+    found = {sys.executable}
+    candidates = ["/usr/bin/python3", *glob.glob("/root/.pyenv/versions/3.1[1-9]*/bin/python3")]
+    for path in candidates:
+        if os.access(path, os.X_OK):
+            probe = subprocess.run(
+                [path, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            if probe.stdout.strip() == "True":
+                found.add(path)
+    return sorted(found)
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_the_header_check_holds_with_and_without_the_email_fix(python: str) -> None:
+    """Issue 9 item 7: requires-python stays >= 3.11, so the check must not lean on the fix."""
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run([python, "-c", _EVERY_PYTHON_CHECK], capture_output=True, text=True,
+                         timeout=60, check=False, env={"PYTHONPATH": str(root)})  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.endswith("the CVE-2024-6923 fix: ok\n")
