@@ -24,7 +24,6 @@ from email.errors import MessageError
 from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses
 from typing import Final
@@ -78,9 +77,6 @@ def wire(msg: EmailMessage) -> bytes:
         PermanentDelivery: a header value holds CR or LF, or the serialized header block is
             not exactly ``msg``'s headers (one added, ended early, or reading back otherwise).
     """
-    for name, value in msg.items():
-        if _breaks(str(value)):
-            raise PermanentDelivery(f"mail header {name} holds a line break: {_shown(value)}")
     policy = msg.policy
     if isinstance(policy, EmailPolicy) and international(msg):
         policy = policy.clone(utf8=True)  # SMTPUTF8: smtplib writes such headers raw
@@ -88,9 +84,13 @@ def wire(msg: EmailMessage) -> bytes:
     try:
         BytesGenerator(out, policy=policy).flatten(msg, linesep="\r\n")
     except (ValueError, MessageError) as exc:  # HeaderWriteError on Pythons with the fix
+        _refuse_breaks(_items(msg))  # the clearer reason, where it applies
         raise PermanentDelivery(f"mail headers refused: {quoted(str(exc), 200)}") from None
+    # After flattening, which sets the multipart boundary; each items() parses every header.
+    items = _items(msg)
+    _refuse_breaks(items)
     data = out.getvalue()
-    _check_block(msg, data)
+    _check_block(msg, items, data)
     return data
 
 
@@ -100,7 +100,7 @@ def international(msg: EmailMessage) -> bool:
     return not all(addr.isascii() for _, addr in pairs)
 
 
-def _check_block(msg: EmailMessage, data: bytes) -> None:
+def _check_block(msg: EmailMessage, items: list[tuple[str, str]], data: bytes) -> None:
     head, end, _ = data.partition(b"\r\n\r\n")
     if not end:
         raise PermanentDelivery("mail headers refused: the header block does not end")
@@ -114,18 +114,31 @@ def _check_block(msg: EmailMessage, data: bytes) -> None:
         if b"\r" in field or b"\n" in field or b":" not in field:
             raise PermanentDelivery(f"mail headers refused: a bare CR/LF in {_shown(field)}")
     names = [field.partition(b":")[0].decode("ascii", "replace") for field in fields]
-    if names != msg.keys():
+    ours = [name for name, _ in items]
+    if names != ours:
         raise PermanentDelivery(
-            f"mail headers refused: {', '.join(names)} on the wire, not {', '.join(msg.keys())}"
+            f"mail headers refused: {', '.join(names)} on the wire, not {', '.join(ours)}"
         )
     # Read back as a client would. Blanks may differ: email drops the one between two of
     # its own encoded words when it folds (RFC 2047 ignores it); any other text may not.
-    back = BytesHeaderParser(policy=msg.policy).parsebytes(head + b"\r\n\r\n")
-    for (name, value), (_, read) in zip(msg.items(), back.items(), strict=True):
-        if _breaks(str(read)) or _squeezed(str(read)) != _squeezed(str(value)):
+    for (name, value), field in zip(items, fields, strict=True):
+        read = field.partition(b":")[2].decode("utf-8", "surrogateescape").strip()
+        if ENCODED_WORD in read:  # only email's own words can be left: decode them
+            read = str(msg.policy.header_factory(name, read))  # type: ignore[attr-defined]
+        if _breaks(read) or _squeezed(read) != _squeezed(value):
             raise PermanentDelivery(
                 f"mail header {name} reads back as {_shown(read)}, not {_shown(value)}"
             )
+
+
+def _items(msg: EmailMessage) -> list[tuple[str, str]]:
+    return [(name, str(value)) for name, value in msg.items()]
+
+
+def _refuse_breaks(items: list[tuple[str, str]]) -> None:
+    for name, value in items:
+        if _breaks(value):
+            raise PermanentDelivery(f"mail header {name} holds a line break: {_shown(value)}")
 
 
 def _squeezed(value: str) -> str:
