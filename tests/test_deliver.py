@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,9 +15,14 @@ from typing import Any
 import pytest
 
 from consumer.stages.deliver import SmtpSender
+from schemas import topology
 from schemas.config import SmtpConfig
 from schemas.errors import ConfigError, PermanentDelivery, TransientDelivery
+from schemas.event import encode
+from tests.conftest import Vhost
+from tests.factories import event
 from tests.smtp_server import DROP, DROP_AFTER_ACCEPT, SmtpServer, free_port
+from tests.worker_helpers import depth, loginwatch, publish, running_worker, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -265,3 +271,29 @@ def test_a_server_without_starttls_is_transient_and_hears_no_password(tmp_path: 
         with out, pytest.raises(TransientDelivery, match="did not offer STARTTLS"):
             out.send(mail())
         assert plain.messages == [] and plain.ehlos == 3  # three tries, each EHLO then QUIT
+
+
+def test_a_worker_parks_alerts_while_starttls_is_missing_then_sends_them(
+    vh: Vhost, tmp_path: Path
+) -> None:
+    """The real worker: STARTTLS missing on the way is the retry queues' business, not dead."""
+    tls_server = SmtpServer(tls="starttls")  # built, not started: its certificate exists
+    assert tls_server.cert_file is not None
+    ca = tmp_path / "ca.pem"
+    shutil.copy(tls_server.cert_file, ca)
+    config = write_config(tmp_path / "loginwatch.toml", vh, smtp_port=tls_server.port)
+    text = config.read_text().replace("[smtp]\n", f'[smtp]\nstarttls = true\nca_file = "{ca}"\n')
+    config.write_text(text)
+    assert loginwatch("setup", "--config", str(config)).returncode == 0
+    login = event(tty="pts/starttls")
+    with running_worker(config, tmp_path / "worker.log") as worker:
+        with SmtpServer(port=tls_server.port) as plain:  # offers no STARTTLS
+            publish(vh, encode(login))
+            worker.wait_for(rf"{login.id_hex} parked in loginwatch\.retry\.1s")
+            assert plain.messages == []
+        assert depth(vh, topology.DEAD_QUEUE) == 0
+        with tls_server:
+            [mail] = tls_server.wait_for(1, timeout=30)
+            worker.wait_for(rf"{login.id_hex} immediate ops@test.example: sent")
+    assert login.id_hex in mail.message["Message-ID"]
+    assert "did not offer STARTTLS" in (tmp_path / "worker.log").read_text()
