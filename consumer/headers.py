@@ -34,6 +34,9 @@ from schemas.errors import PermanentDelivery
 ENCODED_WORD: Final = "=?"
 SHOWN_AS: Final = "=\uff1f"  # "=？": reads as what it was, starts no encoded word
 _FOLD: Final = (b" ", b"\t")
+MIME_HEADERS: Final = ("MIME-Version", "Content-Type")  # what set_content adds
+# smtplib.send_message drops these before sending; we send the checked bytes as they are.
+_NEVER_SENT: Final = frozenset({"bcc", "resent-bcc"})
 
 
 def inert(text: str) -> str:
@@ -59,13 +62,17 @@ def compose(headers: Iterable[tuple[str, str | Address]], text: str, html: str) 
             exactly these headers (``wire``).
     """
     msg = EmailMessage()
+    names = []
     for name, value in headers:
+        names.append(name)
         try:
             msg[name] = inert(value) if isinstance(value, str) else value
         except (ValueError, MessageError) as exc:
             raise PermanentDelivery(f"mail header {name}: {quoted(str(exc), 200)}") from None
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
+    if msg.keys() != [*names, *MIME_HEADERS]:
+        raise PermanentDelivery(f"mail headers refused: {', '.join(msg.keys())} set, not these")
     wire(msg)
     return msg
 
@@ -89,6 +96,8 @@ def wire(msg: EmailMessage) -> bytes:
     # After flattening, which sets the multipart boundary; each items() parses every header.
     items = _items(msg)
     _refuse_breaks(items)
+    if any(name.lower() in _NEVER_SENT for name, _ in items):
+        raise PermanentDelivery("mail headers refused: a Bcc header would go out with the mail")
     data = out.getvalue()
     _check_block(msg, items, data)
     return data

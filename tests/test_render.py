@@ -421,3 +421,13 @@ def test_the_header_check_holds_with_and_without_the_email_fix(python: str) -> N
                          timeout=60, check=False, env={"PYTHONPATH": str(root)})  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert run.stdout.endswith("the CVE-2024-6923 fix: ok\n")
+
+
+def test_a_bcc_header_never_goes_out() -> None:
+    """smtplib.send_message dropped Bcc; the checked bytes are sent as they are, so: refused."""
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["Bcc"] = "hidden@example.org"
+    msg.set_content("x\n")
+    with pytest.raises(PermanentDelivery, match="Bcc"):
+        headers.wire(msg)
