@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,14 +19,13 @@ import pytest
 
 from consumer import headers
 from consumer.display import visible
-from consumer.model import Action, Decision, FirstSeen, PolicyState, delivery_key
-from consumer.pipeline import Stages, Verdict, process
-from consumer.stages.decode import Decoder, Identity, Incoming
+from consumer.model import Action, Decision, FirstSeen, delivery_key
+from consumer.pipeline import Verdict, build_stages, process
+from consumer.stages.decode import Incoming
 from consumer.stages.deliver import SmtpSender
 from consumer.stages.render import Renderer
 from schemas.config import SmtpConfig, parse_config
 from schemas.errors import ConfigError, PermanentDelivery
-from schemas.event import encode
 from tests.factories import T0, enriched, event
 from tests.smtp_server import SmtpServer
 
@@ -326,51 +326,27 @@ def test_the_wire_check_refuses_a_header_block_that_is_not_ours(
 
 @pytest.mark.integration
 def test_a_refused_header_block_is_a_dead_event_with_the_reason(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Through the worker's pipeline: the reason the dead queue keeps, nothing at the server."""
+    """The worker's own stages (``build_stages``): the reason the dead queue keeps, no mail."""
     monkeypatch.setattr(headers, "inert", lambda text: " ".join(text.split()))
     login = event(user=_b("utf-8", SHORT))
     with SmtpServer() as smtp:
-        config = SmtpConfig(host="127.0.0.1", port=smtp.port, from_="loginwatch@example.org")
-        with SmtpSender(config) as sender:
-            built = Stages(
-                decode=Decoder(Identity()),
-                enrich=lambda e, now: enriched(e),  # type: ignore[arg-type]
-                policy=_Always(),  # type: ignore[arg-type]
-                render=RENDERER,
-                send=sender,
-                store=_NoStore(),  # type: ignore[arg-type]
-                clock=lambda: T0,
-            )
-            outcome = process(built, Incoming(encode(login)))
-        assert smtp.messages == []
+        config = parse_config(
+            f'[store]\nurl = "{tmp_path / "lw.db"}"\n[enrich]\ndns = false\n'
+            f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nfrom = "loginwatch@example.org"\n'
+            '[[route]]\nto = ["ops@example.org"]\nmode = "immediate"\n'
+        )
+        stages = build_stages(config)
+        try:
+            # The decoded event as it is (broker identity is not what this test is about).
+            known = replace(stages, decode=lambda _incoming: login)  # type: ignore[arg-type]
+            outcome = process(known, Incoming(b""))
+        finally:
+            stages.close()
+        assert smtp.messages == [] and smtp.ehlos == 0
     assert outcome.verdict is Verdict.DEAD
     assert outcome.reason.startswith("ops@example.org: mail header Subject holds a line break")
-
-
-class _Always:
-    flood_window = 600.0
-
-    def decide(self, *args: object) -> tuple[Decision, ...]:
-        return (ALERT,)
-
-
-class _NoStore:
-    def flood_state(self, *args: object) -> PolicyState:
-        return PolicyState()
-
-    def record_decisions(self, *args: object) -> None:
-        pass
-
-    def delivered(self, key: str) -> bool:
-        return False
-
-    def record_delivery(self, *args: object) -> None:
-        pass
-
-    def note_mail(self, *args: object, **kwargs: object) -> None:
-        pass
 
 
 _EVERY_PYTHON_CHECK = r"""
