@@ -8,12 +8,14 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consumer.headers import compose
 from consumer.stages.deliver import SmtpSender
 from schemas import topology
 from schemas.config import SmtpConfig
@@ -297,3 +299,27 @@ def test_a_worker_parks_alerts_while_starttls_is_missing_then_sends_them(
             worker.wait_for(rf"{login.id_hex} immediate ops@test.example: sent")
     assert login.id_hex in mail.message["Message-ID"]
     assert "did not offer STARTTLS" in (tmp_path / "worker.log").read_text()
+
+
+def test_an_international_address_goes_out_with_smtputf8(smtp: SmtpServer) -> None:
+    """The checked bytes are sent as smtplib.send_message would: UTF-8 headers, SMTPUTF8."""
+    sender_address = Address("loginwatch", addr_spec="loginwatch@example.org")
+    msg = compose(
+        [("From", sender_address), ("To", Address(addr_spec="ops@exämple.org")),
+         ("Subject", "Grüße =?utf-8?q?=0D=0AX:_1?=")],
+        "text\n",
+        "<p>html</p>\n",
+    )  # fmt: skip
+    with sender(smtp.port) as out:
+        out.send(msg)
+    (received,) = smtp.wait_for(1)
+    assert received.rcpt_tos == ("ops@exämple.org",)
+    head = received.data.partition(b"\r\n\r\n")[0].decode("utf-8")
+    assert "\r\nSubject: Grüße =？utf-8?q?=0D=0AX:_1?=\r\n" in head
+    assert list(received.message.keys()) == [
+        "From",
+        "To",
+        "Subject",
+        "MIME-Version",
+        "Content-Type",
+    ]
