@@ -407,3 +407,13 @@ def test_a_bcc_header_never_goes_out() -> None:
     msg.set_content("x\n")
     with pytest.raises(PermanentDelivery, match="Bcc"):
         headers.wire(msg)
+
+
+def test_an_encoded_word_in_geoip_text_is_shown_not_decoded() -> None:
+    """GeoIP text is hostile too (a crafted .mmdb): the packaged subject names the city."""
+    city = "=?utf-8?q?=0D=0AB:_1?="
+    msg = round_trip(RENDERER.render(enriched(city=city, country="=?x?b?DQo=?="), ALERT))
+    assert list(msg.keys()) == HEADERS
+    assert subject(msg) == (
+        "Login alice@web-01 from 192.0.2.10 (=？utf-8?q?=0D=0AB:_1?=, =？x?b?DQo=？=)"
+    )
