@@ -167,9 +167,8 @@ class Digests:
             log.info("digest %s for %s: empty window, skipped", window.key, recipient)
             return 0
         try:
-            # A template error or a header block that is not ours fails this digest, logged.
-            msg = self.renderer.render(self.view(summary), now)
-            self._hold()  # before the send: a scheduler that lost its lease must not send
+            msg = self.renderer.render(self.view(summary), now)  # before the send: a
+            self._hold()  # scheduler that lost its lease while aggregating must not send
             self.sender.send(msg)
         except PermanentDelivery as exc:
             self.store.finish(window, recipient, State.FAILED, stamp)
