@@ -94,6 +94,11 @@ class DigestView:
     def legend_colors(self) -> tuple[str, ...]:
         return COLORS
 
+    @property
+    def ruler(self) -> str:
+        """The text part's label line: each label over its column of ``HeatRow.shades``."""
+        return " ".join(f"{label:<2}" for label in self.columns).rstrip()
+
 
 def _text(value: str) -> str:
     return visible(value, FIELD) or "(none)"
