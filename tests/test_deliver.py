@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import shutil
+import socket
+import threading
 from collections.abc import Iterator
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consumer.headers import compose
 from consumer.stages.deliver import SmtpSender
+from schemas import topology
 from schemas.config import SmtpConfig
 from schemas.errors import ConfigError, PermanentDelivery, TransientDelivery
+from schemas.event import encode
+from tests.conftest import Vhost
+from tests.factories import event
 from tests.smtp_server import DROP, DROP_AFTER_ACCEPT, SmtpServer, free_port
+from tests.worker_helpers import depth, loginwatch, publish, running_worker, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +187,139 @@ def test_an_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
     config = SmtpConfig(starttls=True, ca_file=str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match=r"^\$\.smtp\.ca_file: cannot load "):
         SmtpSender(config)
+
+
+class StrippingProxy:
+    """A man in the middle on loopback: forwards to ``port``, tampers with STARTTLS.
+
+    ``strip``: EHLO replies lose STARTTLS and offer AUTH in its place (to harvest the
+    password); ``refuse``: STARTTLS stays offered, but the command gets ``502``. Everything
+    the client says is kept in ``said``.
+    """
+
+    def __init__(self, port: int, mode: str) -> None:
+        self.port, self.mode, self.said = port, mode, b""
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> StrippingProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() below
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+                threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+                threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+
+    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
+        with contextlib.suppress(OSError), client, upstream:
+            while data := upstream.recv(65536):
+                if self.mode == "strip":
+                    data = data.replace(b"250-STARTTLS\r\n", b"250-AUTH PLAIN LOGIN\r\n")
+                client.sendall(data)
+
+    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
+        with contextlib.suppress(OSError), client, upstream:
+            while data := client.recv(65536):
+                self.said += data
+                if self.mode == "refuse" and data.upper().startswith(b"STARTTLS"):
+                    client.sendall(b"502 5.5.1 not today\r\n")
+                    continue
+                upstream.sendall(data)
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [
+        ("strip", "did not offer STARTTLS"),
+        ("refuse", "STARTTLS refused: 502 5.5.1 not today; nothing sent"),
+    ],
+)
+def test_starttls_stripped_on_the_way_is_transient_and_keeps_the_password(
+    tmp_path: Path, mode: str, error: str
+) -> None:
+    with SmtpServer(tls="starttls", users={"lw": "s3cret"}) as smtp:
+        tls = {"starttls": True, "ca_file": smtp.cert_file, "username": "lw"}
+        password = secret(tmp_path, "s3cret")
+        with StrippingProxy(smtp.port, mode) as proxy:
+            with sender(proxy.address, **tls, password_file=password) as out:
+                with pytest.raises(TransientDelivery, match=error):
+                    out.send(mail())  # parked for the retry queues, not dead
+            said = proxy.said.lower()  # smtplib says "ehlo", "auth", "mail from"
+            assert b"ehlo" in said
+            for word in (b"s3cret", base64.b64encode(b"\0lw\0s3cret").lower(), b"auth", b"mail"):
+                assert word not in said
+        assert smtp.messages == []
+        # Once the network stops tampering, the retried alert goes out over TLS.
+        with sender(smtp.port, **tls, password_file=password) as out:
+            out.send(mail())
+        assert len(smtp.wait_for(1)) == 1
+
+
+def test_a_server_without_starttls_is_transient_and_hears_no_password(tmp_path: Path) -> None:
+    with SmtpServer() as plain:
+        out = sender(plain.port, starttls=True, username="lw",
+                     password_file=secret(tmp_path, "s3cret"))  # fmt: skip
+        with out, pytest.raises(TransientDelivery, match="did not offer STARTTLS"):
+            out.send(mail())
+        assert plain.messages == [] and plain.ehlos == 3  # three tries, each EHLO then QUIT
+
+
+def test_a_worker_parks_alerts_while_starttls_is_missing_then_sends_them(
+    vh: Vhost, tmp_path: Path
+) -> None:
+    """The real worker: STARTTLS missing on the way is the retry queues' business, not dead."""
+    tls_server = SmtpServer(tls="starttls")  # built, not started: its certificate exists
+    assert tls_server.cert_file is not None
+    ca = tmp_path / "ca.pem"
+    shutil.copy(tls_server.cert_file, ca)
+    config = write_config(tmp_path / "loginwatch.toml", vh, smtp_port=tls_server.port)
+    text = config.read_text().replace("[smtp]\n", f'[smtp]\nstarttls = true\nca_file = "{ca}"\n')
+    config.write_text(text)
+    assert loginwatch("setup", "--config", str(config)).returncode == 0
+    login = event(tty="pts/starttls")
+    with running_worker(config, tmp_path / "worker.log") as worker:
+        with SmtpServer(port=tls_server.port) as plain:  # offers no STARTTLS
+            publish(vh, encode(login))
+            worker.wait_for(rf"{login.id_hex} parked in loginwatch\.retry\.1s")
+            assert plain.messages == []
+        assert depth(vh, topology.DEAD_QUEUE) == 0
+        with tls_server:
+            [mail] = tls_server.wait_for(1, timeout=30)
+            worker.wait_for(rf"{login.id_hex} immediate ops@test.example: sent")
+    assert login.id_hex in mail.message["Message-ID"]
+    assert "did not offer STARTTLS" in (tmp_path / "worker.log").read_text()
+
+
+def test_an_international_address_goes_out_with_smtputf8(smtp: SmtpServer) -> None:
+    """The checked bytes are sent as smtplib.send_message would: UTF-8 headers, SMTPUTF8."""
+    sender_address = Address("loginwatch", addr_spec="loginwatch@example.org")
+    msg = compose(
+        [("From", sender_address), ("To", Address(addr_spec="ops@exämple.org")),
+         ("Subject", "Grüße =?utf-8?q?=0D=0AX:_1?=")],
+        "text\n",
+        "<p>html</p>\n",
+    )  # fmt: skip
+    with sender(smtp.port) as out:
+        out.send(msg)
+    (received,) = smtp.wait_for(1)
+    assert received.rcpt_tos == ("ops@exämple.org",)
+    head = received.data.partition(b"\r\n\r\n")[0].decode("utf-8")
+    assert "\r\nSubject: Grüße =？utf-8?q?=0D=0AX:_1?=\r\n" in head
+    assert list(received.message.keys()) == [
+        "From",
+        "To",
+        "Subject",
+        "MIME-Version",
+        "Content-Type",
+    ]

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.display import quoted, visible
+from consumer.headers import header_text, inert
 from consumer.model import Action, Decision
 from consumer.stages.render import Renderer
 from schemas.config import parse_config
@@ -29,6 +30,34 @@ from tests.factories import enriched, event
 )
 def test_visible(text: str, shown: str) -> None:
     assert visible(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("=?utf-8?b?QmNj?=", "=？utf-8?b?QmNj?="),
+        ("=?utf-8?b?QmNjOg==?=", "=？utf-8?b?QmNjOg==？="),
+        ("=?UTF-8?Q?a?= =?iso-8859-1*en?q?b?=", "=？UTF-8?Q?a?= =？iso-8859-1*en?q?b?="),
+        ("==??=?=", "==？?=？="),
+        ("a\r\n=?x?q?y?=\u2028b\x85c\x0bd\x0ce", "a =？x?q?y?= b c d e"),
+        ("\t lead and  trail \n", "lead and trail"),
+        ("bidi\u202e=\u200b?", "bidi\\u202e=\\u200b?"),
+    ],
+)
+def test_header_text_is_one_inert_line(text: str, shown: str) -> None:
+    assert inert(text) == shown
+    assert "=?" not in inert(text) and inert(text).isprintable()
+
+
+def test_a_cut_header_makes_no_encoded_word() -> None:
+    assert header_text("x" * 10 + "=?", 11) == "x" * 10 + "…"
+    assert header_text("=?" * 50, 20) == "=？" * 9 + "=…"
+
+
+@given(st.text(max_size=200))
+def test_inert_header_text_never_starts_an_encoded_word(text: str) -> None:
+    shown = header_text(text, 80)
+    assert "=?" not in shown and shown.isprintable() and len(shown) <= 80
 
 
 def test_limits_and_quotes() -> None:
@@ -54,7 +83,7 @@ def test_no_event_text_changes_the_headers(user: str, host: str, rdns: str) -> N
         "X-Loginwatch-Event", "X-Loginwatch-Action",
     ]  # fmt: skip
     assert msg["To"] == "ops@example.org"
-    assert " ".join(visible(user, 40).split()) in str(msg["Subject"])  # spaces collapse
+    assert inert(visible(user, 40)) in str(msg["Subject"])  # spaces collapse, "=?" inert
     assert str(msg["Subject"]).isprintable()
     wire = msg.as_bytes()  # serialises (SMTP sends exactly this) without raising
     assert b"\x00" not in wire

@@ -8,6 +8,7 @@ cases) mails it to a real aiosmtpd server; the test reads the mail as a client w
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ EXPECTED_HEADERS = [
 ]  # fmt: skip
 # Raw bytes that must never reach a mail: they would end a header line, reorder or hide text.
 NEVER_ON_THE_WIRE = (b"\x00", b"\r\r", "\u202e".encode(), "\u2066".encode(), "\u200b".encode())
+# The encoded words email itself writes for a non-ASCII subject; no other may reach the wire.
+OWN_WORD = re.compile(rb"=\?utf-8\?[bq]\?[^?\s]*\?=")
 
 
 class _Live(HTMLParser):
@@ -116,6 +119,11 @@ def test_hostile_value_arrives_as_inert_text(pipeline: Pipeline, case: dict[str,
     assert mail["To"] == "ops@test.example"
     subject = str(mail["Subject"]).strip()
     assert subject.isprintable() and subject.startswith(("NEW SOURCE: Login ", "Login "))
+    # An encoded word in event text is shown ("=？"), never decoded: none but email's own
+    # UTF-8 words in the raw header block, and none left in the subject a client shows.
+    head = received.data.partition(b"\r\n\r\n")[0]
+    assert b"=?" not in OWN_WORD.sub(b"", head), head
+    assert "=?" not in subject
     for bad in NEVER_ON_THE_WIRE:
         assert bad not in received.data
     text, html = body(mail, "plain").replace("\r\n", "\n"), body(mail, "html")

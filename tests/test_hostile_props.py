@@ -7,16 +7,21 @@ Three boundaries where attacker text enters (issue 6, "hostile input"):
   become an event that encodes, stays within its bounds, and keeps non-UTF-8 bytes losslessly;
 - the worker's enrich → policy → render path on arbitrary events: every field hostile at once
   (``tests/test_display.py`` covers user/host/rdns headers, ``tests/test_render.py`` fixed
-  values); here the full event, both recipients, the HTML's tag structure.
+  values); here the full event, both recipients, the HTML's tag structure;
+- RFC 2047 encoded words (any charset, b/q, either case, a language tag, hostile payloads)
+  split anywhere across the user name and the remote host: shown, never decoded.
 """
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import re
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
@@ -26,12 +31,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from consumer import headers
 from consumer.display import visible
 from consumer.model import Action, PolicyState
 from consumer.stages.enrich import Enricher
 from consumer.stages.policy import Policy
 from consumer.stages.render import Renderer
-from consumer.stages.view import BODY
+from consumer.stages.view import BODY, SUBJECT
 from consumer.store import Store, open_store
 from producer import capture
 from producer.build import build_event
@@ -170,6 +176,10 @@ HEADERS = {
     "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
     "X-Loginwatch-Event", "X-Loginwatch-Action", "MIME-Version", "Content-Type",
 }  # fmt: skip
+HEADER_ORDER = [
+    "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
+    "X-Loginwatch-Event", "X-Loginwatch-Action", "MIME-Version", "Content-Type",
+]  # fmt: skip
 
 
 class _Tags(HTMLParser):
@@ -245,3 +255,85 @@ def test_any_event_renders_inert_mail_with_exactly_our_headers(
         assert _Tags(html).seen <= allowed  # no tag or attribute from event text
         for bad in ("\x00", "\u202e", "\u2066"):
             assert bad not in text and bad not in html and bad not in subject
+
+
+# --- (d) RFC 2047 encoded words in any header-bound field ---------------------------------
+
+_CHARSETS = ("utf-8", "UTF-8", "iso-8859-1", "utf-16", "us-ascii", "x-unknown", "utf-8*en")
+_PAYLOAD = st.lists(
+    st.one_of(
+        st.sampled_from(("\r\n", "\r\n\r\n", "\n", "\r", "Bcc: v@evil.example", "X-A: 1", ".")),
+        st.text(max_size=6),
+    ),
+    max_size=6,
+).map("".join)
+
+
+def _encoded_word(charset: str, encoding: str, payload: str) -> str:
+    codec = charset.split("*", maxsplit=1)[0]
+    data = payload.encode(codec if codec != "x-unknown" else "utf-8", "replace")
+    if encoding in "bB":
+        text = base64.b64encode(data).decode()
+    else:  # q: =XX for anything but plain letters and digits, as a hostile sender would
+        text = "".join(chr(b) if chr(b).isalnum() and b < 128 else f"={b:02X}" for b in data)
+    return f"=?{charset}?{encoding}?{text}?="
+
+
+_words = st.builds(_encoded_word, st.sampled_from(_CHARSETS), st.sampled_from("bBqQ"), _PAYLOAD)
+# One or two encoded words with hostile text around them, cut anywhere into user + rhost:
+# a word may open in one field and close in the next.
+_split_words = st.tuples(
+    st.lists(st.one_of(_words, hostile_text(8)), min_size=1, max_size=4).map("".join),
+    st.integers(0, 200),
+).map(lambda pair: (pair[0][: pair[1]], pair[0][pair[1] :]))
+OWN_WORD = re.compile(rb"=\?utf-8\?[bq]\?[^?\s]*\?=")
+
+
+@FAST
+@example(parts=("=?utf-8?q?=0D=0ABcc:_v@e.net?=", ""))
+@example(parts=("=?utf-8?b?DQpCY2M6IHZ", "AZS5uZXQ=?="))
+@given(parts=_split_words)
+def test_encoded_words_in_event_text_are_shown_and_never_decoded(
+    store: Store, parts: tuple[str, str]
+) -> None:
+    user, rhost = parts
+    login = event(user=user[: ev.MAX_NAME], rhost=rhost[: ev.MAX_HOST], client_ip="")
+    now = T0 + timedelta(seconds=1)
+    enriched = Enricher(CONFIG.enrich, store)(login, now)
+    for decision in Policy(CONFIG).decide(enriched, PolicyState(), now):
+        wire = headers.wire(Renderer(CONFIG).render(enriched, decision, now=now))
+        head = wire.partition(b"\r\n\r\n")[0]
+        assert b"=?" not in OWN_WORD.sub(b"", head)  # no encoded word but email's own
+        mail = email.message_from_bytes(wire, policy=email.policy.default)
+        assert list(mail.keys()) == HEADER_ORDER
+        subject = str(mail["Subject"])
+        assert "=?" not in subject and "\r" not in subject and "\n" not in subject
+        # The user name shows literally, its "=?" as "=？".
+        assert headers.inert(visible(login.user, SUBJECT)) in subject
+
+
+_header_piece = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(("=?", "?=", "=", "?", "\t", "ü", "😀", "\\", '"', "(", "<", ",", ";", ":",
+                     "=?utf-8?q?a?=", "A" * 90, "\u2028", "\x85", "=3D", "_", "\r\n")),
+)  # fmt: skip
+
+
+@settings(FAST, max_examples=300)
+@given(text=st.lists(_header_piece, max_size=12).map("".join))
+def test_any_subject_builds_a_mail_that_reads_back_as_shown(text: str) -> None:
+    """The wire check refuses no honest mail: any text, made inert, survives serializing."""
+    shown = headers.header_text(text, 200)
+    sender = Address("loginwatch", addr_spec="loginwatch@example.org")
+    msg = headers.compose(
+        [("From", sender), ("To", Address(addr_spec="ops@example.org")), ("Subject", shown)],
+        "text\n",
+        "<p>html</p>\n",
+    )
+    read = email.message_from_bytes(headers.wire(msg), policy=email.policy.default)
+    assert list(read.keys()) == ["From", "To", "Subject", "MIME-Version", "Content-Type"]
+    # Blanks may move where email folds its own encoded words; no other character may.
+    assert str(read["Subject"]).split() == shown.split() or "".join(
+        str(read["Subject"]).split()
+    ) == "".join(shown.split())
+    assert "=?" not in str(read["Subject"])

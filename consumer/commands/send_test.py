@@ -50,8 +50,9 @@ def _address(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     now = datetime.now(UTC)
-    msg = Renderer(config).render(sample(now), _decision(args.to), now=now)
-    msg.replace_header("Subject", f"[loginwatch test] {msg['Subject']}")
+    msg = Renderer(config).render(
+        sample(now), _decision(args.to), now=now, subject_prefix="[loginwatch test] "
+    )
     if args.dry_run:
         sys.stdout.write(msg.as_string())
         return 0

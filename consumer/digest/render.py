@@ -2,8 +2,9 @@
 
 The same sandboxed environment as the alerts (``stages/render.template_environment``): a
 file of the same name in ``[render] templates`` overrides one, ``*.html.j2`` is autoescaped,
-undefined names are errors. Headers are set through ``EmailMessage``; the Message-ID is
-derived from the window key and the recipient, so a re-sent digest is recognisably the same.
+undefined names are errors. The mail is built by ``headers.compose``, as the alerts are (one
+inert subject line, the serialized header block checked); the Message-ID is derived from the
+window key and the recipient, so a re-sent digest is recognisably the same.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Final
 import jinja2
 
 from consumer.digest.view import DigestView
+from consumer.headers import compose, header_text
 from consumer.model import message_id
-from consumer.stages.render import SUBJECT_MAX, load_templates, one_line, template_environment
+from consumer.stages.render import SUBJECT_MAX, load_templates, template_environment
 from schemas.config import Config
 from schemas.errors import PermanentDelivery
 
@@ -52,23 +54,23 @@ class DigestRenderer:
             subject, text, html = (self.templates[n].render(context) for n in TEMPLATE_NAMES)
         except jinja2.TemplateError as exc:
             raise PermanentDelivery(f"digest template: {type(exc).__name__}: {exc}") from None
-        return one_line(subject, SUBJECT_MAX), text, html
+        return header_text(subject, SUBJECT_MAX), text, html
 
     def render(self, view: DigestView, now: datetime | None = None) -> EmailMessage:
         """The digest mail for ``view.recipient``.
 
         Raises:
-            PermanentDelivery: a template failed at render time.
+            PermanentDelivery: a template failed at render time, or the headers did not
+                survive serializing.
         """
         subject, text, html = self.parts(view)
-        msg = EmailMessage()
-        msg["From"] = self.sender
-        msg["To"] = Address(addr_spec=view.recipient)
-        msg["Subject"] = subject
-        msg["Date"] = format_datetime(now or datetime.now(UTC))
-        msg["Message-ID"] = digest_message_id(view.key, view.recipient, self.sender.domain)
-        msg["Auto-Submitted"] = "auto-generated"
-        msg["X-Loginwatch-Digest"] = view.key
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
-        return msg
+        headers: list[tuple[str, str | Address]] = [
+            ("From", self.sender),
+            ("To", Address(addr_spec=view.recipient)),
+            ("Subject", subject),
+            ("Date", format_datetime(now or datetime.now(UTC))),
+            ("Message-ID", digest_message_id(view.key, view.recipient, self.sender.domain)),
+            ("Auto-Submitted", "auto-generated"),
+            ("X-Loginwatch-Digest", view.key),
+        ]
+        return compose(headers, text, html)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -67,7 +67,8 @@ class DigestView:
     totals: tuple[tuple[str, int], ...]
     hosts: tuple[HostRow, ...]
     hosts_more: int
-    columns: tuple[str, ...]
+    columns: tuple[str, ...]  # one label per heat-map column ("" where none starts)
+    column_caption: str  # what a column spans and what its label means
     heat: tuple[HeatRow, ...]
     legend: tuple[tuple[str, str, str], ...]  # (range label, shade, colour)
     users: tuple[tuple[str, int, int, int, int], ...]
@@ -97,6 +98,11 @@ class DigestView:
     @property
     def legend_colors(self) -> tuple[str, ...]:
         return COLORS
+
+    @property
+    def ruler(self) -> str:
+        """The text part's label line: each label over its column of ``HeatRow.shades``."""
+        return " ".join(f"{label:<2}" for label in self.columns).rstrip()
 
 
 def _text(value: str) -> str:
@@ -150,7 +156,8 @@ def build_view(
         totals=_totals(summary),
         hosts=tuple(_host(h) for h in summary.hosts.rows),
         hosts_more=summary.hosts.more,
-        columns=tuple(c.astimezone(zone).strftime("%H") for c in summary.columns),
+        columns=column_labels(summary.columns, summary.window.end, zone),
+        column_caption=column_caption(summary.columns, summary.window.end),
         heat=tuple(_heat(h, peak) for h in summary.hosts.rows),
         legend=_legend(peak),
         users=tuple(
@@ -184,6 +191,51 @@ def build_view(
         dead="unknown" if summary.dead is None else str(summary.dead),
         working_hours=working_hours,
     )
+
+
+def _step(columns: tuple[datetime, ...], end: datetime) -> timedelta:
+    return columns[1] - columns[0] if len(columns) > 1 else end - columns[0]
+
+
+def column_labels(columns: tuple[datetime, ...], end: datetime, zone: ZoneInfo) -> tuple[str, ...]:
+    """The label of each heat-map column: the local hour (``%H``) that starts inside it.
+
+    A column of a day or more shows the day of the month that starts inside it instead. A
+    30-minute column labelled with its own start hour read "00 00 01 01…", and every third of
+    those (what the HTML showed) "00 01 03 04": hours 02 and 05 seemed to be missing.
+    """
+    if not columns:
+        return ()
+    step = _step(columns, end)
+    daily = step >= timedelta(days=1)
+    labels = []
+    for start in columns:
+        local = start.astimezone(zone)
+        first = local.replace(minute=0, second=0, microsecond=0)
+        if daily:
+            first = first.replace(hour=0)
+        if first < local:
+            first += timedelta(days=1) if daily else timedelta(hours=1)
+        inside = first < min(start + step, end)
+        labels.append(first.strftime("%d" if daily else "%H") if inside else "")
+    return tuple(labels)
+
+
+def column_caption(columns: tuple[datetime, ...], end: datetime) -> str:
+    """What a column spans and what its label means ("each column is 30 minutes; …")."""
+    if not columns:
+        return ""
+    secs = int(_step(columns, end).total_seconds())
+    unit = "day" if secs >= 86400 else "hour"
+    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= size and secs % size == 0:
+            count = secs // size
+            span = f"{count} {name}{'' if count == 1 else 's'}"
+            break
+    else:
+        span = f"{secs} seconds"
+    what = "the day of the month" if unit == "day" else "the hour"
+    return f"each column is {span}; a label is {what} that starts in it"
 
 
 def _host(row: HostRow) -> HostRow:

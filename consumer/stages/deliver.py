@@ -5,6 +5,13 @@ disconnects and 4xx replies are ``TransientDelivery``; 5xx replies, refused reci
 unusable settings are ``PermanentDelivery``. Tenacity retries only transient failures, a few
 short tries, in ``send``; a longer outage is the caller's to park (retry queues).
 
+Before a byte goes out, ``headers.wire`` serializes the mail and checks its header block
+(exactly the mail's own headers, no CR/LF in a value): those checked bytes are what is sent.
+
+A configured STARTTLS that the server does not offer (or refuses) is transient: whoever strips
+it on the way must not send every alert to the dead queue. Nothing else is said on that
+connection, so the password never travels in the clear; the alerts wait in the retry queues.
+
 At least once: when the connection breaks after the server stored a mail but before its
 ``250`` reached us, the retry sends that mail again. Both copies carry the same Message-ID.
 """
@@ -22,6 +29,7 @@ from email.utils import getaddresses
 import tenacity
 
 from consumer import metrics
+from consumer.headers import international, wire
 from schemas.config import SmtpConfig, read_secret
 from schemas.errors import ConfigError, DeliveryError, PermanentDelivery, TransientDelivery
 
@@ -94,9 +102,11 @@ class SmtpSender:
 
     def _transmit(self, msg: EmailMessage) -> None:
         recipients = [addr for _, addr in getaddresses(msg.get_all("To", []))]
+        data = wire(msg)  # PermanentDelivery: the header block is not exactly ours
+        options = ("SMTPUTF8", "BODY=8BITMIME") if international(msg) else ()
         try:
             conn = self._connection()
-            refused = conn.send_message(msg, from_addr=self.config.from_, to_addrs=recipients)
+            refused = conn.sendmail(self.config.from_, recipients, data, mail_options=options)
         except smtplib.SMTPServerDisconnected:
             raise
         except (smtplib.SMTPException, OSError) as exc:
@@ -125,14 +135,35 @@ class SmtpSender:
         try:
             conn.ehlo()
             if cfg.starttls:
-                conn.starttls(context=context)
-                conn.ehlo()
+                self._starttls(conn)
             if cfg.username:
                 conn.login(cfg.username, self.password or "")
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _starttls(self, conn: smtplib.SMTP) -> None:
+        """Upgrade to TLS, or give up on this connection before AUTH or MAIL is said.
+
+        Raises:
+            TransientDelivery: the server did not offer STARTTLS, or refused it.
+        """
+        if not conn.has_extn("starttls"):
+            raise TransientDelivery(
+                f"{self._where()}: the server did not offer STARTTLS (smtp.starttls is set;"
+                " stripped on the way?): nothing sent, trying again later"
+            )
+        try:
+            conn.starttls(context=self._context)
+        except smtplib.SMTPResponseException as exc:
+            reply = exc.smtp_error
+            text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+            raise TransientDelivery(
+                f"{self._where()}: STARTTLS refused: {exc.smtp_code} {text}; nothing sent,"
+                " trying again later"
+            ) from exc
+        conn.ehlo()
 
     def _where(self) -> str:
         return f"SMTP {self.config.host}:{self.config.port}"
@@ -172,7 +203,8 @@ def classify(exc: BaseException, where: str) -> DeliveryError:
     """Transient or permanent, with one line saying what happened.
 
     4xx replies, disconnects, timeouts and network errors are worth retrying; 5xx replies,
-    refused recipients, a missing STARTTLS/AUTH and rejected credentials are not.
+    refused recipients, a missing AUTH and rejected credentials are not. (A missing or
+    refused STARTTLS is transient too, in ``SmtpSender._starttls``.)
     """
     if isinstance(exc, smtplib.SMTPException):
         return _smtp_error(exc, where)
@@ -197,7 +229,7 @@ def _smtp_error(exc: smtplib.SMTPException, where: str) -> DeliveryError:
         kind = TransientDelivery if 400 <= exc.smtp_code < 500 else PermanentDelivery
         return kind(f"{where}: {exc.smtp_code} {text}".rstrip())
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return PermanentDelivery(f"{where}: {exc} (check smtp.starttls / smtp.username)")
+        return PermanentDelivery(f"{where}: {exc} (check smtp.username)")
     return TransientDelivery(f"{where}: {exc}")
 
 

@@ -4,8 +4,9 @@ Templates live in ``consumer/templates/`` (``alert.subject.j2``, ``alert.txt.j2`
 ``alert.html.j2``, and ``burst.*``); a file of the same name in ``[render] templates``
 overrides one. The environment is sandboxed, undefined names are errors, and ``*.html.j2``
 is autoescaped. Event text reaches the templates only as data (``stages/view.py``), so it is
-never evaluated as a template, and headers are set through ``EmailMessage``, so no value can
-add a header: the subject is collapsed to one line first.
+never evaluated as a template. The mail is built by ``headers.compose``: the subject is one
+inert line (no encoded word from event text is ever decoded), and the serialized header block
+is checked to be exactly ours before the mail can be sent.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from consumer.headers import compose, header_text
 from consumer.model import Action, Decision, Enriched, message_id
 from consumer.stages.view import alert_view
 from schemas.config import Config, seconds
@@ -45,13 +47,18 @@ class Renderer:
         self.flood_window = _duration_label(config.policy.flood_window)
 
     def render(
-        self, enriched: Enriched, decision: Decision, now: datetime | None = None
+        self,
+        enriched: Enriched,
+        decision: Decision,
+        now: datetime | None = None,
+        *,
+        subject_prefix: str = "",
     ) -> EmailMessage:
         """The mail for a mailing decision (IMMEDIATE → alert, BURST → burst).
 
         Raises:
             PermanentDelivery: a template failed (undefined name, sandbox violation…),
-                or the decision sends no mail.
+                the decision sends no mail, or the headers did not survive serializing.
         """
         if decision.recipient is None or decision.action not in (Action.IMMEDIATE, Action.BURST):
             raise PermanentDelivery(f"nothing to render for a {decision.action.value} decision")
@@ -64,20 +71,20 @@ class Renderer:
         subject, text, html = (
             self._render(f"{kind}.{part}.j2", context) for part in ("subject", "txt", "html")
         )
-        msg = EmailMessage()
-        msg["From"] = self.sender
-        msg["To"] = Address(addr_spec=decision.recipient)
-        msg["Subject"] = one_line(subject, SUBJECT_MAX)
-        msg["Date"] = format_datetime(now or datetime.now(UTC))
-        msg["Message-ID"] = message_id(
-            "alert", enriched.event.id_hex, decision.recipient, self.sender.domain
-        )
-        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to us
-        msg["X-Loginwatch-Event"] = enriched.event.id_hex
-        msg["X-Loginwatch-Action"] = decision.action.value
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
-        return msg
+        headers: list[tuple[str, str | Address]] = [
+            ("From", self.sender),
+            ("To", Address(addr_spec=decision.recipient)),
+            ("Subject", header_text(subject_prefix + subject, SUBJECT_MAX)),
+            ("Date", format_datetime(now or datetime.now(UTC))),
+            (
+                "Message-ID",
+                message_id("alert", enriched.event.id_hex, decision.recipient, self.sender.domain),
+            ),
+            ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies to us
+            ("X-Loginwatch-Event", enriched.event.id_hex),
+            ("X-Loginwatch-Action", decision.action.value),
+        ]
+        return compose(headers, text, html)
 
     def _render(self, name: str, context: dict[str, object]) -> str:
         try:
@@ -91,12 +98,13 @@ def template_environment(override_dir: str | None) -> SandboxedEnvironment:
 
     Templates in ``override_dir`` (``[render] templates``) win over the packaged ones;
     ``*.html.j2`` is autoescaped; an undefined name is an error, not an empty string.
+    The ``counted`` filter says "1 host" / "2 hosts".
     """
     loaders: list[jinja2.BaseLoader] = []
     if override_dir:
         loaders.append(jinja2.FileSystemLoader(override_dir))
     loaders.append(jinja2.PackageLoader("consumer", "templates"))
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
         undefined=jinja2.StrictUndefined,
@@ -104,6 +112,13 @@ def template_environment(override_dir: str | None) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["counted"] = counted
+    return env
+
+
+def counted(count: int, word: str, plural: str | None = None) -> str:
+    """``{{ n|counted("host") }}``: "1 host", "2 hosts" (``plural`` for irregular words)."""
+    return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
 def load_templates(env: jinja2.Environment, names: tuple[str, ...]) -> dict[str, jinja2.Template]:
@@ -120,12 +135,6 @@ def load_templates(env: jinja2.Environment, names: tuple[str, ...]) -> dict[str,
         ) from None
     except jinja2.TemplateError as exc:
         raise ConfigError(f"template: {exc}") from None
-
-
-def one_line(text: str, limit: int) -> str:
-    """Whitespace runs (a template's newlines included) become one space; cut to ``limit``."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _duration_label(duration: str) -> str:

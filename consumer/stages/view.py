@@ -141,8 +141,9 @@ def _notes(enriched: Enriched) -> tuple[str, ...]:
         notes.append(f"Cut to size by the host: {fields}.")
     if event.dropped:
         notes.append(
-            f"The host had to drop {event.dropped} earlier event(s) (spool full or disk"
-            " full): they never reached loginwatch."
+            f"The host had to drop {event.dropped} earlier"
+            f" event{'' if event.dropped == 1 else 's'} (spool full or disk full),"
+            " lost before reaching loginwatch."
         )
     if enriched.received is not None:
         off = clock.offset(event.time, enriched.received)
