@@ -35,20 +35,25 @@ from schemas.errors import BrokerError, PublishRefused, QueueMissing
 
 log = logging.getLogger("loginwatch.worker")
 
-# Headers the broker adds on dead-lettering; a republished copy starts afresh.
-_BROKER_HEADERS = ("x-death", "x-first-death-queue", "x-first-death-reason",
-                   "x-first-death-exchange", "x-last-death-queue", "x-last-death-reason",
-                   "x-last-death-exchange")  # fmt: skip
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 HAND_BACK_BATCH = 16
 
 
 def republish_headers(delivery: Delivery, own_user: str | None, **extra: Any) -> dict[str, Any]:
-    """The headers of a copy we republish: the original's, the host user carried along."""
-    headers = {k: v for k, v in delivery.headers.items() if k not in _BROKER_HEADERS}
-    user = effective_user(delivery.user_id, delivery.headers, own_user)
-    if user is not None:
-        headers[topology.HEADER_USER_ID] = user
+    """The headers of a copy we republish under ``own_user``: the identity the message
+    had on arrival (``HEADER_USER_ID``, "" for none), our own headers when it is one of
+    our copies, then ``extra``.
+
+    Nothing else of the original travels: a host's headers (a forged identity, attempt
+    count, origin or reason) and the broker's ``x-death`` would read as ours on a copy
+    under our user.
+    """
+    ours = own_user is not None and delivery.user_id == own_user
+    headers = {k: delivery.headers[k] for k in topology.CENTRAL_HEADERS
+               if ours and k in delivery.headers}  # fmt: skip
+    headers[topology.HEADER_USER_ID] = (
+        effective_user(delivery.user_id, delivery.headers, own_user) or ""
+    )
     headers.update(extra)
     return headers
 
