@@ -91,7 +91,7 @@ def describe(delivery: Delivery, own_user: str | None) -> DeadMessage:
     and every header of a message not under ``own_user`` is the sender's)."""
     try:
         return _describe(delivery, own_user)
-    except Exception as exc:  # noqa: BLE001 - one line for a message we cannot read
+    except Exception as exc:
         return DeadMessage(_body_id(delivery.body), "?", "?",
                            f"cannot read this message: {type(exc).__name__}", None,
                            topology.ALERTS_QUEUE)  # fmt: skip

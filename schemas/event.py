@@ -183,7 +183,7 @@ def decode(data: bytes) -> LoginEvent:
         raise DecodeError(str(exc), data) from exc
     except RecursionError:
         raise DecodeError("nested too deeply to decode", data) from None
-    except Exception as exc:  # noqa: BLE001 - a hostile body must never be an internal error
+    except Exception as exc:
         raise DecodeError(f"cannot decode: {type(exc).__name__}: {exc}"[:200], data) from None
 
 

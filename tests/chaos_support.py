@@ -116,7 +116,9 @@ def publish_events(url: str, events: Iterable[LoginEvent], batch: int = 200) -> 
         for login in events:
             body = encode(login)
             message = pika.BasicProperties(
-                delivery_mode=2, content_type=props.content_type, message_id=login.id_hex,
+                delivery_mode=2,
+                content_type=props.content_type,
+                message_id=login.id_hex,
                 user_id=user,
             )
             channel.basic_publish(topology.EXCHANGE, login.kind, body, message, mandatory=True)

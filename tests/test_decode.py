@@ -60,10 +60,25 @@ CASES: list[tuple[str, str | None, str | None, str | None]] = [
     ("web1.", "host-web1", may_not("host-web1", "web1."), may_not("host-web1", "web1.")),
     (" web1", "host-web1", may_not("host-web1", " web1"), may_not("host-web1", " web1")),
     ("web1\n", "host-web1", may_not("host-web1", "web1\n"), may_not("host-web1", "web1\n")),
-    ("w\u0435b1", "host-web1", may_not("host-web1", "w\u0435b1"), may_not("host-web1", "w\u0435b1")),
+    (
+        "w\u0435b1",
+        "host-web1",
+        may_not("host-web1", "w\u0435b1"),
+        may_not("host-web1", "w\u0435b1"),
+    ),
     # KELVIN SIGN lower-cases to an ASCII k: still not host-kilo's name.
-    ("\u212ailo", "host-kilo", may_not("host-kilo", "\u212ailo"), may_not("host-kilo", "\u212ailo")),
-    ("web1\r\nX: y", "host-web1", may_not("host-web1", "web1\r\nX: y"), may_not("host-web1", "web1\r\nX: y")),
+    (
+        "\u212ailo",
+        "host-kilo",
+        may_not("host-kilo", "\u212ailo"),
+        may_not("host-kilo", "\u212ailo"),
+    ),
+    (
+        "web1\r\nX: y",
+        "host-web1",
+        may_not("host-web1", "web1\r\nX: y"),
+        may_not("host-web1", "web1\r\nX: y"),
+    ),
     # A broker user in other case is another user: `host add` makes lower-case ones only.
     ("bravo", "HOST-bravo", may_not("HOST-bravo", "bravo"), may_not("HOST-bravo", "bravo")),
     ("bravo", "host-Bravo", may_not("host-Bravo", "bravo"), may_not("host-Bravo", "bravo")),
@@ -77,7 +92,9 @@ CASES: list[tuple[str, str | None, str | None, str | None]] = [
 
 
 @pytest.mark.parametrize(("host", "user_id", "default", "strict"), CASES)
-def test_identity_rule(host: str, user_id: str | None, default: str | None, strict: str | None) -> None:
+def test_identity_rule(
+    host: str, user_id: str | None, default: str | None, strict: str | None
+) -> None:
     assert refusal(DEFAULT, host, user_id) == default
     assert refusal(STRICT, host, user_id) == strict
 
@@ -142,7 +159,9 @@ def test_effective_user(user_id: str | None, headers: dict[str, object], expecte
 
 
 def delivery(user_id: str | None, headers: dict[str, Any]) -> Delivery:
-    return Delivery(1, encode(event(host="bravo")), "login", False, user_id=user_id, headers=headers)
+    return Delivery(
+        1, encode(event(host="bravo")), "login", False, user_id=user_id, headers=headers
+    )
 
 
 FORGED = {

@@ -34,7 +34,14 @@ from schemas.event import LoginEvent, encode
 from tests.conftest import AMQP_HOST, AMQP_PORT, Vhost, missing, rabbitmqctl
 from tests.factories import event
 from tests.smtp_server import SmtpServer, free_port
-from tests.worker_helpers import depth, loginwatch, running_worker, take_all, wait_depth, write_config
+from tests.worker_helpers import (
+    depth,
+    loginwatch,
+    running_worker,
+    take_all,
+    wait_depth,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -378,7 +385,9 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(params=[False, True], ids=["default-config", "require_user_id"])
-def fleet(request: pytest.FixtureRequest, vh: Vhost, tmp_path: Path, smtp: SmtpServer) -> Iterator[Fleet]:
+def fleet(
+    request: pytest.FixtureRequest, vh: Vhost, tmp_path: Path, smtp: SmtpServer
+) -> Iterator[Fleet]:
     made = Fleet(vh, tmp_path, smtp.port, strict=request.param)
     yield made
     made.cleanup()
@@ -400,7 +409,9 @@ def subjects(smtp: SmtpServer) -> list[str]:
 
 
 def reasons(vh: Vhost) -> list[str]:
-    return sorted(_str(m.headers[topology.HEADER_REASON]) for m in take_all(vh, topology.DEAD_QUEUE))
+    return sorted(
+        _str(m.headers[topology.HEADER_REASON]) for m in take_all(vh, topology.DEAD_QUEUE)
+    )
 
 
 def _str(value: object) -> str:

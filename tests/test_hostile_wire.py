@@ -38,8 +38,15 @@ from tests.conftest import Vhost
 from tests.digest_support import config_text
 from tests.factories import T0, event
 from tests.smtp_server import SmtpServer
-from tests.worker_helpers import ROOT, depth, loginwatch, publish, running_worker, take_all
-from tests.worker_helpers import write_config
+from tests.worker_helpers import (
+    ROOT,
+    depth,
+    loginwatch,
+    publish,
+    running_worker,
+    take_all,
+    write_config,
+)
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIELDS: list[Any] = msgspec.msgpack.decode(encode(event()))  # [tag, id, time, host, …]
@@ -206,11 +213,14 @@ def test_any_bytes_decode_or_are_a_decode_error(data: bytes) -> None:
     value=st.one_of(
         st.integers(min_value=-(2**63), max_value=2**64 - 1), st.floats(), st.binary(max_size=64),
         st.text(max_size=64), st.none(), st.booleans(),
-        st.lists(st.integers(), max_size=4), st.dictionaries(st.text(max_size=4), st.none(), max_size=3),
+        st.lists(st.integers(), max_size=4),
+        st.dictionaries(st.text(max_size=4), st.none(), max_size=3),
         st.datetimes(timezones=st.just(UTC)), st.datetimes(),
     ),
 )  # fmt: skip
-def test_any_value_in_any_field_decodes_in_bounds_or_is_a_decode_error(index: int, value: Any) -> None:
+def test_any_value_in_any_field_decodes_in_bounds_or_is_a_decode_error(
+    index: int, value: Any
+) -> None:
     try:
         decoded = decode(body_with(index, value))
     except DecodeError:
@@ -236,7 +246,8 @@ HEADER_NAMES = st.sampled_from(
 
 @FAST
 @given(
-    body=st.one_of(st.binary(max_size=200), st.just(encode(event())), st.just(splice(22, nested(5000)))),
+    body=st.one_of(st.binary(max_size=200), st.just(encode(event())),
+                   st.just(splice(22, nested(5000)))),
     headers=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=6),
     user_id=st.sampled_from([None, "", "guest", "host-web-01"]),
     message_id=st.one_of(st.none(), st.text(max_size=30)),
@@ -259,7 +270,11 @@ def test_dead_list_believes_our_headers_only_on_our_copies() -> None:
     body = encode(event())
     theirs = describe(Delivery(1, body, "x", False, user_id="host-web-01", headers=forged), "guest")
     ours = describe(Delivery(1, body, "x", False, user_id="guest", headers=forged), "guest")
-    assert (theirs.reason, theirs.origin, theirs.dead_at) == ("unknown", topology.ALERTS_QUEUE, None)
+    assert (theirs.reason, theirs.origin, theirs.dead_at) == (
+        "unknown",
+        topology.ALERTS_QUEUE,
+        None,
+    )
     assert (ours.reason, ours.origin) == ("all fine", topology.DIGEST_QUEUE)
 
 
@@ -282,7 +297,9 @@ def central(vh: Vhost, tmp_path: Path) -> Path:
 
 def huge(n: int) -> bytes:
     """A valid event followed by a 1 MiB item a decoder would skip: only the limit refuses it."""
-    return msgspec.msgpack.encode([*msgspec.msgpack.decode(encode(event(tty=f"h{n}"))), "x" * 2**20])
+    return msgspec.msgpack.encode(
+        [*msgspec.msgpack.decode(encode(event(tty=f"h{n}"))), "x" * 2**20]
+    )
 
 
 @pytest.mark.integration
@@ -327,7 +344,10 @@ def test_digest_once_survives_deep_and_oversized_bodies(vh: Vhost, tmp_path: Pat
         publish(vh, splice(len(FIELDS), nested(3000)), routing_key="login")
         publish(vh, huge(0), routing_key="login")
         publish(vh, encode(event(id=os.urandom(16), time=T0)), routing_key="login")
-        env = {**os.environ, "LOGINWATCH_TEST_CLOCK": datetime(2026, 11, 26, 13, tzinfo=UTC).isoformat()}
+        env = {
+            **os.environ,
+            "LOGINWATCH_TEST_CLOCK": datetime(2026, 11, 26, 13, tzinfo=UTC).isoformat(),
+        }
         done = subprocess.run(
             [sys.executable, "-m", "consumer.cli", "digest", "--once", "--config", str(config)],
             capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False,
