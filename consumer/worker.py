@@ -15,6 +15,7 @@ finish the one in flight, close.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import signal
@@ -32,6 +33,7 @@ from consumer.stages.decode import Incoming, effective_user, short
 from schemas import topology
 from schemas.config import Config, broker_user
 from schemas.errors import BrokerError, PublishRefused, QueueMissing
+from schemas.event import MAX_BODY
 
 log = logging.getLogger("loginwatch.worker")
 
@@ -232,15 +234,29 @@ class Worker:
                 topology.HEADER_DEAD_AT: int(time.time()),
             },
         )
-        self._republish(broker, delivery, topology.DEAD_QUEUE, headers)
+        body = delivery.body
+        if len(body) > MAX_BODY:
+            # No event is this long. Kept whole, one host's blobs would fill the dead queue
+            # (it has no limit) until the broker's memory alarm blocks every publisher: keep
+            # the first MAX_BODY bytes, and the length and digest of what arrived.
+            headers[topology.HEADER_BODY_SIZE] = len(body)
+            headers[topology.HEADER_BODY_SHA256] = hashlib.sha256(body).hexdigest()
+            body = body[:MAX_BODY]
+        self._republish(broker, delivery, topology.DEAD_QUEUE, headers, body)
         what = event_id if event_id != "-" else f"message {short(delivery.message_id or '', 40)}"
         log.error("%s dead-lettered: %s", what, reason)
 
     def _republish(
-        self, broker: Broker, delivery: Delivery, queue_name: str, headers: dict[str, Any]
+        self,
+        broker: Broker,
+        delivery: Delivery,
+        queue_name: str,
+        headers: dict[str, Any],
+        body: bytes | None = None,
     ) -> None:
         try:
-            broker.publish(topology.REROUTE_EXCHANGE, queue_name, delivery.body,
+            broker.publish(topology.REROUTE_EXCHANGE, queue_name,
+                           delivery.body if body is None else body,
                            headers=headers, message_id=delivery.message_id,
                            timestamp=delivery.timestamp)  # fmt: skip
         except PublishRefused as exc:

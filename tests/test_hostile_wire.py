@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -332,6 +333,18 @@ def test_oversized_and_deep_bodies_go_dead_at_once_and_dead_list_shows_them(
     assert depth(vh, topology.ALERTS_QUEUE) == 1
     [copy] = take_all(vh, topology.ALERTS_QUEUE)
     assert copy.body == deep
+    # The dead queue keeps no host's blob: the first 16 KiB, and the length and digest of it.
+    bodies = {hashlib.sha256(huge(n)).hexdigest(): huge(n) for n in range(3)}
+    dead = take_all(vh, topology.DEAD_QUEUE)
+    kept = {_str(m.headers[topology.HEADER_BODY_SHA256]): m for m in dead}
+    assert set(kept) == set(bodies)
+    for digest, message in kept.items():
+        assert message.headers[topology.HEADER_BODY_SIZE] == len(bodies[digest])
+        assert message.body == bodies[digest][:MAX_BODY]
+
+
+def _str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @pytest.mark.integration
