@@ -21,7 +21,8 @@ What the sender chose is never trusted here: the id ``dead list`` shows and
 the body (hex, so no terminal escapes), never the message id property. Our own
 headers (reason, origin, time) count only on copies under our own user; for any
 other message the broker's newest ``x-death`` entry names the queue and reason
-(its queue and reason are the broker's; its time may be the sender's), and the
+(its queue and reason are the broker's; its time may be the sender's, so it is not
+shown), and the
 origin a replay goes to is one of the two work queues, whatever a header says.
 """
 
@@ -121,7 +122,10 @@ def _describe(delivery: Delivery, own_user: str | None) -> DeadMessage:
         host=host,
         user=user,
         reason=reason or "unknown",
-        dead_at=_when(mine.get(topology.HEADER_DEAD_AT)) or _when(death.get("time")),
+        # The broker keeps the rest of an x-death entry a sender wrote, its time included:
+        # only on our copies (we never copy an x-death) is the newest entry all the broker's.
+        dead_at=_when(mine.get(topology.HEADER_DEAD_AT))
+        or _when(death.get("time") if ours else None),
         origin=origin if origin in _ORIGINS else topology.ALERTS_QUEUE,
     )
 

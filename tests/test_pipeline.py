@@ -166,6 +166,7 @@ def test_dead_list_describes_broker_dead_lettered_messages() -> None:
         body=encode(LOGIN),
         routing_key="login",
         redelivered=False,
+        user_id="guest",  # one of our copies (parked), then the delivery limit
         headers={
             "x-death": [{"queue": "loginwatch.alerts", "reason": "delivery_limit", "time": when}]
         },
