@@ -49,6 +49,7 @@ _ID = re.compile(rf"[0-9a-f]{{{MIN_ID_PREFIX},{ID_LENGTH}}}")
 _DROPPED_ON_REPLAY = (topology.HEADER_REASON, topology.HEADER_DEAD_AT, topology.HEADER_ATTEMPT)
 _ORIGINS = (topology.ALERTS_QUEUE, topology.DIGEST_QUEUE)
 _SHOWN = 200  # characters of a reason kept for the listing
+LIMIT = 10_000  # messages one `dead list` or `dead replay` holds at a time
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def _held(broker: Broker, limit: int) -> Iterator[_Held]:
         held.close()
 
 
-def list_dead(broker: Broker, limit: int = 10_000) -> list[DeadMessage]:
+def list_dead(broker: Broker, limit: int = LIMIT) -> list[DeadMessage]:
     """The dead queue's messages, oldest first; the queue is left as it was.
 
     Raises:
@@ -182,7 +183,7 @@ def selector(ids: Collection[str]) -> Callable[[DeadMessage], bool]:
 
 
 def replay(
-    broker: Broker, select: Callable[[DeadMessage], bool], limit: int = 10_000
+    broker: Broker, select: Callable[[DeadMessage], bool], limit: int = LIMIT
 ) -> list[DeadMessage]:
     """Move the selected dead messages back to their origin queues; returns them.
 

@@ -17,6 +17,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from consumer.commands.dead import _line
-from consumer.deadletters import describe, is_id, selector
+from consumer.deadletters import describe, is_id, list_dead, selector
 from consumer.delivery import Delivery
 from consumer.stages.decode import Decoder, Identity, Incoming
 from producer.build import build_event
@@ -368,3 +369,36 @@ def test_digest_once_survives_deep_and_oversized_bodies(vh: Vhost, tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert depth(vh, topology.DIGEST_QUEUE) == 0
+
+
+class _DeadQueue:
+    """A dead queue of ``count`` 1 MiB messages, as ``Broker`` serves it (get, requeue)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.tag = 0
+        self.requeued: list[Delivery] = []
+        self.user = "guest"
+        self.is_open = True
+
+    def get(self, _queue: str) -> Delivery | None:
+        if self.tag == self.count:
+            return None
+        self.tag += 1
+        return Delivery(self.tag, os.urandom(1 << 20), "login", False, headers={"x": "y"})
+
+    def requeue(self, delivery: Delivery) -> None:
+        self.requeued.append(delivery)
+
+
+def test_dead_list_holds_one_body_at_a_time() -> None:
+    queue = _DeadQueue(40)
+    tracemalloc.start()
+    try:
+        listed = list_dead(queue)  # type: ignore[arg-type]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(listed) == 40 and len(queue.requeued) == 40
+    assert sorted(d.tag for d in queue.requeued) == list(range(1, 41))
+    assert peak < 8 << 20, peak  # 40 MiB went through

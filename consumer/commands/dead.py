@@ -8,6 +8,7 @@ from consumer.cli import add_config_argument
 from consumer.commands._common import config_of, open_broker
 from consumer.deadletters import (
     ID_LENGTH,
+    LIMIT,
     MIN_ID_PREFIX,
     DeadMessage,
     is_id,
@@ -82,6 +83,8 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"{'ID':<32}  {'DEAD SINCE':<20}  {'HOST':<20}  {'USER':<12}  REASON")
     for message in messages:
         print(_line(message))
+    if len(messages) == LIMIT:
+        print(f"only the first {LIMIT} are shown: replay or remove some, then list again")
     print(f"{len(messages)} dead message(s); replay with: loginwatch dead replay --id ID")
     return 0
 
