@@ -402,3 +402,31 @@ def test_dead_list_holds_one_body_at_a_time() -> None:
     assert len(listed) == 40 and len(queue.requeued) == 40
     assert sorted(d.tag for d in queue.requeued) == list(range(1, 41))
     assert peak < 8 << 20, peak  # 40 MiB went through
+
+
+# --- identity: whatever a host claims ----------------------------------------------------
+
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+CLAIMS = st.one_of(
+    st.text(max_size=30),
+    LABEL.flatmap(lambda name: st.sampled_from([name, name.upper(), name + ".", f" {name}",
+                                                name + "\n", name.replace("e", "\u0435"),
+                                                name.replace("k", "\u212a"), name + "*"])),
+)  # fmt: skip
+
+
+@FAST
+@given(own=LABEL, claim=CLAIMS, strict=st.booleans())
+@example(own="kilo", claim="\u212ailo", strict=False)
+@example(own="bravo", claim="BRAVO", strict=True)
+def test_a_host_user_is_only_ever_reported_as_its_own_host(
+    own: str, claim: str, strict: bool
+) -> None:
+    identity = Identity(require_user_id=strict, own_user="central", host_users={"relay": ("x*",)})
+    try:
+        decoded = Decoder(identity)(Incoming(encode(event(host=claim)), f"host-{own}"))
+    except DecodeError as exc:
+        assert exc.reason.startswith(f"user_id 'host-{own}' may not speak for host ")
+        return
+    assert decoded.host == own
+    assert claim.isascii() and claim.lower() == own
