@@ -28,7 +28,6 @@ origin a replay goes to is one of the two work queues, whatever a header says.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from typing import Any
 
 from consumer.broker import Broker
 from consumer.delivery import Delivery
+from consumer.stages.decode import dead_id
 from consumer.worker import republish_headers
 from schemas import event as wire
 from schemas import topology
@@ -94,13 +94,9 @@ def describe(delivery: Delivery, own_user: str | None) -> DeadMessage:
     try:
         return _describe(delivery, own_user)
     except Exception as exc:
-        return DeadMessage(_body_id(delivery.body), "?", "?",
+        return DeadMessage(dead_id(delivery.body), "?", "?",
                            f"cannot read this message: {type(exc).__name__}", None,
                            topology.ALERTS_QUEUE)  # fmt: skip
-
-
-def _body_id(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()[:ID_LENGTH]
 
 
 def _describe(delivery: Delivery, own_user: str | None) -> DeadMessage:
@@ -111,7 +107,7 @@ def _describe(delivery: Delivery, own_user: str | None) -> DeadMessage:
         event = wire.decode(delivery.body)
         event_id, host, user = event.id_hex, event.host, event.user
     except DecodeError:
-        event_id, host, user = _body_id(delivery.body), "?", "?"
+        event_id, host, user = dead_id(delivery.body), "?", "?"
     reason = _text(mine.get(topology.HEADER_REASON))
     if death and not mine.get(topology.HEADER_DEAD_AT):
         # The broker dead-lettered it (delivery limit): our reason, if any, was a park's.

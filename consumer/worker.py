@@ -29,7 +29,7 @@ from consumer import pipeline
 from consumer.broker import Broker
 from consumer.delivery import Delivery
 from consumer.pipeline import Outcome, Stages, Verdict
-from consumer.stages.decode import Incoming, effective_user, short
+from consumer.stages.decode import Incoming, dead_id, effective_user, short
 from schemas import topology
 from schemas.config import Config, broker_user
 from schemas.errors import BrokerError, PublishRefused, QueueMissing
@@ -243,8 +243,7 @@ class Worker:
             headers[topology.HEADER_BODY_SHA256] = hashlib.sha256(body).hexdigest()
             body = body[:MAX_BODY]
         self._republish(broker, delivery, topology.DEAD_QUEUE, headers, body)
-        what = event_id if event_id != "-" else f"message {short(delivery.message_id or '', 40)}"
-        log.error("%s dead-lettered: %s", what, reason)
+        log.error("%s dead-lettered: %s", event_id if event_id != "-" else dead_id(body), reason)
 
     def _republish(
         self,

@@ -427,7 +427,7 @@ def test_a_host_cannot_alert_as_another_host(fleet: Fleet, smtp: SmtpServer) -> 
         fleet.publish(alpha, encode(real))
         # One pipeline thread, in queue order: once the second is mailed, the first is done.
         worker.wait_for(rf"{real.id_hex} immediate ops@test.example: sent")
-        worker.wait_for("dead-lettered: user_id")
+        worker.wait_for(f"{forged.id_hex} dead-lettered: user_id")
     [subject] = subjects(smtp)
     assert f"alice@{alpha} " in subject  # its own name as its user says, not as it cased it
     assert reasons(fleet.vh) == [f"user_id 'host-{alpha}' may not speak for host '{bravo}'"]
@@ -469,7 +469,7 @@ def test_a_forged_identity_header_is_not_laundered_by_dead_replay(
     headers = {topology.HEADER_USER_ID: topology.host_user(bravo), **FORGED_HEADERS}
     with running_worker(fleet.config, fleet.tmp_path / "worker.log") as worker:
         fleet.publish(alpha, encode(forged), user_id=None, headers=headers)
-        worker.wait_for("dead-lettered: no user_id")
+        worker.wait_for(f"{forged.id_hex} dead-lettered: no user_id")
         listing = fleet.dead("list")
         assert listing.returncode == 0, listing.stderr
         assert f"{forged.id_hex}  " in listing.stdout
@@ -477,7 +477,7 @@ def test_a_forged_identity_header_is_not_laundered_by_dead_replay(
         replayed = fleet.dead("replay", "--id", forged.id_hex[:8])
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         assert f"replayed {forged.id_hex} to {topology.ALERTS_QUEUE}" in replayed.stdout
-        worker.wait_for("dead-lettered: no user_id", count=2)
+        worker.wait_for(f"{forged.id_hex} dead-lettered: no user_id", count=2)
         fleet.publish(alpha, encode(real))
         worker.wait_for(rf"{real.id_hex} immediate ops@test.example: sent")
     [subject] = subjects(smtp)

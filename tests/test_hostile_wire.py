@@ -215,7 +215,7 @@ def test_any_bytes_decode_or_are_a_decode_error(data: bytes) -> None:
     value=st.one_of(
         st.integers(min_value=-(2**63), max_value=2**64 - 1), st.floats(), st.binary(max_size=64),
         st.text(max_size=64), st.none(), st.booleans(),
-        st.lists(st.integers(), max_size=4),
+        st.lists(st.integers(min_value=-(2**63), max_value=2**63), max_size=4),
         st.dictionaries(st.text(max_size=4), st.none(), max_size=3),
         st.datetimes(timezones=st.just(UTC)), st.datetimes(),
     ),
@@ -329,6 +329,7 @@ def test_oversized_and_deep_bodies_go_dead_at_once_and_dead_list_shows_them(
     assert refused.returncode != 0 and "hex digits" in refused.stderr
     [deep_line] = [line for line in listing.stdout.splitlines() if "nested too deeply" in line]
     deep_id = deep_line.split()[0]
+    assert f"{deep_id} dead-lettered: undecodable event: nested too deeply" in log
     replayed = loginwatch("dead", "replay", "--id", deep_id, "--config", str(central))
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert depth(vh, topology.ALERTS_QUEUE) == 1

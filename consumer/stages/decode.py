@@ -31,6 +31,7 @@ believes that header only on a message whose ``user_id`` is the central user.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,6 +119,16 @@ def effective_user(
     if isinstance(carried, bytes):
         carried = carried.decode("utf-8", "replace")
     return carried if isinstance(carried, str) and carried else None
+
+
+def dead_id(body: bytes) -> str:
+    """The id a message goes by in the dead queue and its log lines: the event id (hex)
+    when the body decodes, else the first 32 hex digits of its SHA-256. Never an id its
+    sender chose freely (a message id), never text with a terminal escape."""
+    try:
+        return wire.decode(body).id_hex
+    except DecodeError:
+        return hashlib.sha256(body).hexdigest()[:32]
 
 
 def short(text: str, limit: int = 80) -> str:
