@@ -15,6 +15,7 @@ finish the one in flight, close.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import signal
@@ -28,27 +29,33 @@ from consumer import pipeline
 from consumer.broker import Broker
 from consumer.delivery import Delivery
 from consumer.pipeline import Outcome, Stages, Verdict
-from consumer.stages.decode import Incoming, effective_user, short
+from consumer.stages.decode import Incoming, dead_id, effective_user, short
 from schemas import topology
 from schemas.config import Config, broker_user
 from schemas.errors import BrokerError, PublishRefused, QueueMissing
+from schemas.event import MAX_BODY
 
 log = logging.getLogger("loginwatch.worker")
 
-# Headers the broker adds on dead-lettering; a republished copy starts afresh.
-_BROKER_HEADERS = ("x-death", "x-first-death-queue", "x-first-death-reason",
-                   "x-first-death-exchange", "x-last-death-queue", "x-last-death-reason",
-                   "x-last-death-exchange")  # fmt: skip
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 HAND_BACK_BATCH = 16
 
 
 def republish_headers(delivery: Delivery, own_user: str | None, **extra: Any) -> dict[str, Any]:
-    """The headers of a copy we republish: the original's, the host user carried along."""
-    headers = {k: v for k, v in delivery.headers.items() if k not in _BROKER_HEADERS}
-    user = effective_user(delivery.user_id, delivery.headers, own_user)
-    if user is not None:
-        headers[topology.HEADER_USER_ID] = user
+    """The headers of a copy we republish under ``own_user``: the identity the message
+    had on arrival (``HEADER_USER_ID``, "" for none), our own headers when it is one of
+    our copies, then ``extra``.
+
+    Nothing else of the original travels: a host's headers (a forged identity, attempt
+    count, origin or reason) and the broker's ``x-death`` would read as ours on a copy
+    under our user.
+    """
+    ours = own_user is not None and delivery.user_id == own_user
+    headers = {k: delivery.headers[k] for k in topology.CENTRAL_HEADERS
+               if ours and k in delivery.headers}  # fmt: skip
+    headers[topology.HEADER_USER_ID] = (
+        effective_user(delivery.user_id, delivery.headers, own_user) or ""
+    )
     headers.update(extra)
     return headers
 
@@ -227,15 +234,28 @@ class Worker:
                 topology.HEADER_DEAD_AT: int(time.time()),
             },
         )
-        self._republish(broker, delivery, topology.DEAD_QUEUE, headers)
-        what = event_id if event_id != "-" else f"message {short(delivery.message_id or '', 40)}"
-        log.error("%s dead-lettered: %s", what, reason)
+        body = delivery.body
+        if len(body) > MAX_BODY:
+            # No event is this long. Kept whole, one host's blobs would fill the dead queue
+            # (it has no limit) until the broker's memory alarm blocks every publisher: keep
+            # the first MAX_BODY bytes, and the length and digest of what arrived.
+            headers[topology.HEADER_BODY_SIZE] = len(body)
+            headers[topology.HEADER_BODY_SHA256] = hashlib.sha256(body).hexdigest()
+            body = body[:MAX_BODY]
+        self._republish(broker, delivery, topology.DEAD_QUEUE, headers, body)
+        log.error("%s dead-lettered: %s", event_id if event_id != "-" else dead_id(body), reason)
 
     def _republish(
-        self, broker: Broker, delivery: Delivery, queue_name: str, headers: dict[str, Any]
+        self,
+        broker: Broker,
+        delivery: Delivery,
+        queue_name: str,
+        headers: dict[str, Any],
+        body: bytes | None = None,
     ) -> None:
         try:
-            broker.publish(topology.REROUTE_EXCHANGE, queue_name, delivery.body,
+            broker.publish(topology.REROUTE_EXCHANGE, queue_name,
+                           delivery.body if body is None else body,
                            headers=headers, message_id=delivery.message_id,
                            timestamp=delivery.timestamp)  # fmt: skip
         except PublishRefused as exc:

@@ -107,7 +107,7 @@ def build_event(items: dict[str, bytes], host_name: str | None, dropped: int = 0
         server_port=server_port,
         key_sha256=digest,
         hook_version=HOOK_VERSION[: ev.MAX_SHORT],
-        dropped=dropped,
+        dropped=min(dropped, ev.MAX_DROPPED),  # the wire's bound: the counter saturates
         escaped=tuple(fields.escaped),
         truncated=tuple(fields.truncated),
         **fields.values,

@@ -241,9 +241,11 @@ class WorkerConfig(_Section, frozen=True):
     retry_delays: Annotated[
         tuple[Annotated[int, msgspec.Meta(ge=1)], ...], msgspec.Meta(min_length=1, max_length=16)
     ] = (30, 120, 600, 1800)
-    # When hosts publish with their own broker users (`loginwatch host add NAME`
-    # creates `host-NAME`), refuse events whose user_id does not speak for the
-    # host they name: `host-<event.host>`, or a user listed in `host_users`.
+    # Always: an event from broker user `host-NAME` (`loginwatch host add NAME`) is
+    # accepted only for host NAME, one from a `host_users` relay only for the hosts its
+    # globs match, one without user_id never; the central side's own broker user (the
+    # one in [broker] url) may speak for any host. Strict (true): not even that one,
+    # unless `host_users` lists it. See consumer/stages/decode.py.
     require_user_id: bool = False
     # broker user -> host names (globs) it may speak for, beyond `host-<name>`.
     host_users: dict[str, tuple[Glob, ...]] = {}

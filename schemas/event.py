@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Final
 
 import msgspec
@@ -26,6 +26,21 @@ MAX_HOST: Final = 253
 MAX_NAME: Final = 256
 MAX_SHORT: Final = 64
 MAX_ADDR: Final = 64
+# The spool's dropped counter saturates here (the hook clamps to it). The bound is what
+# keeps every aggregate in its column: a SUM of ``dropped`` overflows a signed 64-bit
+# integer only past 2**31 events in one window, far beyond what any store holds.
+MAX_DROPPED: Final = 2**32 - 1
+# Event times as the hook makes them: a signed 64-bit count of nanoseconds since 1970
+# (``time.time_ns``), so 1970 through 2262. Anything outside is no clock's reading, and
+# window arithmetic around it (± days, ± a week) never leaves ``datetime``'s range.
+MIN_TIME: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIME: Final = datetime(2262, 4, 11, tzinfo=UTC)
+# The largest body any consumer decodes. The type's bounds allow at most ~14.3 KiB (every
+# text field full of 4-byte UTF-8 characters, both field-name lists full: see
+# tests/test_hostile_wire.py, which builds that event); the hook's own events are under
+# 1 KiB, a typical one ~160 bytes. A longer body cannot be a valid event, so it is refused
+# on its length alone, before msgspec reads a byte of it.
+MAX_BODY: Final = 16 * 1024
 
 Host = Annotated[str, msgspec.Meta(max_length=MAX_HOST)]
 Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
@@ -35,6 +50,10 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 EventId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 KeyDigest = Annotated[bytes, msgspec.Meta(max_length=32)]
 FieldNames = Annotated[tuple[Short, ...], msgspec.Meta(max_length=16)]
+Dropped = Annotated[int, msgspec.Meta(ge=0, le=MAX_DROPPED)]
+# Aware only: a naive time (msgpack also carries RFC 3339 strings) cannot be compared with
+# the consumers' UTC clock, and that TypeError would be an "internal error", not a reason.
+Time = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class PamType(enum.IntEnum):
@@ -80,7 +99,7 @@ class LoginEvent(msgspec.Struct, frozen=True, array_like=True, tag=1, kw_only=Tr
     """
 
     id: EventId
-    time: Annotated[datetime, msgspec.Meta(tz=True)]  # naive: which zone? (refused)
+    time: Time
     host: Host
     service: Short = ""
     pam_type: PamType = PamType.UNKNOWN
@@ -97,9 +116,14 @@ class LoginEvent(msgspec.Struct, frozen=True, array_like=True, tag=1, kw_only=Tr
     key_type: Short = ""
     key_sha256: KeyDigest = b""
     hook_version: Short = ""
-    dropped: Annotated[int, msgspec.Meta(ge=0)] = 0
+    dropped: Dropped = 0
     escaped: FieldNames = ()
     truncated: FieldNames = ()
+
+    def __post_init__(self) -> None:
+        # msgspec turns this ValueError into a ValidationError naming the field.
+        if not MIN_TIME <= self.time < MAX_TIME:
+            raise ValueError(f"$.time: {self.time.isoformat()} is outside 1970..2262")
 
     @property
     def id_hex(self) -> str:
@@ -146,13 +170,21 @@ def decode(data: bytes) -> LoginEvent:
     """Decode and validate one event.
 
     Raises:
-        DecodeError: the body is not a valid ``LoginEvent``; it keeps the raw
+        DecodeError: the body is not a valid ``LoginEvent``: longer than ``MAX_BODY``,
+            not msgpack, a field out of its bound, nested too deep for the decoder
+            (``RecursionError``), or anything else msgspec raises. It keeps the raw
             bytes and the reason (``$.user: ...``) for the dead queue.
     """
+    if len(data) > MAX_BODY:
+        raise DecodeError(f"body of {len(data)} bytes is over the {MAX_BODY}-byte limit", data)
     try:
         return _decoder.decode(data)
     except msgspec.DecodeError as exc:  # ValidationError is a subclass
         raise DecodeError(str(exc), data) from exc
+    except RecursionError:
+        raise DecodeError("nested too deeply to decode", data) from None
+    except Exception as exc:
+        raise DecodeError(f"cannot decode: {type(exc).__name__}: {exc}"[:200], data) from None
 
 
 def escape_bytes(raw: bytes) -> tuple[str, bool]:

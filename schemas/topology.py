@@ -32,10 +32,17 @@ HEADER_REASON: Final = "x-loginwatch-reason"  # why a message is in the dead que
 HEADER_ORIGIN: Final = "x-loginwatch-origin"  # the work queue a retry returns to
 HEADER_ATTEMPT: Final = "x-loginwatch-attempt"  # parked deliveries so far
 HEADER_DEAD_AT: Final = "x-loginwatch-dead-at"  # when the worker dead-lettered it (epoch s)
-# The host's broker user, carried along when the worker republishes an event
-# (park, replay) under its own user: trusted only on messages whose user_id
-# property is the central side's own broker user, which hosts cannot forge.
+# The broker user a message had on arrival ("" for none), written by the central side
+# whenever it republishes a message (park, dead-letter, replay) under its own user.
 HEADER_USER_ID: Final = "x-loginwatch-user-id"
+# On a dead-lettered body over the size limit, cut to the limit: what arrived.
+HEADER_BODY_SIZE: Final = "x-loginwatch-body-size"  # its length in bytes
+HEADER_BODY_SHA256: Final = "x-loginwatch-body-sha256"  # its SHA-256, hex
+# The headers only the central side writes. They are believed only on a message whose
+# user_id property is the central side's own broker user (which the broker checks, so a
+# host cannot claim it); a republished copy carries these and nothing else of the original.
+CENTRAL_HEADERS: Final = (HEADER_USER_ID, HEADER_ORIGIN, HEADER_ATTEMPT, HEADER_REASON,
+                          HEADER_DEAD_AT, HEADER_BODY_SIZE, HEADER_BODY_SHA256)  # fmt: skip
 
 # How long a work queue redelivers a message that keeps crashing a worker.
 DELIVERY_LIMIT: Final = 20

@@ -54,9 +54,14 @@ class Paced:
     def run(self, rate: float, seconds: float, limit: int | None = None) -> float:
         """Returns the rate actually achieved (confirms can be the limit); stops early
         once ``limit`` events went out."""
-        props = pika.BasicProperties(delivery_mode=2, content_type=topology.CONTENT_TYPE)
+        params = pika.URLParameters(self.url)
+        # As the central user, which may speak for any host (a message without one is dead).
+        user = str(params.credentials.username)
+        props = pika.BasicProperties(
+            delivery_mode=2, content_type=topology.CONTENT_TYPE, user_id=user
+        )
         sent = 0
-        with pika.BlockingConnection(pika.URLParameters(self.url)) as connection:
+        with pika.BlockingConnection(params) as connection:
             channel = connection.channel()
             channel.confirm_delivery()
             began = time.monotonic()

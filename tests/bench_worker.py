@@ -54,7 +54,9 @@ def _fill(vhost: Vhost, count: int) -> None:
     with connect(vhost) as connection:
         channel = connection.channel()
         channel.confirm_delivery()
-        props = pika.BasicProperties(delivery_mode=2, content_type=topology.CONTENT_TYPE)
+        props = pika.BasicProperties(
+            delivery_mode=2, content_type=topology.CONTENT_TYPE, user_id="guest"
+        )
         for n in range(count):
             channel.basic_publish(topology.EXCHANGE, "login", encode(event(tty=f"b{n}")), props)
 

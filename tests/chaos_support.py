@@ -107,13 +107,19 @@ def publish_events(url: str, events: Iterable[LoginEvent], batch: int = 200) -> 
     """Publish as hosts do (persistent, mandatory, confirmed); returns how many."""
     count = 0
     props = pika.BasicProperties(delivery_mode=2, content_type=topology.CONTENT_TYPE)
-    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+    params = pika.URLParameters(url)
+    # As the central user, which may speak for any host (a message without one is dead).
+    user = str(params.credentials.username)
+    with pika.BlockingConnection(params) as connection:
         channel = connection.channel()
         channel.confirm_delivery()
         for login in events:
             body = encode(login)
             message = pika.BasicProperties(
-                delivery_mode=2, content_type=props.content_type, message_id=login.id_hex
+                delivery_mode=2,
+                content_type=props.content_type,
+                message_id=login.id_hex,
+                user_id=user,
             )
             channel.basic_publish(topology.EXCHANGE, login.kind, body, message, mandatory=True)
             count += 1

@@ -42,7 +42,7 @@ class InFlightBroker:
     def process_events(self, _seconds: float) -> None:
         if self.asked and self.in_flight and self.on_delivery is not None:
             for tag, body in enumerate(self.in_flight, 1):
-                self.on_delivery(Delivery(tag, body, "login", redelivered=False))
+                self.on_delivery(Delivery(tag, body, "login", redelivered=False, user_id="guest"))
             self.in_flight = []
 
     def queue_state(self, name: str) -> QueueState:
@@ -107,7 +107,7 @@ class StrandingConnection:
     def process_events(self, _seconds: float) -> None:
         assert self.on_delivery is not None
         for tag, body in enumerate(self.to_send, 1):
-            self.on_delivery(Delivery(tag, body, "login", redelivered=False))
+            self.on_delivery(Delivery(tag, body, "login", redelivered=False, user_id="guest"))
         self.to_send = []
 
     def queue_state(self, name: str) -> QueueState:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -16,7 +17,9 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pika
@@ -28,7 +31,18 @@ from consumer.cli import main
 from schemas import topology
 from schemas.config import broker_url, parse_config
 from schemas.errors import ConfigError
-from tests.conftest import AMQP_HOST, AMQP_PORT, missing, rabbitmqctl
+from schemas.event import LoginEvent, encode
+from tests.conftest import AMQP_HOST, AMQP_PORT, Vhost, missing, rabbitmqctl
+from tests.factories import event
+from tests.smtp_server import SmtpServer, free_port
+from tests.worker_helpers import (
+    depth,
+    loginwatch,
+    running_worker,
+    take_all,
+    wait_depth,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -312,3 +326,230 @@ def test_host_list_flags_a_host_user_whose_permissions_were_widened(
     assert hosts.cli("list") == 0
     listed = capsys.readouterr().out
     assert f"{name}\thost-{name}\tNOT write-only on {hosts.vhost}\n" in listed
+
+
+# -- the worker and the dead queue, with real host users (issue 9 items 2, 6, 7, 8) ------
+
+
+class Fleet:
+    """A fresh vhost set up for a worker, with host users `host add` made on it."""
+
+    def __init__(self, vh: Vhost, tmp_path: Path, smtp_port: int, strict: bool) -> None:
+        self.vh = vh
+        self.tmp_path = tmp_path
+        self.config = write_config(tmp_path / "central.toml", vh, smtp_port=smtp_port)
+        if strict:
+            text = self.config.read_text()
+            self.config.write_text(text.replace("[worker]\n", "[worker]\nrequire_user_id = true\n"))
+        assert loginwatch("setup", "--config", str(self.config)).returncode == 0
+        self.prefix = f"i{uuid.uuid4().hex[:6]}-"
+        self.secrets = tmp_path / "secrets"
+        self.names: list[str] = []
+
+    def add(self, short: str) -> str:
+        name = self.prefix + short
+        self.names.append(name)
+        added = loginwatch("host", "add", name, "--config", str(self.config),
+                           "--secrets-dir", str(self.secrets))  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        return name
+
+    def publish(
+        self, name: str, body: bytes, *, user_id: str | None = "own",
+        headers: dict[str, Any] | None = None, message_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """Publish to the events exchange as host ``name``'s broker user."""
+        user = topology.host_user(name)
+        password = (self.secrets / f"{name}.password").read_text().strip()
+        url = amqp_url(self.vh.name, user, password)
+        with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            properties = pika.BasicProperties(
+                delivery_mode=2, headers=headers, message_id=message_id,
+                user_id=user if user_id == "own" else user_id,
+            )  # fmt: skip
+            channel.basic_publish(topology.EXCHANGE, "login", body, properties, mandatory=True)
+
+    def dead(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return loginwatch("dead", *args, "--config", str(self.config))
+
+    def cleanup(self) -> None:
+        for name in self.names:
+            rabbitmqctl("delete_user", topology.host_user(name), check=False)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture(params=[False, True], ids=["default-config", "require_user_id"])
+def fleet(
+    request: pytest.FixtureRequest, vh: Vhost, tmp_path: Path, smtp: SmtpServer
+) -> Iterator[Fleet]:
+    made = Fleet(vh, tmp_path, smtp.port, strict=request.param)
+    yield made
+    made.cleanup()
+
+
+@pytest.fixture
+def default_fleet(vh: Vhost, tmp_path: Path, smtp: SmtpServer) -> Iterator[Fleet]:
+    made = Fleet(vh, tmp_path, smtp.port, strict=False)
+    yield made
+    made.cleanup()
+
+
+def login(host: str, n: int = 0) -> LoginEvent:
+    return event(host=host, id=os.urandom(16), tty=f"pts/{n}")
+
+
+def subjects(smtp: SmtpServer) -> list[str]:
+    return [str(m.message["Subject"]) for m in smtp.messages]
+
+
+def reasons(vh: Vhost) -> list[str]:
+    return sorted(
+        _str(m.headers[topology.HEADER_REASON]) for m in take_all(vh, topology.DEAD_QUEUE)
+    )
+
+
+def _str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def test_a_host_cannot_alert_as_another_host(fleet: Fleet, smtp: SmtpServer) -> None:
+    alpha, bravo = fleet.add("alpha"), fleet.add("bravo")
+    forged, real = login(bravo), login(alpha.upper(), 1)
+    with running_worker(fleet.config, fleet.tmp_path / "worker.log") as worker:
+        fleet.publish(alpha, encode(forged))
+        fleet.publish(alpha, encode(real))
+        # One pipeline thread, in queue order: once the second is mailed, the first is done.
+        worker.wait_for(rf"{real.id_hex} immediate ops@test.example: sent")
+        worker.wait_for(f"{forged.id_hex} dead-lettered: user_id")
+    [subject] = subjects(smtp)
+    assert f"alice@{alpha} " in subject  # its own name as its user says, not as it cased it
+    assert reasons(fleet.vh) == [f"user_id 'host-{alpha}' may not speak for host '{bravo}'"]
+
+
+def test_a_host_message_without_user_id_is_dead_with_the_reason(
+    fleet: Fleet, smtp: SmtpServer
+) -> None:
+    alpha = fleet.add("alpha")
+    bare, real = login(alpha), login(alpha, 1)
+    with running_worker(fleet.config, fleet.tmp_path / "worker.log") as worker:
+        fleet.publish(alpha, encode(bare), user_id=None)
+        fleet.publish(alpha, encode(real))
+        worker.wait_for(rf"{real.id_hex} immediate ops@test.example: sent")
+    assert len(smtp.messages) == 1
+    assert reasons(fleet.vh) == ["no user_id: host events must carry their broker user"]
+
+
+def test_the_broker_refuses_an_empty_user_id_from_a_host(default_fleet: Fleet) -> None:
+    alpha = default_fleet.add("alpha")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        default_fleet.publish(alpha, encode(login(alpha)), user_id="")
+    assert closed.value.reply_code == 406
+
+
+FORGED_HEADERS: dict[str, Any] = {
+    topology.HEADER_ATTEMPT: 99,
+    topology.HEADER_ORIGIN: topology.DEAD_QUEUE,
+    topology.HEADER_REASON: "replayed by ops: fine",
+    topology.HEADER_DEAD_AT: 1,
+}
+
+
+def test_a_forged_identity_header_is_not_laundered_by_dead_replay(
+    fleet: Fleet, smtp: SmtpServer
+) -> None:
+    alpha, bravo = fleet.add("alpha"), fleet.add("bravo")
+    forged, real = login(bravo), login(alpha, 1)
+    headers = {topology.HEADER_USER_ID: topology.host_user(bravo), **FORGED_HEADERS}
+    with running_worker(fleet.config, fleet.tmp_path / "worker.log") as worker:
+        fleet.publish(alpha, encode(forged), user_id=None, headers=headers)
+        worker.wait_for(f"{forged.id_hex} dead-lettered: no user_id")
+        listing = fleet.dead("list")
+        assert listing.returncode == 0, listing.stderr
+        assert f"{forged.id_hex}  " in listing.stdout
+        assert "no user_id" in listing.stdout and "replayed by ops" not in listing.stdout
+        replayed = fleet.dead("replay", "--id", forged.id_hex[:8])
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+        assert f"replayed {forged.id_hex} to {topology.ALERTS_QUEUE}" in replayed.stdout
+        worker.wait_for(f"{forged.id_hex} dead-lettered: no user_id", count=2)
+        fleet.publish(alpha, encode(real))
+        worker.wait_for(rf"{real.id_hex} immediate ops@test.example: sent")
+    [subject] = subjects(smtp)
+    assert f"@{bravo} " not in subject
+    [dead] = take_all(fleet.vh, topology.DEAD_QUEUE)
+    # The copy under the central user says it arrived without one.
+    assert (dead.user_id, _str(dead.headers[topology.HEADER_USER_ID])) == ("guest", "")
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default-config", "require_user_id"])
+def test_identity_survives_park_dead_and_replay(vh: Vhost, tmp_path: Path, strict: bool) -> None:
+    """SMTP down for the whole retry ladder: parked twice, dead, replayed once it is
+    back — every copy under the central user — and mailed as the host it came from,
+    even with require_user_id; the host's own attempt count is ignored."""
+    port = free_port()
+    fleet = Fleet(vh, tmp_path, port, strict=strict)
+    try:
+        alpha = fleet.add("alpha")
+        real = login(alpha)
+        with running_worker(fleet.config, tmp_path / "worker.log") as worker:
+            fleet.publish(alpha, encode(real), headers=FORGED_HEADERS)
+            worker.wait_for(rf"{real.id_hex} parked in loginwatch\.retry\.1s \(attempt 1 of 2\)")
+            worker.wait_for(f"{real.id_hex} dead-lettered: gave up after 2 parked attempt")
+            with SmtpServer(port=port) as smtp:
+                replayed = fleet.dead("replay", "--id", real.id_hex)
+                assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+                [mail] = smtp.wait_for(1, timeout=30)
+                worker.wait_for(rf"{real.id_hex} immediate ops@test.example: sent")
+    finally:
+        fleet.cleanup()
+    assert f"alice@{alpha} " in str(mail.message["Subject"])
+
+
+def test_replay_of_a_message_the_broker_dead_lettered_trusts_none_of_its_headers(
+    default_fleet: Fleet,
+) -> None:
+    """A work queue's delivery limit dead-letters a host's message with the host's
+    headers on it: dead list shows the broker's reason, replay sends it back to that
+    queue (not where a header says), carrying the host's user, not a forged one."""
+    fleet = default_fleet
+    alpha, bravo = fleet.add("alpha"), fleet.add("bravo")
+    body = encode(login(alpha))
+    # An x-death of its own too, naming the queue and reason the broker will write: the
+    # broker then updates that entry (its count) and keeps the rest of it.
+    forged_death = {
+        "queue": topology.ALERTS_QUEUE,
+        "reason": "delivery_limit",
+        "count": 0,
+        "time": datetime(1970, 1, 2, tzinfo=UTC),
+        "exchange": "",
+        "routing-keys": [],
+    }
+    headers = {topology.HEADER_USER_ID: topology.host_user(bravo), **FORGED_HEADERS,
+               topology.HEADER_ORIGIN: topology.retry_queue(1),
+               "x-death": [forged_death]}  # fmt: skip
+    fleet.publish(alpha, body, headers=headers)
+    with pika.BlockingConnection(pika.URLParameters(fleet.vh.url())) as connection:
+        channel = connection.channel()
+        for _ in range(topology.DELIVERY_LIMIT + 5):
+            method, _props, _body = channel.basic_get(topology.ALERTS_QUEUE)
+            if method is None:
+                break
+            channel.basic_nack(method.delivery_tag, requeue=True)
+    assert wait_depth(fleet.vh, topology.DEAD_QUEUE, 1) == 1
+    listing = fleet.dead("list")
+    assert "broker: delivery_limit in loginwatch.alerts" in listing.stdout, listing.stdout
+    assert "replayed by ops" not in listing.stdout
+    assert "1970-01-0" not in listing.stdout
+    assert fleet.dead("replay", "--all").returncode == 0
+    [copy] = take_all(fleet.vh, topology.ALERTS_QUEUE)
+    assert copy.user_id == "guest"
+    # The broker adds its x-delivery-count on delivery; nothing else is on the copy.
+    copy.headers.pop("x-delivery-count", None)
+    assert copy.headers == {topology.HEADER_USER_ID: topology.host_user(alpha)}
+    assert depth(fleet.vh, topology.retry_queue(1)) == 0

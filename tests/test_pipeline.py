@@ -134,7 +134,7 @@ def test_verdicts(
     mailed: list[str],
 ) -> None:
     built, sender = stages(decisions, failures, FakeStore())
-    outcome = process(built, Incoming(encode(LOGIN)))
+    outcome = process(built, Incoming(encode(LOGIN), "guest"))
     assert outcome.verdict is verdict
     assert outcome.event_id == LOGIN.id_hex
     assert sender.mails == mailed
@@ -163,22 +163,22 @@ def test_reverse_dns_only_for_events_that_are_mailed(action: Action, named: int)
 def test_a_redelivered_event_mails_only_whom_it_did_not_reach() -> None:
     store = FakeStore()
     built, sender = stages((mail("a@x"), mail("b@x")), {"a@x": TRANSIENT}, store)
-    assert process(built, Incoming(encode(LOGIN))).verdict is Verdict.PARK
+    assert process(built, Incoming(encode(LOGIN), "guest")).verdict is Verdict.PARK
     sender.failures.clear()
-    assert process(built, Incoming(encode(LOGIN))).verdict is Verdict.DONE
+    assert process(built, Incoming(encode(LOGIN), "guest")).verdict is Verdict.DONE
     assert sender.mails == ["b@x", "a@x"]
 
 
 def test_a_failing_store_parks_and_poison_is_dead() -> None:
     built, _ = stages((mail("a@x"),), {}, FakeStore(fail=True))
-    parked = process(built, Incoming(encode(LOGIN)))
+    parked = process(built, Incoming(encode(LOGIN), "guest"))
     assert (parked.verdict, parked.reason) == (Verdict.PARK, "store: database is locked")
     dead = process(built, Incoming(b"\x00"))
     assert dead.verdict is Verdict.DEAD
     assert dead.reason.startswith("undecodable event: ")
 
 
-def test_republished_copies_carry_the_host_user_and_drop_broker_headers() -> None:
+def test_republished_copies_carry_the_host_user_and_none_of_its_headers() -> None:
     delivery = Delivery(
         tag=1,
         body=b"",
@@ -188,7 +188,7 @@ def test_republished_copies_carry_the_host_user_and_drop_broker_headers() -> Non
         headers={"x-death": [{"queue": "q"}], "x-first-death-queue": "q", "keep": 1},
     )
     headers = republish_headers(delivery, "central", **{topology.HEADER_ATTEMPT: 2})
-    assert headers == {"keep": 1, topology.HEADER_USER_ID: "host-web1", topology.HEADER_ATTEMPT: 2}
+    assert headers == {topology.HEADER_USER_ID: "host-web1", topology.HEADER_ATTEMPT: 2}
 
 
 def test_dead_list_describes_broker_dead_lettered_messages() -> None:
@@ -200,11 +200,12 @@ def test_dead_list_describes_broker_dead_lettered_messages() -> None:
         body=encode(LOGIN),
         routing_key="login",
         redelivered=False,
+        user_id="guest",  # one of our copies (parked), then the delivery limit
         headers={
             "x-death": [{"queue": "loginwatch.alerts", "reason": "delivery_limit", "time": when}]
         },
     )
-    described = describe(delivery)
+    described = describe(delivery, "guest")
     assert (described.id, described.host, described.user) == (LOGIN.id_hex, "web-01", "alice")
     assert described.reason == "broker: delivery_limit in loginwatch.alerts"
     assert (described.dead_at, described.origin) == (when, "loginwatch.alerts")

@@ -93,11 +93,12 @@ def publish(
     body: bytes,
     *,
     routing_key: str = "login",
-    user_id: str | None = None,
+    user_id: str | None = "guest",
     headers: Mapping[str, Any] | None = None,
     message_id: str | None = None,
 ) -> None:
-    """Publish to the events exchange as a host would (persistent, confirmed)."""
+    """Publish to the events exchange as a single-machine install does: persistent,
+    confirmed, as the central user (``guest``, which may speak for any host)."""
     with connect(vhost) as connection:
         channel = connection.channel()
         channel.confirm_delivery()

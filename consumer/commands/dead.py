@@ -6,7 +6,16 @@ import argparse
 
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of, open_broker
-from consumer.deadletters import MIN_ID_PREFIX, DeadMessage, list_dead, replay, selector
+from consumer.deadletters import (
+    ID_LENGTH,
+    LIMIT,
+    MIN_ID_PREFIX,
+    DeadMessage,
+    is_id,
+    list_dead,
+    replay,
+    selector,
+)
 from schemas.errors import ConfigError
 
 
@@ -43,19 +52,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="ids",
         action="append",
         metavar="ID",
-        help=f"an id as dead list shows it, or its first {MIN_ID_PREFIX}+ characters (repeatable)",
+        help=(
+            f"an id as dead list shows it ({ID_LENGTH} hex digits: the event id, or the body's"
+            f" SHA-256 when it is no event), or its first {MIN_ID_PREFIX}+ (repeatable)"
+        ),
     )
     which.add_argument("--all", action="store_true", help="replay every dead message")
     again.set_defaults(run=run_replay)
 
 
+def _shown(text: str, width: int) -> str:
+    """Hostile text (event fields, the broker's reason) as one printable line."""
+    return text.encode("unicode_escape").decode("ascii")[:width]
+
+
 def _line(message: DeadMessage) -> str:
     when = message.dead_at.strftime("%Y-%m-%d %H:%M:%SZ") if message.dead_at else "-"
-    # Host and user come from the event: hostile text, shown escaped.
-    host = message.host.encode("unicode_escape").decode()[:40]
-    user = message.user.encode("unicode_escape").decode()[:32]
-    reason = message.reason.encode("unicode_escape").decode()
-    return f"{message.id:<32}  {when:<20}  {host:<20}  {user:<12}  {reason}"
+    return (
+        f"{_shown(message.id, ID_LENGTH):<32}  {when:<20}  {_shown(message.host, 40):<20}"
+        f"  {_shown(message.user, 32):<12}  {_shown(message.reason, 300)}"
+    )
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -67,13 +83,17 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"{'ID':<32}  {'DEAD SINCE':<20}  {'HOST':<20}  {'USER':<12}  REASON")
     for message in messages:
         print(_line(message))
+    if len(messages) == LIMIT:
+        print(f"only the first {LIMIT} are shown: replay or remove some, then list again")
     print(f"{len(messages)} dead message(s); replay with: loginwatch dead replay --id ID")
     return 0
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    if args.ids and any(len(i) < MIN_ID_PREFIX for i in args.ids):
-        raise ConfigError(f"--id needs at least {MIN_ID_PREFIX} characters of an id")
+    if args.ids and not all(is_id(i) for i in args.ids):
+        raise ConfigError(
+            f"--id takes an id as dead list shows it: {MIN_ID_PREFIX} to {ID_LENGTH} hex digits"
+        )
     with open_broker(config_of(args)) as broker:
         replayed = replay(broker, (lambda _m: True) if args.all else selector(args.ids))
     for message in replayed:
