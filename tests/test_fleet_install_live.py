@@ -128,4 +128,3 @@ def _queued_once_counted(vhost: str) -> str:
         if counts.get("loginwatch.alerts", "0") != "0" or time.monotonic() > deadline:
             return queued
         time.sleep(0.5)
-
