@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
@@ -210,9 +210,9 @@ def dated(digests: Digests) -> dict[str, datetime]:
         "behind-3d": ARRIVAL - timedelta(days=3),  # before day 0 even began
         "into-sent": day(0, 5),  # into day 0's window, already sent
         "ahead-5y": ARRIVAL + timedelta(days=5 * 365 + 2),
-        "ahead-max": datetime(9999, 12, 31, 23, 59, 59, tzinfo=ARRIVAL.tzinfo),
-        "behind-min": datetime(1, 1, 1, tzinfo=ARRIVAL.tzinfo),
-        "naive-2h": (ARRIVAL + timedelta(hours=2)).replace(tzinfo=None),
+        "ahead-max": datetime(2262, 4, 10, 23, 59, 59, tzinfo=UTC),  # the wire's latest
+        "behind-min": datetime(1970, 1, 1, tzinfo=UTC),  # the wire's earliest
+        "ahead-2h": ARRIVAL + timedelta(hours=2),  # (a naive time is a decode error)
         "ahead-2min": ARRIVAL + timedelta(minutes=2),  # within the tolerance
         "on-time": ARRIVAL - timedelta(minutes=1),
         "late-1h": ARRIVAL - timedelta(hours=1),  # in this window: counted at its own time
@@ -237,7 +237,7 @@ def test_a_host_cannot_date_an_event_out_of_the_window_it_arrived_in(digests: Di
     assert (at["on-time"], at["late-1h"]) == (times["on-time"], times["late-1h"])
     assert at["ahead-2min"] == ARRIVAL
     assert {at[h] for h in ("behind-3d", "into-sent", "ahead-5y", "ahead-max", "behind-min",
-                            "naive-2h")} == {ARRIVAL}  # fmt: skip
+                            "ahead-2h")} == {ARRIVAL}  # fmt: skip
 
 
 def test_a_host_clock_more_than_five_minutes_off_is_named(digests: Digests) -> None:
@@ -246,9 +246,9 @@ def test_a_host_clock_more_than_five_minutes_off_is_named(digests: Digests) -> N
     ops = digests.summaries(arrived, dead=0)[OPS]
     off = {c.host: (c.behind, c.ahead, c.events) for c in ops.clocks.rows}
     assert set(off) == {"behind-3d", "into-sent", "ahead-5y", "ahead-max", "behind-min",
-                        "naive-2h", "late-1h"}  # fmt: skip
+                        "ahead-2h", "late-1h"}  # fmt: skip
     assert off["behind-3d"] == (-3 * 86400, 0, 1)
-    assert off["naive-2h"] == (0, 7200, 1)
+    assert off["ahead-2h"] == (0, 7200, 1)
     assert digests.send_window(arrived, day(2, 0.1)) == 2
     text = outbox(digests).text(OPS)
     section = text.split("Host clocks more than 5 min off", 1)[1].split("\n\n", 1)[0]
@@ -258,7 +258,7 @@ def test_a_host_clock_more_than_five_minutes_off_is_named(digests: Digests) -> N
         " host's spool); 1 event(s)"
     )
     assert notes["ahead-5y"] == "host clock off by 5 y 2 d (ahead of the arrival time); 1 event(s)"
-    assert notes["naive-2h"].startswith("host clock off by 2 h (ahead")
+    assert notes["ahead-2h"].startswith("host clock off by 2 h (ahead")
     assert "ahead-2min" not in section and "on-time" not in section
     mail = next(m for m in outbox(digests).sent if m["To"] == OPS)
     html = html_part(mail).split("Host clocks more than 5 min off", 1)[1]

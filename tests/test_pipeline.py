@@ -156,7 +156,7 @@ def test_verdicts(
 def test_reverse_dns_only_for_events_that_are_mailed(action: Action, named: int) -> None:
     decision = Decision(action=action, reason="r", recipient="a@x")
     built, _ = stages((decision,), {}, FakeStore())
-    assert process(built, Incoming(encode(LOGIN))).verdict is Verdict.DONE
+    assert process(built, Incoming(encode(LOGIN), "guest")).verdict is Verdict.DONE
     assert len(built.enrich.named) == named  # type: ignore[attr-defined]
 
 

@@ -108,12 +108,12 @@ def test_ignored_and_digested_events_cost_no_lookup(
 ) -> None:
     stages, outbox = worker
     for n, address in enumerate(STRANGERS):
-        assert process(stages, Incoming(encode(failure(address, "web-1", n)))).verdict is (
+        assert process(stages, Incoming(encode(failure(address, "web-1", n)), "guest")).verdict is (
             Verdict.DONE
         )
     assert dns_server.queries == []  # ten digest-only failures: not one DNS query
     assert outbox.mails == []
-    assert process(stages, Incoming(encode(event(host="web-1")))).verdict is Verdict.DONE
+    assert process(stages, Incoming(encode(event(host="web-1")), "guest")).verdict is Verdict.DONE
     (mail,) = outbox.mails
     assert "Name       laptop.example.net (verified" in text_part(mail)
 
@@ -125,7 +125,7 @@ def test_a_burst_of_strangers_costs_one_bound_each_then_folds_without_lookups(
     sources up (one bound each); the seven folded after them ask nothing."""
     stages, outbox = worker
     for n, address in enumerate(STRANGERS):
-        process(stages, Incoming(encode(failure(address, "db-1", n))))
+        process(stages, Incoming(encode(failure(address, "db-1", n)), "guest"))
     assert len(outbox.mails) == 3
     assert sorted(set(dns_server.asked("PTR"))) == sorted(
         f"{'.'.join(reversed(a.split('.')))}.in-addr.arpa." for a in STRANGERS[:3]
@@ -136,7 +136,7 @@ def test_a_burst_of_strangers_costs_one_bound_each_then_folds_without_lookups(
     later = T0 + timedelta(hours=1)
     stages = Stages(**{**stages.__dict__, "clock": lambda: later})
     for n, address in enumerate(STRANGERS[:2]):
-        process(stages, Incoming(encode(failure(address, "db-1", 100 + n))))
+        process(stages, Incoming(encode(failure(address, "db-1", 100 + n)), "guest"))
     assert len(outbox.mails) == 5
     assert len(dns_server.queries) == asked
 
@@ -161,7 +161,10 @@ def test_one_event_costs_at_most_one_bound(tmp_path: Path) -> None:
             clock=lambda: T0,
         )
         started = time.monotonic()
-        assert process(stages, Incoming(encode(event(client_ip=late)))).verdict is Verdict.DONE
+        assert (
+            process(stages, Incoming(encode(event(client_ip=late)), "guest")).verdict
+            is Verdict.DONE
+        )
         elapsed = time.monotonic() - started
         stages.close()
         assert server.asked("A") == [f"late.{DEAD}."]

@@ -139,15 +139,17 @@ def test_failures_on_one_host_never_fold_a_login_on_another(store_url: str) -> N
     a new source: the login is mailed (it was "folded …" before)."""
     stages, outbox = worker(store_url)
     for n in range(11):
-        assert process(stages, Incoming(encode(failure("web-1", n)))).verdict is Verdict.DONE
+        assert (
+            process(stages, Incoming(encode(failure("web-1", n)), "guest")).verdict is Verdict.DONE
+        )
     assert len(outbox.mails) == 11  # 10 alerts and the burst mail for web-1's failures
     assert subjects(outbox)[-1].startswith("Flood control")
     real = event(host="db-1", user="root", client_ip="198.51.100.23")
-    process(stages, Incoming(encode(real)))
+    process(stages, Incoming(encode(real), "guest"))
     assert len(outbox.mails) == 12
     assert "root@db-1" in subjects(outbox)[-1]
     # And a real root login on web-1 itself: failures have a budget of their own.
-    process(stages, Incoming(encode(event(host="web-1", user="root"))))
+    process(stages, Incoming(encode(event(host="web-1", user="root")), "guest"))
     assert "root@web-1" in subjects(outbox)[-1]
     stages.close()
 
@@ -156,9 +158,9 @@ def test_one_host_flooding_its_own_logins_cannot_fold_another_hosts(store_url: s
     stages, outbox = worker(store_url)
     for n in range(30):
         fake = event(host="web-1", user=f"u{n}", time=T0 + timedelta(seconds=n))
-        process(stages, Incoming(encode(fake)))
+        process(stages, Incoming(encode(fake), "guest"))
     assert len(outbox.mails) == 11  # web-1 folds its own flood after its burst mail
-    process(stages, Incoming(encode(event(host="db-1", user="root"))))
+    process(stages, Incoming(encode(event(host="db-1", user="root")), "guest"))
     assert "root@db-1" in subjects(outbox)[-1]
     stages.close()
 
@@ -169,10 +171,10 @@ def test_many_host_names_reach_the_fleet_cap_but_not_a_login_budget(store_url: s
     mail), and logins still go."""
     stages, outbox = worker(store_url)
     for n in range(200):
-        process(stages, Incoming(encode(failure(f"fake-{n}", n, user=f"u{n}"))))
+        process(stages, Incoming(encode(failure(f"fake-{n}", n, user=f"u{n}")), "guest"))
     assert len(outbox.mails) == 56
     assert subjects(outbox)[-1].startswith("Flood control")
-    process(stages, Incoming(encode(event(host="db-1", user="root"))))
+    process(stages, Incoming(encode(event(host="db-1", user="root")), "guest"))
     assert "root@db-1" in subjects(outbox)[-1]
     stages.close()
 
