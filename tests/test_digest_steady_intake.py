@@ -64,7 +64,9 @@ def test_a_running_scheduler_stores_every_batch_and_holds_nothing_unacked(
     )  # fmt: skip
     seen: list[tuple[int, int, int]] = []
     try:
-        assert wait_until(lambda: counts(vhost_d.name, topology.DIGEST_QUEUE).consumers, WITHIN_S)
+        assert wait_until(
+            lambda: counts(vhost_d.name, topology.DIGEST_QUEUE).consumers == 1, WITHIN_S
+        )
         now = datetime.now(UTC)
         for batch in range(BATCHES):
             for n in range(PER_BATCH):
@@ -92,4 +94,3 @@ def test_a_running_scheduler_stores_every_batch_and_holds_nothing_unacked(
         log.close()
     text = (tmp_path / "digest.log").read_text()
     assert text.count("consuming loginwatch.digest") == 1, text  # never reconnected
-
