@@ -89,6 +89,9 @@ class ScriptedConnection:
         tags = [t for t in self.q.unacked if t == delivery.tag or (through and t < delivery.tag)]
         self.q.acked += [self.q.unacked.pop(t) for t in sorted(tags)]
 
+    def held(self) -> tuple[int, float]:
+        return len(self.q.unacked), 0.0
+
     def publish(self, _exchange: str, key: str, body: bytes, **kw: Any) -> None:
         assert key == topology.DEAD_QUEUE
         self.q.dead.append((body, kw["headers"]))

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from consumer import metrics
 from consumer.broker import Broker
 from consumer.delivery import Delivery
 from consumer.digest.digests import Digests, LeaseLost
@@ -184,9 +185,12 @@ class Scheduler:
         """Take deliveries for one tick and store them; True when none came."""
         assert self.broker is not None
         self.broker.process_events(self.tick)
-        if not self.pending:
+        took = bool(self.pending)
+        if took:
+            self.flush()
+        metrics.holding(topology.DIGEST_QUEUE, *self.broker.held())
+        if not took:
             return True
-        self.flush()
         # Silence counts from the ack: the broker sends more only once it has room again.
         self._last_delivery = time.monotonic()
         self._empty_since = None
@@ -220,6 +224,7 @@ class Scheduler:
                 self._store_alone(delivery, event, collecting, now)
         if batch:  # every earlier delivery of this connection was acked with its own batch
             self.broker.ack(batch[-1], through=True)
+            metrics.acked(topology.DIGEST_QUEUE, (d.timestamp for d in batch), time.time())
 
     def _decoded(self, delivery: Delivery) -> LoginEvent | None:
         user = effective_user(delivery.user_id, delivery.headers, self.own_user)
