@@ -62,11 +62,13 @@ def scheduler(config: Path, log: Path, crash_at: str) -> subprocess.Popen[bytes]
         )  # fmt: skip
 
 
-def _flow(url: str, until: float) -> None:
-    """A few events a second, so windows have something to summarise."""
+def _flow(url: str, until: float, paused: threading.Event) -> None:
+    """A few events a second, so windows have something to summarise (none while
+    ``paused``: an intake check needs a moment when nothing new is on its way)."""
     n = 0
     while time.monotonic() < until:
-        n += publish_events(url, (mixed_event(n + k) for k in range(3)))
+        if not paused.is_set():
+            n += publish_events(url, (mixed_event(n + k) for k in range(3)))
         time.sleep(1)
 
 
@@ -80,10 +82,26 @@ def _stored(db: Path, ids: list[str]) -> int:
             return 0
 
 
-def intake_check(vhost: str, url: str, db: Path, proc: subprocess.Popen[bytes], n: int) -> str:
-    """Publish a batch to the running scheduler ``proc``: "ok" when all of it is stored and
-    nothing is ready or unacked within INTAKE_S, "interrupted" when ``proc`` ended on its
-    own meanwhile, else "failed"."""
+def intake_check(
+    vhost: str,
+    url: str,
+    db: Path,
+    proc: subprocess.Popen[bytes],
+    n: int,
+    *,
+    paused: threading.Event,
+) -> str:
+    """Publish a batch to the running scheduler ``proc`` (the flow paused): "ok" when all
+    of it is stored and nothing is ready or unacked within INTAKE_S, "interrupted" when
+    ``proc`` ended on its own meanwhile, else "failed"."""
+    paused.set()
+    try:
+        return _intake_check(vhost, url, db, proc, n)
+    finally:
+        paused.clear()
+
+
+def _intake_check(vhost: str, url: str, db: Path, proc: subprocess.Popen[bytes], n: int) -> str:
     if not wait_until(lambda: proc.poll() is not None
                       or counts(vhost, "loginwatch.digest").consumers == 1, INTAKE_S):  # fmt: skip
         return "failed"
@@ -139,15 +157,17 @@ def digest_kills(args: argparse.Namespace) -> dict[str, object]:
         setup(config)
         log = Path(tmp) / "digest.log"
         end = time.monotonic() + windows * every
-        flow = threading.Thread(target=_flow, args=(vhost.url(), end), daemon=True)
+        paused = threading.Event()
+        flow = threading.Thread(target=_flow, args=(vhost.url(), end, paused), daemon=True)
         flow.start()
         kills: Counter[str] = Counter()
         intake: Counter[str] = Counter()
         while time.monotonic() < end:
             point = rng.choice(CRASH_POINTS)
             proc = scheduler(config, log, point)
-            intake[intake_check(vhost.name, vhost.url(), Path(tmp) / "store.db", proc,
-                                10_000_000 + 100 * sum(intake.values()))] += 1  # fmt: skip
+            first = 10_000_000 + 100 * sum(intake.values())  # event numbers of its batch
+            db = Path(tmp) / "store.db"
+            intake[intake_check(vhost.name, vhost.url(), db, proc, first, paused=paused)] += 1
             try:
                 proc.wait(rng.uniform(0.5, 2.5 * every))
                 kills[f"self at {point}"] += 1  # it reached its crash point
