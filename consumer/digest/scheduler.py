@@ -131,8 +131,8 @@ class Scheduler:
             self._anchor = self.store.anchor(self.clock())  # no window before it is due
             self._connect()
         drained = self._pump() and (not once or self._drained())
-        if self.broker is None or (once and not drained):
-            return False  # lost the connection, or --once still draining
+        if once and not drained:
+            return False  # --once sends only what was stored from a drained queue
         done = self._send_due()
         self._prune()
         return drained and done
