@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -111,6 +112,10 @@ class Broker:
         self._work: BlockingChannel | None = None
         self._publish: BlockingChannel | None = None
         self.generation = 0  # unique per connection, across every Broker of the process
+        # Deliveries handed to a consume callback and not yet settled: tag → when it came.
+        # Kept here, where every delivery passes, so a consumer that files one where
+        # nothing reads it still shows (``held``).
+        self._held: dict[int, float] = {}
         # EXTERNAL (client certificate) credentials have no user name to claim.
         self.user: str | None = getattr(self._params.credentials, "username", None)
 
@@ -129,9 +134,11 @@ class Broker:
             self._publish = self._connection.channel()
             self._publish.confirm_delivery()
         self.generation = next(_GENERATIONS)
+        self._held.clear()
 
     def close(self) -> None:
         """Close the connection; unacked deliveries go back to their queues."""
+        self._held.clear()
         connection, self._connection = self._connection, None
         if connection is not None and connection.is_open:
             try:
@@ -263,6 +270,7 @@ class Broker:
         def callback(
             _channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
         ) -> None:
+            self._held[method.delivery_tag] = time.monotonic()
             on_delivery(self._delivery(method, props, body))
 
         with _wrapped(f"consume {queue}"):
@@ -302,6 +310,7 @@ class Broker:
         self._check_generation(delivery)
         with _wrapped("ack"):
             work.basic_ack(delivery.tag, multiple=through)
+        self._settled(delivery.tag, through)
 
     def requeue(self, delivery: Delivery) -> None:
         """Give ``delivery`` back to its queue unchanged.
@@ -313,6 +322,21 @@ class Broker:
         self._check_generation(delivery)
         with _wrapped("requeue"):
             work.basic_nack(delivery.tag, requeue=True)
+        self._settled(delivery.tag, False)
+
+    def _settled(self, tag: int, through: bool) -> None:
+        if through:
+            for held in [t for t in self._held if t <= tag]:
+                del self._held[held]
+        else:
+            self._held.pop(tag, None)
+
+    def held(self) -> tuple[int, float]:
+        """(deliveries consumed on this connection and not yet acked or requeued, the
+        seconds the oldest of them has been waiting; 0.0 when none)."""
+        if not self._held:
+            return 0, 0.0
+        return len(self._held), time.monotonic() - min(self._held.values())
 
     def _check_generation(self, delivery: Delivery) -> None:
         if delivery.generation != self.generation:

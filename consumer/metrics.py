@@ -8,10 +8,12 @@ prometheus_client keeps its own lock, so any thread may call these.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from schemas.errors import ConfigError
 
@@ -39,6 +41,22 @@ FIRST_SEEN: Final = Counter(
     "loginwatch_first_seen",
     "Logins from a source never seen before for that user, by scope",
     ["scope"],
+)
+INTAKE_LAG: Final = Histogram(
+    "loginwatch_intake_lag_seconds",
+    "From an event's publish (its AMQP timestamp, the host's clock) to our ack of it, by queue",
+    ["queue"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 86400),
+)
+UNACKED: Final = Gauge(
+    "loginwatch_unacked_deliveries",
+    "Deliveries this process was handed and has not acked yet, by queue",
+    ["queue"],
+)
+OLDEST_UNACKED: Final = Gauge(
+    "loginwatch_oldest_unacked_seconds",
+    "How long the oldest delivery this process holds unacked has waited, by queue",
+    ["queue"],
 )
 DIGEST_WINDOWS: Final = Counter("loginwatch_digest_windows", "Digest windows sent")
 STORE_ERRORS: Final = Counter("loginwatch_store_errors", "Store operations that failed")
@@ -83,6 +101,20 @@ def first_seen(address: bool, network: bool, country: bool) -> None:
             FIRST_SEEN.labels(scope).inc()
 
 
+def acked(queue: str, timestamps: Iterable[int | None], now: float) -> None:
+    """Deliveries of ``queue`` acked at ``now`` (epoch s); their AMQP timestamps (a
+    host's clock: a negative lag counts as 0, a missing timestamp is left out)."""
+    for stamp in timestamps:
+        if stamp is not None:
+            INTAKE_LAG.labels(queue).observe(max(0.0, now - stamp))
+
+
+def holding(queue: str, count: int, oldest_s: float) -> None:
+    """What the consumer of ``queue`` holds unacked now (``Broker.held``)."""
+    UNACKED.labels(queue).set(count)
+    OLDEST_UNACKED.labels(queue).set(oldest_s)
+
+
 def digest_window_sent() -> None:
     DIGEST_WINDOWS.inc()
 
@@ -103,8 +135,9 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(listen: str) -> int:
+def serve(listen: str, setting: str = "$.metrics.listen ([metrics] listen)") -> int:
     """Serve ``/metrics`` on ``listen`` in a daemon thread; returns the bound port.
+    ``setting`` names what chose the address, for the error.
 
     Raises:
         ConfigError: a bad address, or the port cannot be bound.
@@ -113,7 +146,15 @@ def serve(listen: str) -> int:
     try:
         server, _ = start_http_server(port, addr=host)
     except OSError as exc:
-        raise ConfigError(f"$.metrics.listen: cannot listen on {listen}: {exc.strerror}") from None
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            # The usual cause: a second worker (or the digest) on this machine, same config.
+            hint = (
+                "; another loginwatch process on this machine may serve there: give each its"
+                f" own port with {setting} (or ${OFFSET_ENV}=N, which"
+                " loginwatch-worker@N.service sets: port + N)"
+            )
+        raise ConfigError(f"{setting}: cannot listen on {listen}: {exc.strerror}{hint}") from None
     return int(server.server_port)
 
 
@@ -133,7 +174,7 @@ def start(listen: str | None, environ: dict[str, str]) -> int | None:
         ConfigError: a bad address or offset, or the port cannot be bound.
     """
     if environ.get(LISTEN_ENV):
-        return serve(environ[LISTEN_ENV])
+        return serve(environ[LISTEN_ENV], f"${LISTEN_ENV}")
     if not listen:
         return None
     offset = environ.get(OFFSET_ENV, "0")

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from consumer import pipeline
+from consumer import metrics, pipeline
 from consumer.broker import Broker
 from consumer.delivery import Delivery
 from consumer.pipeline import Outcome, Stages, Verdict
@@ -129,6 +129,7 @@ class Worker:
                 attempt = 0
                 while not self.stopping():
                     broker.process_events(0.5)
+                    metrics.holding(topology.ALERTS_QUEUE, *broker.held())
                 broker.cancel(tag)
                 self._finish_in_flight(broker)
             except QueueMissing as exc:
@@ -184,6 +185,7 @@ class Worker:
         if broker is None or not settled:
             return
         self._ack(broker, [delivery for delivery, _ in settled])
+        metrics.acked(topology.ALERTS_QUEUE, (d.timestamp for d, _ in settled), time.time())
         if self._on_settle is not None:
             for _, outcome in settled:
                 self._on_settle(outcome)

@@ -8,6 +8,11 @@ scheduler finishes. Every window from the first to the last must have exactly on
 — one ``Message-ID`` under its ``X-Loginwatch-Digest`` window key — and no window may be
 missing between them.
 
+Between kills, steady intake: each new scheduler, once it consumes, gets a batch published
+to it, and all of it must be stored with nothing ready or unacked on ``loginwatch.digest``
+(``rabbitmqctl``) within ``INTAKE_S`` — else the scenario fails (counted as lost). A check
+that a scheduler's own crash point cut short is counted apart (``intake_interrupted``).
+
 A kill between the SMTP server's 250 and the delivery-log write cannot be told from a kill
 just before the 250: the restarted scheduler sends that digest again, *with the same
 Message-ID*, which mail stores fold into one. Those repeated transactions are counted and
@@ -23,6 +28,7 @@ import email.policy
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -35,10 +41,13 @@ from pathlib import Path
 
 from tests.chaos_support import chaos_config, mixed_event, publish_events, setup
 from tests.conftest import fresh_vhost
+from tests.queue_counts import counts, wait_until
 from tests.smtp_server import SmtpServer
 from tests.worker_helpers import ROOT
 
 CRASH_POINTS = ("", "", "after-claim", "after-smtp", "after-record")
+INTAKE_BATCH = 5
+INTAKE_S = 12.0  # a lease to expire (2 s), a start (~2 s on 2 loaded cores), a few ticks
 
 
 def scheduler(config: Path, log: Path, crash_at: str) -> subprocess.Popen[bytes]:
@@ -53,12 +62,64 @@ def scheduler(config: Path, log: Path, crash_at: str) -> subprocess.Popen[bytes]
         )  # fmt: skip
 
 
-def _flow(url: str, until: float) -> None:
-    """A few events a second, so windows have something to summarise."""
+def _flow(url: str, until: float, paused: threading.Event) -> None:
+    """A few events a second, so windows have something to summarise (none while
+    ``paused``: an intake check needs a moment when nothing new is on its way)."""
     n = 0
     while time.monotonic() < until:
-        n += publish_events(url, (mixed_event(n + k) for k in range(3)))
+        if not paused.is_set():
+            n += publish_events(url, (mixed_event(n + k) for k in range(3)))
         time.sleep(1)
+
+
+def _stored(db: Path, ids: list[str]) -> int:
+    with sqlite3.connect(db, timeout=5) as connection:
+        try:
+            marks = ",".join("?" * len(ids))
+            query = f"SELECT COUNT(*) FROM digest_event WHERE event_id IN ({marks})"
+            return int(connection.execute(query, ids).fetchone()[0])
+        except sqlite3.OperationalError:  # not created yet, or busy
+            return 0
+
+
+def intake_check(
+    vhost: str,
+    url: str,
+    db: Path,
+    proc: subprocess.Popen[bytes],
+    n: int,
+    *,
+    paused: threading.Event,
+) -> str:
+    """Publish a batch to the running scheduler ``proc`` (the flow paused): "ok" when all
+    of it is stored and nothing is ready or unacked within INTAKE_S, "interrupted" when
+    ``proc`` ended on its own meanwhile, else "failed"."""
+    paused.set()
+    try:
+        return _intake_check(vhost, url, db, proc, n)
+    finally:
+        paused.clear()
+
+
+def _intake_check(vhost: str, url: str, db: Path, proc: subprocess.Popen[bytes], n: int) -> str:
+    if not wait_until(lambda: proc.poll() is not None
+                      or counts(vhost, "loginwatch.digest").consumers == 1, INTAKE_S):  # fmt: skip
+        return "failed"
+    if proc.poll() is not None:
+        return "interrupted"
+    batch = [mixed_event(n + k, host="web-00") for k in range(INTAKE_BATCH)]
+    publish_events(url, batch)
+    ids = [e.id_hex for e in batch]
+
+    def caught_up() -> bool:
+        if proc.poll() is not None:
+            return True
+        left = counts(vhost, "loginwatch.digest")
+        return _stored(db, ids) == len(ids) and (left.ready, left.unacked) == (0, 0)
+
+    if not wait_until(caught_up, INTAKE_S, step=0.3):
+        return "failed"
+    return "interrupted" if proc.poll() is not None else "ok"
 
 
 def _key_times(key: str) -> tuple[datetime, datetime]:
@@ -96,12 +157,17 @@ def digest_kills(args: argparse.Namespace) -> dict[str, object]:
         setup(config)
         log = Path(tmp) / "digest.log"
         end = time.monotonic() + windows * every
-        flow = threading.Thread(target=_flow, args=(vhost.url(), end), daemon=True)
+        paused = threading.Event()
+        flow = threading.Thread(target=_flow, args=(vhost.url(), end, paused), daemon=True)
         flow.start()
         kills: Counter[str] = Counter()
+        intake: Counter[str] = Counter()
         while time.monotonic() < end:
             point = rng.choice(CRASH_POINTS)
             proc = scheduler(config, log, point)
+            first = 10_000_000 + 100 * sum(intake.values())  # event numbers of its batch
+            db = Path(tmp) / "store.db"
+            intake[intake_check(vhost.name, vhost.url(), db, proc, first, paused=paused)] += 1
             try:
                 proc.wait(rng.uniform(0.5, 2.5 * every))
                 kills[f"self at {point}"] += 1  # it reached its crash point
@@ -127,7 +193,8 @@ def digest_kills(args: argparse.Namespace) -> dict[str, object]:
         "missing_windows": len(gaps),
         "gaps_between": gaps,
         "duplicated_windows": [k for k, n in counts.items() if n > 1],
-        "lost": len(gaps),
+        "intake_checks": dict(intake),
+        "lost": len(gaps) + intake["failed"],
         "duplicate_mails": sum(n - 1 for n in counts.values()),
         "seconds": round(time.monotonic() - started, 1),
     }

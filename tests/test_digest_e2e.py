@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from consumer.store import open_store
 from schemas import topology
 from schemas.config import Config, parse_config
 from schemas.event import LoginEvent, encode
+from tests.chaos_support import publish_events
 from tests.conftest import Vhost, fresh_vhost
 from tests.digest_support import (
     ALICE,
@@ -42,6 +44,7 @@ from tests.digest_support import (
     totals,
 )
 from tests.pg import pg_urls  # noqa: F401  (fixture)
+from tests.queue_counts import counts
 from tests.smtp_server import Received, SmtpServer, text_part
 from tests.worker_helpers import ROOT, publish
 
@@ -142,7 +145,7 @@ def digest_config(tmp_path: Path, smtp: SmtpServer, vhost: Vhost) -> Path:
 
 
 def run_digest(
-    config: Path, clock: datetime, *options: str, crash: str = ""
+    config: Path, clock: datetime, *options: str, crash: str = "", timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """``loginwatch digest OPTIONS`` (``--once`` when none) at the simulated ``clock``."""
     env = {**os.environ, "LOGINWATCH_TEST_CLOCK": clock.isoformat(),
@@ -150,7 +153,7 @@ def run_digest(
     return subprocess.run(
         [sys.executable, "-m", "consumer.cli", "digest", *(options or ("--once",)),
          "--config", str(config)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False,
     )  # fmt: skip
 
 
@@ -277,3 +280,32 @@ def test_send_now_without_a_scheduler_counts_what_waits_in_the_queue(
         assert now.returncode == 0, now.stderr
         sent = {str(m.message["To"]): text_part(m.message) for m in smtp.wait_for(2)}
     assert totals(sent[OPS])["events"] == "2"
+
+
+def test_once_drains_a_backlog_larger_than_the_prefetch(vhost_d: Vhost, tmp_path: Path) -> None:
+    """1,200 queued events (more than the 500 the broker hands over unacked): the first
+    pump never holds all of them, so they arrive over several batches of one connection."""
+    with SmtpServer() as smtp:
+        config = digest_config(tmp_path, smtp, vhost_d)
+        events = [login(day(0, 1), "web-1", f"u{n}") for n in range(1200)]
+        publish_events(vhost_d.url(), events)
+        done = run_digest(config, day(0, 4), timeout=90)
+        assert done.returncode == 0, done.stderr
+        shown = run_digest(config, day(0, 4), "--preview", "--to", OPS)
+    assert totals(shown.stdout)["events"] == "1200", shown.stdout[:2000]
+    left = counts(vhost_d.name, topology.DIGEST_QUEUE)
+    assert (left.ready, left.unacked) == (0, 0)
+
+
+def test_once_gives_up_while_the_broker_is_down(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    config = tmp_path / "loginwatch.toml"
+    config.write_text(config_text(str(tmp_path / "lw.db"),
+                                  amqp_url=f"amqp://guest:guest@127.0.0.1:{port}/"))  # fmt: skip
+    done = run_digest(config, day(0, 4), timeout=90)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "giving up: digests not sent" in errors[0], done.stderr
+    assert f"127.0.0.1:{port}" in errors[0]

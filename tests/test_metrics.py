@@ -113,8 +113,36 @@ def test_the_environment_overrides_the_config_and_nothing_set_means_no_endpoint(
 
 
 def test_a_port_in_use_is_one_clear_error(port: int) -> None:
-    with pytest.raises(ConfigError, match=r"^\$\.metrics\.listen: cannot listen on 127\.0\.0\.1:"):
+    with pytest.raises(ConfigError, match=r"^\$\.metrics\.listen \(\[metrics\] listen\): cannot"):
         metrics.serve(f"127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match=r"^\$LOGINWATCH_METRICS_LISTEN: cannot listen"):
+        metrics.start(None, {metrics.LISTEN_ENV: f"127.0.0.1:{port}"})
+
+
+def test_a_second_worker_on_the_metrics_port_names_the_setting_that_fixes_it(
+    port: int, tmp_path: Path
+) -> None:
+    config = tmp_path / "loginwatch.toml"
+    config.write_text(f'[metrics]\nlisten = "127.0.0.1:{port}"\n')  # the first one serves there
+    second = loginwatch("worker", "--config", str(config))
+    assert second.returncode == 1
+    [line] = second.stderr.strip().splitlines()
+    assert line.startswith("loginwatch worker: $.metrics.listen ([metrics] listen): cannot listen")
+    assert "Address already in use" in line
+    assert "own port with $.metrics.listen ([metrics] listen)" in line
+    assert "LOGINWATCH_METRICS_PORT_OFFSET=N" in line
+
+
+def test_intake_lag_and_unacked_deliveries_are_exported(port: int) -> None:
+    now = 1_800_000_000.0
+    metrics.acked("loginwatch.digest", [int(now) - 3, None, int(now) + 60], now)
+    metrics.holding("loginwatch.digest", 2, 7.5)
+    seen = scrape(port)
+    # A missing timestamp is left out; a host clock ahead counts as no lag, not negative.
+    assert seen['loginwatch_intake_lag_seconds_count{queue="loginwatch.digest"}'] == 2
+    assert seen['loginwatch_intake_lag_seconds_sum{queue="loginwatch.digest"}'] == 3
+    assert seen['loginwatch_unacked_deliveries{queue="loginwatch.digest"}'] == 2
+    assert seen['loginwatch_oldest_unacked_seconds{queue="loginwatch.digest"}'] == 7.5
 
 
 @pytest.mark.integration
@@ -139,6 +167,8 @@ def test_a_running_worker_counts_what_it_did(vhost: Vhost, tmp_path: Path) -> No
     assert seen['loginwatch_logins_total{outcome="success"}'] == 1
     assert seen['loginwatch_mails_total{result="sent"}'] == 1
     assert seen["loginwatch_delivery_latency_seconds_count"] == 1
+    # Both deliveries were acked (the dead one once it was in the dead queue).
+    assert seen['loginwatch_unacked_deliveries{queue="loginwatch.alerts"}'] == 0
 
 
 def test_worker_instance_n_serves_on_the_configured_port_plus_n() -> None:

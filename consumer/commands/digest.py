@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from consumer import metrics
-from consumer.broker import Broker
+from consumer.broker import Broker, connection_parameters
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of
 from consumer.digest.digests import Digests, annotator
@@ -138,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
             return preview(config, digests, clock, args)
         if args.send_now:
             return send_now(config, digests, clock)
+        # A standby touches the broker only when it takes over: read the password file
+        # now, so a bad one is one line at start, not silence until the active one dies.
+        connection_parameters(config.broker)
         metrics.start(config.metrics.listen, environ)
         scheduler = new_scheduler(config, digests, clock)
         for sig in (signal.SIGTERM, signal.SIGINT):

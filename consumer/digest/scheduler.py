@@ -9,11 +9,10 @@ one process that holds the lease means no event can be stored into a window afte
 aggregated.
 
 Each delivery is acked only after its event is committed to the store (in batches, one
-transaction per pump of the connection). After a backlog, the connection is closed and
-opened again once the queue looks drained (``_settle``): the broker may hold deliveries it
-never sent. ``--once`` sends only when the queue has settled. The clock is injected (tests
-drive simulated windows; ``LOGINWATCH_TEST_CLOCK``), and so is ``checkpoint``
-(``LOGINWATCH_TEST_CRASH_AT``).
+transaction per pump of the connection). A message that cannot be stored goes to the dead
+queue on its own, with the reason; the rest of its batch is stored. ``--once`` sends only
+once the queue looks drained. The clock is injected (tests drive simulated windows;
+``LOGINWATCH_TEST_CLOCK``), and so is ``checkpoint`` (``LOGINWATCH_TEST_CRASH_AT``).
 """
 
 from __future__ import annotations
@@ -24,17 +23,20 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from consumer import metrics
 from consumer.broker import Broker
 from consumer.delivery import Delivery
 from consumer.digest.digests import Digests, LeaseLost
 from consumer.digest.intake import event_row
 from consumer.digest.store import DigestStore
-from consumer.digest.windows import current, due
+from consumer.digest.windows import Window, current, due
 from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
 from consumer.stages.enrich import canonical_address, network_of
+from consumer.worker import republish_headers
 from schemas import topology
 from schemas.config import Config, broker_user, seconds
 from schemas.errors import BrokerError, DecodeError, QueueMissing, StoreError, TransientDelivery
+from schemas.event import LoginEvent
 
 log = logging.getLogger("loginwatch.digest")
 
@@ -43,7 +45,6 @@ PRUNE_EVERY = 3600.0
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 PREFETCH = 500  # deliveries stored (and acked) per transaction
 SETTLE_S = 1.0  # a queue silent this long, with no ready message, is drained
-RECYCLES = 3  # connections closed per start to take back deliveries the broker never sent
 
 
 class Scheduler:
@@ -75,9 +76,6 @@ class Scheduler:
         self.pending: list[Delivery] = []
         self._last_delivery = time.monotonic()
         self._empty_since: float | None = None
-        self._taken = 0  # deliveries stored on this connection
-        self._settled = False  # see _settle
-        self._recycles = 0
         self.stopping = False
         self._pruned: float | None = None
         self._retry_at = 0.0
@@ -86,11 +84,11 @@ class Scheduler:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, once: bool = False) -> int:
-        """Work until ``stop()`` (or, with ``once``, until the queue has settled and every
-        due window is sent). Returns the exit status."""
+        """Work until ``stop()`` (or, with ``once``, until the queue is drained and every
+        due window is sent). Returns the exit status: 1 when ``once`` gave up (the broker
+        or the store unreachable, or the lease held elsewhere, for ``ttl`` + 10 s)."""
         give_up = time.monotonic() + self.ttl + 10
         attempt = 0
-        self._recycles = 0
         try:
             while not self.stopping:
                 try:
@@ -111,11 +109,13 @@ class Scheduler:
                     log.error("%s", exc)
                     return 1
                 except (BrokerError, StoreError) as exc:
+                    self._disconnect()
+                    if once and time.monotonic() > give_up:
+                        log.error("%s; giving up: digests not sent, run again", exc)
+                        return 1
                     delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                     attempt += 1
                     log.warning("%s; unacked events come back; retry in %gs", exc, delay)
-                    self._disconnect()
-                    self._recycles = 0
                     self._sleep(delay)
         finally:
             self._disconnect()
@@ -124,18 +124,18 @@ class Scheduler:
         return 0
 
     def _step(self, once: bool = False) -> bool:
-        """One tick as the lease holder; True when the queue is settled and every due
-        digest is out (what ``--once`` waits for: it sends only once settled, so a
-        run stores everything queued before it sends)."""
+        """One tick as the lease holder; True when the queue looks drained and every due
+        digest is out (what ``--once`` waits for: it sends only once drained, so a run
+        stores everything queued before it sends)."""
         if self.broker is None:
             self._anchor = self.store.anchor(self.clock())  # no window before it is due
             self._connect()
-        settled = self._pump() and self._settle()
-        if self.broker is None or (once and not settled):
-            return False  # recycled (_settle), or --once still draining
+        drained = self._pump() and (not once or self._drained())
+        if once and not drained:
+            return False  # --once sends only what was stored from a drained queue
         done = self._send_due()
         self._prune()
-        return settled and done
+        return drained and done
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -159,15 +159,13 @@ class Scheduler:
         broker = self._new_broker()
         try:
             broker.connect()
-            broker.consume(topology.DIGEST_QUEUE, PREFETCH, self.pending.append)
+            broker.consume(topology.DIGEST_QUEUE, PREFETCH, self._take)
         except BrokerError:
             broker.close()
             raise
         self.broker = broker
         self._last_delivery = time.monotonic()
         self._empty_since = None
-        self._taken = 0
-        self._settled = False
         log.info("holding the lease (%s); consuming %s", self.digests.owner,
                  topology.DIGEST_QUEUE)  # fmt: skip
 
@@ -177,13 +175,22 @@ class Scheduler:
         if broker is not None:
             broker.close()
 
+    def _take(self, delivery: Delivery) -> None:
+        # Looked up at each delivery: flush() replaces the list, and a callback bound to
+        # one list (``self.pending.append``) would file every later delivery where
+        # nothing reads it, unacked until the connection closes (issue 10).
+        self.pending.append(delivery)
+
     def _pump(self) -> bool:
         """Take deliveries for one tick and store them; True when none came."""
         assert self.broker is not None
         self.broker.process_events(self.tick)
-        if not self.pending:
+        took = bool(self.pending)
+        if took:
+            self.flush()
+        metrics.holding(topology.DIGEST_QUEUE, *self.broker.held())
+        if not took:
             return True
-        self.flush()
         # Silence counts from the ack: the broker sends more only once it has room again.
         self._last_delivery = time.monotonic()
         self._empty_since = None
@@ -194,39 +201,94 @@ class Scheduler:
     def flush(self) -> None:
         """Store the pending deliveries in one transaction, then ack them.
 
+        A batch that fails is stored one event at a time: an event that still fails
+        while the store takes other writes (the lease renewal) goes to the dead queue
+        with the reason, and never takes the rest of its batch with it.
+
         Raises:
-            StoreError: nothing was acked (the connection is dropped: all come back).
+            StoreError: the store fails (nothing acked: the connection is dropped and
+                every unacked delivery comes back; stored ones are kept once).
             BrokerError: the connection failed.
         """
         assert self.broker is not None
         batch, self.pending = self.pending, []
-        self._taken += len(batch)
         now = self.clock()
         collecting = current(self.digests.schedule, now, self.store.cuts(now - LOOKBACK))
-        rows, logins = [], []
-        for delivery in batch:
-            user = effective_user(delivery.user_id, delivery.headers, self.own_user)
-            try:
-                event = self.decoder(Incoming(delivery.body, user))
-            except DecodeError as exc:
-                # The worker dead-letters its own copy of this message, with the reason.
-                log.warning("digest: skipping an undecodable message: %s", exc.reason[:200])
-                continue
-            rows.append(event_row(event, self.config.route, collecting, now))
-            if event.kind == "login":
-                logins.append(event)
-        self.store.add_events(rows)
-        for event in logins:
+        taken = [(d, event) for d in batch if (event := self._decoded(d)) is not None]
+        try:
+            self._store(taken, collecting, now)
+        except Exception as exc:  # any row of the batch: find it below
+            log.warning("digest: storing a batch of %d failed (%s); storing them one by one",
+                        len(taken), _why(exc))  # fmt: skip
+            for delivery, event in taken:
+                self._store_alone(delivery, event, collecting, now)
+        if batch:  # every earlier delivery of this connection was acked with its own batch
+            self.broker.ack(batch[-1], through=True)
+            metrics.acked(topology.DIGEST_QUEUE, (d.timestamp for d in batch), time.time())
+
+    def _decoded(self, delivery: Delivery) -> LoginEvent | None:
+        user = effective_user(delivery.user_id, delivery.headers, self.own_user)
+        try:
+            return self.decoder(Incoming(delivery.body, user))
+        except Exception as exc:  # DecodeError, or a decoder bug: never the batch's end
+            # The worker dead-letters its own copy of this message, with the reason.
+            reason = exc.reason if isinstance(exc, DecodeError) else _why(exc)
+            log.warning("digest: skipping an undecodable message: %s", reason[:200])
+            return None
+
+    def _store(
+        self, taken: list[tuple[Delivery, LoginEvent]], collecting: Window, now: datetime
+    ) -> None:
+        self.store.add_events([event_row(e, self.config.route, collecting, now) for _, e in taken])
+        for _, event in taken:
             # First-seen as the worker records it (idempotent per event id), so the digest's
             # first-seen list does not depend on a worker sharing the store.
             address = canonical_address(event.client_ip)
-            if address:
+            if event.kind == "login" and address:
                 self.store.store.observe(event.user, address=address, network=network_of(address),
                                          country=None, event_id=event.id_hex, now=now,
                                          host=event.host,
                                          vouchers=self.config.enrich.first_seen_hosts)  # fmt: skip
-        for delivery in batch:
-            self.broker.ack(delivery)
+
+    def _store_alone(
+        self, delivery: Delivery, event: LoginEvent, collecting: Window, now: datetime
+    ) -> None:
+        """Store one event, or dead-letter it when the store takes other writes but not it.
+
+        Raises:
+            StoreError: the store fails for other writes too, or the lease is gone.
+            BrokerError: the dead queue could not take it.
+        """
+        try:
+            self._store([(delivery, event)], collecting, now)
+            return
+        except Exception as exc:
+            error = exc
+        if not self._renew():  # raises StoreError when the store is down
+            raise StoreError(f"lost the lease while storing event {event.id_hex}")
+        self._dead(delivery, f"digest: cannot store the event: {_why(error)}", event.id_hex)
+
+    def _dead(self, delivery: Delivery, reason: str, event_id: str) -> None:
+        """Move ``delivery`` to the dead queue (confirmed) with ``reason``; its origin is
+        the digest queue, so ``dead replay`` brings it back here.
+
+        Raises:
+            BrokerError: refused or the connection failed (it stays unacked: it comes back).
+        """
+        assert self.broker is not None
+        headers = republish_headers(
+            delivery,
+            self.broker.user,
+            **{
+                topology.HEADER_REASON: reason[:500],
+                topology.HEADER_ORIGIN: topology.DIGEST_QUEUE,
+                topology.HEADER_DEAD_AT: int(time.time()),
+            },
+        )
+        self.broker.publish(topology.REROUTE_EXCHANGE, topology.DEAD_QUEUE, delivery.body,
+                            headers=headers, message_id=delivery.message_id,
+                            timestamp=delivery.timestamp)  # fmt: skip
+        log.error("%s dead-lettered: %s", event_id, reason)
 
     # -- sending ------------------------------------------------------------------------
 
@@ -267,30 +329,6 @@ class Scheduler:
         if count:
             log.info("pruned %d stored events older than %s", count, self.config.store.keep)
 
-    def _settle(self) -> bool:
-        """True once the queue was found drained on a connection that took nothing.
-
-        Deliveries can stall on a connection: now and then (RabbitMQ 3.10, a quorum
-        queue with single-active-consumer, a backlog at consume) 4 of 9 messages stayed
-        checked out to us, neither ready nor handed to our callback, until the connection
-        closed; rabbitmq-server#11228 reports the like. Closing the connection gives them
-        back. So a connection that took deliveries is closed once the queue looks drained,
-        and the next one drains what comes back, at most ``RECYCLES`` times per start so
-        that steady traffic cannot keep the scheduler reconnecting.
-        """
-        if self._settled:
-            return True
-        if not self._drained():
-            return False
-        if self._taken and self._recycles < RECYCLES:
-            self._recycles += 1
-            log.info("took %d events; reconnecting to take back any the broker held",
-                     self._taken)  # fmt: skip
-            self._disconnect()
-            return False
-        self._settled = True
-        return True
-
     def _drained(self) -> bool:
         """The queue looks empty. A consumer cannot tell "empty" from "the rest
         is on its way" (a single-active-consumer queue activates a new consumer with a
@@ -317,3 +355,7 @@ class Scheduler:
             return self.broker.queue_state(topology.DEAD_QUEUE).messages
         except BrokerError:
             return None
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,82 @@
+"""``loginwatch status``: what an operator sees of ready, unacked and consumers.
+
+A consumer that takes deliveries and never acks them (the digest scheduler's bug in issue
+10) left every ready count at 0: status looked healthy. It must show the unacked
+deliveries, the age of the oldest (as the consumers report it on /metrics), and say when
+no worker runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pika
+import pytest
+
+from consumer import metrics
+from consumer.commands.status import oldest_unacked
+from schemas import topology
+from schemas.event import encode
+from tests.conftest import Vhost
+from tests.factories import event
+from tests.worker_helpers import connect, loginwatch, publish, write_config
+
+
+@pytest.fixture(scope="module")
+def metrics_port() -> int:
+    bound = metrics.start("127.0.0.1:0", {})
+    assert bound is not None
+    return bound
+
+
+def rows(stdout: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in stdout.splitlines()
+            if line.startswith("loginwatch.")}  # fmt: skip
+
+
+def test_the_oldest_unacked_age_comes_from_the_consumers_metrics(metrics_port: int) -> None:
+    metrics.holding(topology.DIGEST_QUEUE, 3, 42.0)
+    assert oldest_unacked(f"127.0.0.1:{metrics_port}", instances=1)[topology.DIGEST_QUEUE] == 42
+    assert oldest_unacked(None) == {}
+
+
+@pytest.mark.integration
+def test_status_shows_deliveries_a_consumer_holds_unacked(
+    vh: Vhost, tmp_path: Path, metrics_port: int
+) -> None:
+    config = write_config(tmp_path / "loginwatch.toml", vh,
+                          extra=f'\n[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n')  # fmt: skip
+    assert loginwatch("setup", "--config", str(config)).returncode == 0
+    for n in range(3):
+        publish(vh, encode(event(user=f"u{n}")), user_id="guest")
+    metrics.holding(topology.DIGEST_QUEUE, 3, 125.0)  # what the stuck consumer would report
+    with connect(vh) as stuck:  # takes the digest queue's three and never acks them
+        channel = stuck.channel()
+        channel.basic_qos(prefetch_count=10)
+        got: list[int] = []
+
+        def keep(_ch: object, method: pika.spec.Basic.Deliver, *_: object) -> None:
+            got.append(method.delivery_tag)
+
+        channel.basic_consume(topology.DIGEST_QUEUE, keep)
+        while len(got) < 3:
+            stuck.process_data_events(time_limit=1)
+        # The broker's per-queue figures refresh every few seconds: ask until they have.
+        for _ in range(30):
+            status = loginwatch("status", "--config", str(config))
+            shown = rows(status.stdout)
+            if shown[topology.DIGEST_QUEUE][1] != "0":
+                break
+            stuck.process_data_events(time_limit=0.5)
+    assert status.returncode == 0, status.stderr
+    # ready, unacked, consumers, oldest unacked
+    assert shown[topology.DIGEST_QUEUE] == ["0", "3", "1", "2m"]
+    assert shown[topology.ALERTS_QUEUE] == ["3", "0", "0", "-"]
+    assert "no worker runs: nothing consumes loginwatch.alerts" in status.stdout
+
+
+def test_status_help_reads_as_sentences() -> None:
+    shown = loginwatch("status", "--help")
+    text = " ".join(shown.stdout.split())
+    assert "is missing; says so when the dead queue holds messages" in text
+    assert ". the dead" not in text
