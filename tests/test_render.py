@@ -19,13 +19,14 @@ import pytest
 
 from consumer import headers
 from consumer.display import visible
-from consumer.model import Action, Decision, FirstSeen, delivery_key
+from consumer.model import Action, Budget, Decision, FirstSeen, delivery_key
 from consumer.pipeline import Verdict, build_stages, process
 from consumer.stages.decode import Incoming
 from consumer.stages.deliver import SmtpSender
 from consumer.stages.render import Renderer
 from schemas.config import SmtpConfig, parse_config
 from schemas.errors import ConfigError, PermanentDelivery
+from schemas.event import Outcome, PamType
 from tests.factories import T0, enriched, event
 from tests.smtp_server import SmtpServer
 
@@ -116,8 +117,34 @@ def test_the_burst_mail_explains_flood_control() -> None:
         subject(msg) == "Flood control: 5 alerts within 10 minutes, further ones go to the digest"
     )
     text, _ = parts(msg)
-    assert "You have received 5 login alerts within 10 minutes (the limit is 5)." in text
+    assert (
+        "You have received 5 login alerts about host web-01 within 10 minutes (the limit is 5)."
+        in text
+    )
     assert "Nothing is lost" in text
+
+
+def test_a_fleet_burst_of_failures_names_its_own_budget() -> None:
+    # The fleet budget (one kind, all hosts) closes at flood_max_fleet, not flood_max.
+    burst = Decision(
+        action=Action.BURST,
+        reason="… flood control: 55 failure alerts from all hosts within 10m",
+        recipient="ops@example.org",
+        sent=55,
+        burst=Budget.FLEET,
+    )
+    text, html = parts(
+        round_trip(
+            RENDERER.render(enriched(event(pam_type=PamType.AUTH, outcome=Outcome.FAILURE)), burst)
+        )
+    )
+    limit = RENDERER.config.policy.fleet_max
+    expected = (
+        f"You have received 55 failed-login alerts about all hosts together within 10 minutes"
+        f" (the limit is {limit})."
+    )
+    assert expected in text
+    assert expected in " ".join(html.split())
 
 
 HOSTILE = {

@@ -21,7 +21,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from consumer.headers import compose, header_text
-from consumer.model import Action, Decision, Enriched, message_id
+from consumer.model import Action, Budget, Decision, Enriched, message_id
 from consumer.stages.view import alert_view
 from schemas.config import Config, seconds
 from schemas.errors import ConfigError, PermanentDelivery
@@ -63,9 +63,15 @@ class Renderer:
         if decision.recipient is None or decision.action not in (Action.IMMEDIATE, Action.BURST):
             raise PermanentDelivery(f"nothing to render for a {decision.action.value} decision")
         kind = "burst" if decision.action is Action.BURST else "alert"
+        fleet = decision.burst is Budget.FLEET
         context = {
             "e": alert_view(enriched, decision),
-            "flood_max": self.config.policy.flood_max,
+            # The budget this burst closes: one host and kind, or one kind on every host.
+            "flood_max": self.config.policy.fleet_max if fleet else self.config.policy.flood_max,
+            "flood_fleet": fleet,
+            "flood_kind": {"login": "login alert", "failure": "failed-login alert"}.get(
+                enriched.event.kind, "alert"
+            ),
             "flood_window": self.flood_window,
         }
         subject, text, html = (
