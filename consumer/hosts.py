@@ -10,7 +10,6 @@ another host's.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import secrets
@@ -19,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from consumer import rabbitmqctl
+from schemas import config
 from schemas.errors import ConfigError, LoginwatchError
 from schemas.topology import HOST_NAME_PATTERN, HOST_PERMISSIONS, host_user, user_host
 
@@ -65,17 +65,17 @@ def host_url(central_url: str, name: str) -> str:
 
 
 def is_loopback(url: str) -> bool:
-    """Whether the URL's broker is this machine (``127.0.0.0/8``, ``::1``, ``localhost``)."""
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Whether the URL's broker is this machine (the rule ``[broker] url`` itself applies)."""
+    return config.is_loopback(urlsplit(url).hostname)
 
 
-def host_config(name: str, url: str) -> str:
+def plaintext_elsewhere(url: str) -> bool:
+    """A plain ``amqp://`` URL to another machine: the host's password would cross the
+    network unencrypted, and the host refuses such a config unless ``allow_plaintext``."""
+    return urlsplit(url).scheme == "amqp" and not is_loopback(url)
+
+
+def host_config(name: str, url: str, *, allow_plaintext: bool = False) -> str:
     """The TOML a host needs (``[broker]`` and ``[host]``), for the operator to copy."""
     lines = [
         f"# {HOST_CONFIG_FILE} on {name}",
@@ -83,6 +83,8 @@ def host_config(name: str, url: str) -> str:
         f'url = "{url}"',
         f'password_file = "{HOST_PASSWORD_FILE}"',
     ]
+    if allow_plaintext and plaintext_elsewhere(url):
+        lines.append("allow_plaintext = true  # the password crosses the network unencrypted")
     if urlsplit(url).scheme == "amqps":
         lines += [
             'ca_file = "/etc/loginwatch/ca.pem"  # the CA that signed the broker\'s certificate',

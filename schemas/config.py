@@ -67,7 +67,7 @@ def is_loopback(host: str | None) -> bool:
     No host at all is pika's default, ``localhost``. A name is never resolved:
     ``localhost.example.org`` or ``127.0.0.1.nip.io`` are somebody else's.
     """
-    if not host or host == "localhost":
+    if not host or host.lower() in ("localhost", "localhost."):
         return True
     try:
         address = ipaddress.ip_address(host)

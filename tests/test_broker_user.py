@@ -193,6 +193,41 @@ def test_is_loopback(url: str, loopback: bool) -> None:
     assert hosts.is_loopback(url) is loopback
 
 
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("amqp://broker.example.org/%2F", True),
+        ("amqp://192.0.2.1:5672/%2F", True),
+        ("amqp://localhost.example.org/%2F", True),  # a name is never resolved
+        ("amqps://broker.example.org:5671/%2F", False),
+        ("amqp://127.0.0.1:5672/%2F", False),
+    ],
+)
+def test_host_add_refuses_a_plaintext_url_to_another_machine(
+    vh: Vhost, tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, refused: bool
+) -> None:
+    # The host would refuse such a config itself ([broker] allow_plaintext): refuse it here,
+    # before a user exists, unless the operator says --allow-plaintext.
+    config = tmp_path / "central.toml"
+    config.write_text(f'[broker]\nurl = "{vh.url()}"\n')
+    name = f"pt{uuid.uuid4().hex[:6]}"
+    url = url.replace("%2F", quote(vh.name, safe=""))
+    args = ["host", "add", name, "--config", str(config), "--url", url,
+            "--secrets-dir", str(tmp_path)]  # fmt: skip
+    try:
+        status = main(args)
+        out, err = capsys.readouterr()
+        if refused:
+            assert status == 1 and "unencrypted" in err and out == ""
+            assert host_user(name) not in users()
+            assert main([*args, "--allow-plaintext"]) == 0
+            assert "allow_plaintext = true" in capsys.readouterr().out
+        else:
+            assert status == 0 and "allow_plaintext" not in out
+    finally:
+        rabbitmqctl("delete_user", host_user(name), check=False)
+
+
 def test_host_list_says_so_when_there_are_no_hosts(
     vh: Vhost, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="broker URL as the host reaches it, e.g. amqps://broker.example.org:5671/%%2F"
         " (default: the config's [broker] url)",
     )
+    add.add_argument(
+        "--allow-plaintext",
+        action="store_true",
+        help="accept a plain amqp:// URL to another machine (the host's password then crosses"
+        " the network unencrypted); without it such a URL is refused",
+    )
     add.set_defaults(run=run_add)
     remove = actions.add_parser(
         "remove", parents=[common], help="delete host-NAME and its password file"
@@ -79,6 +85,15 @@ def run_add(args: argparse.Namespace) -> int:
     # With --url the broker machine needs no loginwatch config at all.
     url = str(args.url) if args.url else config_of(args).broker.url
     vhost = args.vhost or hosts.vhost_of(url)
+    if hosts.plaintext_elsewhere(url) and not args.allow_plaintext:
+        # Refused before the user exists: the host would refuse this config itself.
+        print(
+            f"loginwatch host add: {hosts.host_url(url, name)} would send {name}'s password"
+            " unencrypted to another machine: give --url amqps://… (see deploy/README.md, TLS),"
+            " or --allow-plaintext on a network you trust",
+            file=sys.stderr,
+        )
+        return 1
     password_file = _password_file(args, name)
     hosts.add(name, vhost, password_file)
     if hosts.is_loopback(url):
@@ -92,7 +107,8 @@ def run_add(args: argparse.Namespace) -> int:
     print(f"# created broker user host-{name} (write-only on vhost {vhost!r}). On {name},")
     print(f"# with this text in {name}.toml and {password_file} copied to {name}.password:")
     print(f"#   sh deploy/install-host.sh --config {name}.toml --password-file {name}.password")
-    print(hosts.host_config(name, hosts.host_url(url, name)), end="")
+    host_url = hosts.host_url(url, name)
+    print(hosts.host_config(name, host_url, allow_plaintext=args.allow_plaintext), end="")
     return 0
 
 
