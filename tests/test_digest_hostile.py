@@ -8,7 +8,6 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 
 import pytest
 
@@ -31,19 +30,9 @@ from tests.digest_support import (
     store_url,  # noqa: F401  (fixture)
     totals,
 )
+from tests.fakes import Outbox
 from tests.pg import pg_urls  # noqa: F401  (fixture)
 from tests.smtp_server import html_part, text_part
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.sent: list[EmailMessage] = []
-
-    def send(self, msg: EmailMessage) -> None:
-        self.sent.append(msg)
-
-    def text(self, to: str) -> str:
-        return next(text_part(m) for m in self.sent if m["To"] == to)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from email.message import EmailMessage
 
 import pytest
 
@@ -25,19 +24,9 @@ from tests.digest_support import (
     store_url,  # noqa: F401  (fixture)
     totals,
 )
+from tests.fakes import Outbox
 from tests.pg import pg_urls  # noqa: F401  (fixture)
 from tests.smtp_server import text_part
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.sent: list[EmailMessage] = []
-        self.fail: list[Exception] = []
-
-    def send(self, msg: EmailMessage) -> None:
-        if self.fail:
-            raise self.fail.pop(0)
-        self.sent.append(msg)
 
 
 @pytest.fixture

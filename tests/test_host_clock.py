@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 
 import msgspec
@@ -22,6 +21,7 @@ from schemas.errors import DecodeError
 from schemas.event import decode, encode
 from tests.conftest import Vhost
 from tests.factories import T0, enriched, event
+from tests.fakes import Outbox
 from tests.smtp_server import SmtpServer, text_part
 from tests.worker_helpers import loginwatch, publish, running_worker, write_config
 
@@ -65,17 +65,6 @@ def test_the_enricher_records_the_arrival(tmp_path: Path) -> None:
     with open_store(str(tmp_path / "lw.db")) as store:
         now = T0 + timedelta(days=400)
         assert Enricher(config.enrich, store)(event(), now).received == now
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.sent: list[EmailMessage] = []
-
-    def send(self, msg: EmailMessage) -> None:
-        self.sent.append(msg)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 
 import msgspec
@@ -26,6 +24,7 @@ from schemas.config import parse_config
 from schemas.event import LoginEvent, Outcome, PamType, encode
 from tests.dns_server import DnsServer
 from tests.factories import T0, event
+from tests.fakes import Outbox
 from tests.smtp_server import text_part
 
 DEAD = "dead.example"  # the strangers' names live in a zone whose servers never answer
@@ -56,17 +55,6 @@ STRANGERS = [f"198.51.{n}.66" for n in range(10)]
 PTR: dict[str, str | list[str]] = {a: f"s{i}.{DEAD}" for i, a in enumerate(STRANGERS)}
 PTR["192.0.2.10"] = "laptop.example.net"
 FORWARD = {"laptop.example.net": ["192.0.2.10"]}
-
-
-@dataclass
-class Outbox:
-    mails: list[EmailMessage] = field(default_factory=list)
-
-    def send(self, msg: EmailMessage) -> None:
-        self.mails.append(msg)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -112,9 +100,9 @@ def test_ignored_and_digested_events_cost_no_lookup(
             Verdict.DONE
         )
     assert dns_server.queries == []  # ten digest-only failures: not one DNS query
-    assert outbox.mails == []
+    assert outbox.sent == []
     assert process(stages, Incoming(encode(event(host="web-1")), "guest")).verdict is Verdict.DONE
-    (mail,) = outbox.mails
+    (mail,) = outbox.sent
     assert "Name       laptop.example.net (verified" in text_part(mail)
 
 
@@ -126,7 +114,7 @@ def test_a_burst_of_strangers_costs_one_bound_each_then_folds_without_lookups(
     stages, outbox = worker
     for n, address in enumerate(STRANGERS):
         process(stages, Incoming(encode(failure(address, "db-1", n)), "guest"))
-    assert len(outbox.mails) == 3
+    assert len(outbox.sent) == 3
     assert sorted(set(dns_server.asked("PTR"))) == sorted(
         f"{'.'.join(reversed(a.split('.')))}.in-addr.arpa." for a in STRANGERS[:3]
     )
@@ -137,7 +125,7 @@ def test_a_burst_of_strangers_costs_one_bound_each_then_folds_without_lookups(
     stages = Stages(**{**stages.__dict__, "clock": lambda: later})
     for n, address in enumerate(STRANGERS[:2]):
         process(stages, Incoming(encode(failure(address, "db-1", 100 + n)), "guest"))
-    assert len(outbox.mails) == 5
+    assert len(outbox.sent) == 5
     assert len(dns_server.queries) == asked
 
 
@@ -168,5 +156,5 @@ def test_one_event_costs_at_most_one_bound(tmp_path: Path) -> None:
         elapsed = time.monotonic() - started
         stages.close()
         assert server.asked("A") == [f"late.{DEAD}."]
-    assert len(outbox.mails) == 1
+    assert len(outbox.sent) == 1
     assert elapsed < 1.0 + 0.4

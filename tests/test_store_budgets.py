@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from consumer.store.migrations import MIGRATIONS
 from schemas.config import parse_config
 from schemas.event import LoginEvent, Outcome, PamType, encode
 from tests.factories import T0, event
+from tests.fakes import Outbox
 from tests.pg import pg_urls  # noqa: F401  (fixture)
 
 WINDOW = 600.0
@@ -93,17 +92,6 @@ to = ["ops@example.org"]
 )
 
 
-@dataclass
-class Outbox:
-    mails: list[EmailMessage] = field(default_factory=list)
-
-    def send(self, msg: EmailMessage) -> None:
-        self.mails.append(msg)
-
-    def close(self) -> None:
-        pass
-
-
 def worker(store_url: str) -> tuple[Stages, Outbox]:
     store = open_store(store_url)
     outbox = Outbox()
@@ -131,7 +119,7 @@ def failure(host: str, n: int, user: str = "root") -> LoginEvent:
 
 
 def subjects(outbox: Outbox) -> list[str]:
-    return [str(m["Subject"]) for m in outbox.mails]
+    return [str(m["Subject"]) for m in outbox.sent]
 
 
 def test_failures_on_one_host_never_fold_a_login_on_another(store_url: str) -> None:
@@ -142,11 +130,11 @@ def test_failures_on_one_host_never_fold_a_login_on_another(store_url: str) -> N
         assert (
             process(stages, Incoming(encode(failure("web-1", n)), "guest")).verdict is Verdict.DONE
         )
-    assert len(outbox.mails) == 11  # 10 alerts and the burst mail for web-1's failures
+    assert len(outbox.sent) == 11  # 10 alerts and the burst mail for web-1's failures
     assert subjects(outbox)[-1].startswith("Flood control")
     real = event(host="db-1", user="root", client_ip="198.51.100.23")
     process(stages, Incoming(encode(real), "guest"))
-    assert len(outbox.mails) == 12
+    assert len(outbox.sent) == 12
     assert "root@db-1" in subjects(outbox)[-1]
     # And a real root login on web-1 itself: failures have a budget of their own.
     process(stages, Incoming(encode(event(host="web-1", user="root")), "guest"))
@@ -159,7 +147,7 @@ def test_one_host_flooding_its_own_logins_cannot_fold_another_hosts(store_url: s
     for n in range(30):
         fake = event(host="web-1", user=f"u{n}", time=T0 + timedelta(seconds=n))
         process(stages, Incoming(encode(fake), "guest"))
-    assert len(outbox.mails) == 11  # web-1 folds its own flood after its burst mail
+    assert len(outbox.sent) == 11  # web-1 folds its own flood after its burst mail
     process(stages, Incoming(encode(event(host="db-1", user="root")), "guest"))
     assert "root@db-1" in subjects(outbox)[-1]
     stages.close()
@@ -172,7 +160,7 @@ def test_many_host_names_reach_the_fleet_cap_but_not_a_login_budget(store_url: s
     stages, outbox = worker(store_url)
     for n in range(200):
         process(stages, Incoming(encode(failure(f"fake-{n}", n, user=f"u{n}")), "guest"))
-    assert len(outbox.mails) == 56
+    assert len(outbox.sent) == 56
     assert subjects(outbox)[-1].startswith("Flood control")
     process(stages, Incoming(encode(event(host="db-1", user="root")), "guest"))
     assert "root@db-1" in subjects(outbox)[-1]
