@@ -104,8 +104,16 @@ def worker_rate(
 
 
 class _NoEnrich:
+    """The enrich stage with nothing to look up: the cheap facts and the costly names alike."""
+
     def __call__(self, login: LoginEvent, now: datetime) -> Enriched:
         return Enriched(event=login)
+
+    def facts(self, login: LoginEvent, now: datetime) -> Enriched:
+        return Enriched(event=login)
+
+    def names(self, enriched: Enriched) -> Enriched:
+        return enriched
 
     def close(self) -> None:
         pass
