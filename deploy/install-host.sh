@@ -15,6 +15,12 @@
 # before it atomically replaces the live one, and --uninstall gives back its
 # original bytes (a copy is kept in /var/lib/loginwatch-host/).
 set -eu
+# Whatever umask the operator's shell has (000 after a careless `umask 0`), what
+# this script makes is root's alone to change: a world-writable /etc/loginwatch,
+# /usr/local/sbin or venv would let any user swap the config or the code that
+# PAM runs as root at every login. Files that must be private get their own
+# tighter mode (write_file).
+umask 022
 
 usage() {
     cat <<'EOF'
