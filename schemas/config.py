@@ -13,7 +13,6 @@ import re
 import stat
 import tomllib
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Final, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -305,10 +304,84 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         ConfigError: unreadable file, bad TOML or a bad value.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        # O_NONBLOCK: a FIFO in its place must not hang the reader (the hook, as root).
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        _check_config_file(os.fspath(path), os.fstat(fd))
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            # One byte past the bound tells a huge file from one that fits.
+            raw = file.read(CONFIG_LIMIT + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > CONFIG_LIMIT:
+        raise ConfigError(f"{path}: longer than {CONFIG_LIMIT} bytes: not a loginwatch config")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     return parse_config(text, str(path))
+
+
+# A config is a few KiB; the bound keeps a wrong --config (a log, a device) from
+# costing the hook its time or memory.
+CONFIG_LIMIT: Final = 1024 * 1024
+
+
+def _check_config_file(path: str, st: os.stat_result) -> None:
+    """Refuse a config that someone other than root (or its reader) could change.
+
+    The hook runs as root and takes from this file where to spool, which broker
+    to tell and which file to send as the password: a user who can write it, or
+    swap it in a directory they can write, could silence the alerts about
+    their own logins or have root read and send another root file.
+
+    Raises:
+        ConfigError: no regular file, or it or a directory on its real path is
+            owned by another user or writable by group or others.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path}: cannot read config: not a regular file")
+    why = _controlled_by_others(st, path)
+    if why:
+        raise ConfigError(f"{path}: cannot use config: {why}")
+    real = os.path.realpath(path)
+    try:
+        same = os.stat(real)
+    except OSError:
+        same = None
+    if same is None or (same.st_dev, same.st_ino) != (st.st_dev, st.st_ino):
+        raise ConfigError(f"{path}: cannot use config: it was replaced while being read")
+    directory = os.path.dirname(real)
+    while True:
+        try:
+            dst = os.lstat(directory)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot use config: {directory}: {exc.strerror}") from None
+        # A sticky directory (/tmp) lets no one replace an entry they do not own.
+        why = _controlled_by_others(dst, directory, sticky_ok=True)
+        if why:
+            raise ConfigError(f"{path}: cannot use config: {why}")
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return
+        directory = parent
+
+
+def _controlled_by_others(st: os.stat_result, path: str, sticky_ok: bool = False) -> str:
+    """Why someone other than root or us could change ``path`` ('' when no one can)."""
+    reader = os.geteuid()
+    if st.st_uid not in (0, reader):
+        return f"{path} is owned by {_user(st.st_uid)}, not by root: chown root {path}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (sticky_ok and st.st_mode & stat.S_ISVTX):
+        return (
+            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}):"
+            f" chmod go-w {path}"
+        )
+    return ""
 
 
 _MSGSPEC_ERROR: Final = re.compile(r"^(?P<what>.*?) - at `(?P<key>[^`]*)`$", re.S)

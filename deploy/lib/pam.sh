@@ -156,18 +156,33 @@ pam_user_readenv_default() {
     fi
 }
 
-# pam_writable_by_others PATH: true when PATH, or its directory, exists and is
-# owned by someone other than root or is group/other-writable: a file pam_env
-# reads as root that a user could fill.
+# pam_writable_by_others ROOT PATH: true when someone other than root could put
+# text at ROOT/PATH: the file, or any directory on the way to it from ROOT, is
+# a symlink, owned by someone other than root, or group/other-writable (a
+# sticky one like /tmp only when the next name in it does not exist yet: then
+# anyone may create it). A missing file or directory is no safer than the
+# first one that exists above it: pam_env reads whatever appears there later.
 pam_writable_by_others() {
-    for _lw_path in "$1" "$(dirname "$1")"; do
-        [ -e "$_lw_path" ] || continue
-        # (ls -n, not GNU stat: this file is POSIX sh.)
-        # shellcheck disable=SC2012
-        ls -ldn "$_lw_path" | awk '{ exit !(substr($1, 6, 1) == "w" || substr($1, 9, 1) == "w" || $3 != 0) }' &&
-            return 0
+    _lw_path=$1$2
+    _lw_below=""
+    while :; do
+        if [ -e "$_lw_path" ] || [ -L "$_lw_path" ]; then
+            # (ls -n, not GNU stat: this file is POSIX sh.)
+            # shellcheck disable=SC2012
+            ls -ldn "$_lw_path" | awk -v below="$_lw_below" '{
+                m = $1
+                open = substr(m, 6, 1) == "w" || substr(m, 9, 1) == "w"
+                sticky = substr(m, 10, 1) ~ /[tT]/
+                exit !(substr(m, 1, 1) == "l" || $3 != 0 || (open && !(sticky && below == "exists")))
+            }' && return 0
+            _lw_below=exists
+        else
+            _lw_below=missing
+        fi
+        [ "$_lw_path" != "$1" ] && [ "$_lw_path" != "$1/" ] && [ "$_lw_path" != / ] || return 1
+        _lw_path=$(dirname "$_lw_path")
+        [ ${#_lw_path} -ge ${#1} ] || return 1
     done
-    return 1
 }
 
 # pam_user_env ROOT FILE [NAME]: where the stack in FILE puts text a user wrote into
@@ -188,8 +203,8 @@ pam_user_env() {
             fi ;;
         FILE:*)
             # pam_env opens a relative name from sshd's working directory, /.
-            case $_lw_what in /*) _lw_file=$1$_lw_what ;; *) _lw_file=$1/$_lw_what ;; esac
-            if pam_writable_by_others "$_lw_file"; then
+            case $_lw_what in /*) _lw_file=$_lw_what ;; *) _lw_file=/$_lw_what ;; esac
+            if pam_writable_by_others "$1" "$_lw_file"; then
                 printf '%s\t%s\t%s\t%s\n' "$_lw_type" "$_lw_top" \
                     "$_lw_what, which others than root can write" "$_lw_where"
             fi ;;
