@@ -118,3 +118,76 @@ def test_a_roots_file_in_a_sticky_dir_and_roots_own_paths_are_fine(tmp_path: Pat
     (root / "pub").chmod(0o1777)
     (root / "pub/env.conf").write_text("")  # root's: no one else may replace it there
     assert pam_user_env(root) == []
+
+
+def host_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    shutil.copytree("/etc/pam.d", root / "etc" / "pam.d", symlinks=True)
+    return root
+
+
+def install(root: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(INSTALL_HOST), "--root", str(root), *map(str, args)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_uninstall_keeps_the_line_the_operator_fixed_after_a_run_that_failed(
+    tmp_path: Path,
+) -> None:
+    root = host_tree(tmp_path)
+    sshd = root / "etc/pam.d/sshd"
+    pristine = sshd.read_bytes()
+    sshd.write_bytes(pristine + b"session required pam_tpyo.so\n")  # a typo: the check refuses
+    first = install(root, "--venv", VENV)
+    assert first.returncode == 1 and "pam_tpyo.so not found" in first.stderr
+    sshd.write_bytes(pristine)  # the operator fixes it and runs the script again
+    assert install(root, "--venv", VENV).returncode == 0
+    assert install(root, "--uninstall").returncode == 0
+    # The old script kept the original of the failed run: --uninstall put the typo back,
+    # and with `required` no one could log in any more.
+    assert sshd.read_bytes() == pristine
+
+
+def test_uninstall_keeps_an_edit_made_between_two_runs(tmp_path: Path) -> None:
+    # Held on the old script too (the second run found nothing to change): a guard
+    # for the original the install now takes from the live file.
+    root = host_tree(tmp_path)
+    sshd = root / "etc/pam.d/sshd"
+    assert install(root, "--venv", VENV).returncode == 0
+    edited = sshd.read_bytes() + b"session optional pam_motd.so noupdate\n"
+    sshd.write_bytes(edited)
+    assert install(root, "--venv", VENV).returncode == 0
+    assert install(root, "--uninstall").returncode == 0
+    assert sshd.read_bytes().endswith(b"session optional pam_motd.so noupdate\n")
+    assert b"loginwatch" not in sshd.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "venv",
+    ["/opt/login watch", "/opt/lw\nimport os; os.system('id > /tmp/pwned')\n#", "opt/relative"],
+    ids=["space", "newline", "relative"],
+)
+def test_a_venv_path_that_cannot_be_a_hash_bang_line_is_refused(tmp_path: Path, venv: str) -> None:
+    root = host_tree(tmp_path)
+    before = (root / "etc/pam.d/sshd").read_bytes()
+    proc = install(root, "--venv", venv)
+    assert proc.returncode == 1
+    assert "--venv" in proc.stderr and "not a plain absolute path" in proc.stderr
+    assert not (root / "usr/local/sbin/loginwatch-hook").exists()
+    assert (root / "etc/pam.d/sshd").read_bytes() == before
+
+
+def test_a_spool_dir_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    # The hook never follows a symlinked spool: every event would be "not spooled".
+    # The old script refused it too, but said "mode 777" (the link's own mode).
+    root = host_tree(tmp_path)
+    real = root / "srv/spool"
+    real.mkdir(parents=True)
+    real.chmod(0o700)
+    (root / "var/spool").mkdir(parents=True)
+    (root / "var/spool/loginwatch").symlink_to(real)
+    proc = install(root, "--venv", VENV)
+    assert proc.returncode == 1
+    assert "[spool] dir /var/spool/loginwatch is a symlink" in proc.stderr
