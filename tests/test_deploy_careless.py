@@ -65,8 +65,9 @@ PAM_SH = REPO / "deploy" / "lib" / "pam.sh"
 
 def pam_user_env(root: Path) -> list[str]:
     """What pam.sh's pam_user_env reports for ROOT/etc/pam.d/sshd: the text it found."""
+    sshd = root / "etc/pam.d/sshd"
     proc = subprocess.run(
-        ["sh", "-c", f'. "{PAM_SH}"; pam_user_env "$@"', "sh", str(root), str(root / "etc/pam.d/sshd")],
+        ["sh", "-c", f'. "{PAM_SH}"; pam_user_env "$@"', "sh", str(root), str(sshd)],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -93,7 +94,12 @@ def env_tree(tmp_path: Path, arg: str) -> Path:
         # Root's file two levels below another user's directory: they rename its parent away.
         ("conffile=/srv/theirs/conf/env.conf", "theirs"),
     ],
-    ids=["missing dir in a 0777 dir", "missing file in a 0777 dir", "missing dir in /tmp-like", "other user's grandparent"],
+    ids=[
+        "missing dir in a 0777 dir",
+        "missing file in a 0777 dir",
+        "missing dir in /tmp-like",
+        "other user's grandparent",
+    ],
 )
 def test_a_pam_env_file_someone_else_can_create_or_swap_is_the_users(
     tmp_path: Path, arg: str, make: object
@@ -191,3 +197,76 @@ def test_a_spool_dir_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
     proc = install(root, "--venv", VENV)
     assert proc.returncode == 1
     assert "[spool] dir /var/spool/loginwatch is a symlink" in proc.stderr
+
+
+def tree_snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    return {
+        str(p.relative_to(root)): (
+            p.lstat().st_mode,
+            p.lstat().st_uid,
+            p.read_bytes() if p.is_file() and not p.is_symlink() else b"",
+        )
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "symlink to a user's file",
+        "a 0666 file",
+        "in a 0777 directory",
+        "symlink to a 0777 directory",
+    ],
+)
+def test_a_pam_file_of_the_stack_someone_else_can_write_is_refused_and_nothing_changes(
+    tmp_path: Path, how: str
+) -> None:
+    # They could add any line later: `auth optional pam_env.so user_readenv=1`, whose
+    # LD_PRELOAD the root hook would load, or a pam_exec of their own.
+    root = host_tree(tmp_path)
+    site = root / "etc/pam.d/site-auth"
+    shared = root / "srv/shared"
+    shared.mkdir(parents=True)
+    text = "auth optional pam_permit.so\n"
+    if how == "symlink to a user's file":
+        (shared / "site-auth").write_text(text)
+        os.chown(shared / "site-auth", 4242, 4242)
+        site.symlink_to("../../srv/shared/site-auth")
+    elif how == "a 0666 file":
+        site.write_text(text)
+        site.chmod(0o666)
+    elif how == "in a 0777 directory":
+        (root / "etc/pam.d").chmod(0o777)
+        site.write_text(text)
+    else:
+        shared.chmod(0o777)
+        (shared / "site-auth").write_text(text)
+        site.symlink_to("../../srv/shared/site-auth")
+    sshd = root / "etc/pam.d/sshd"
+    sshd.write_text("auth include site-auth\n" + sshd.read_text())
+    before = tree_snapshot(root)
+    proc = install(root, "--venv", VENV)
+    assert proc.returncode == 1
+    where = (
+        "/etc/pam.d/sshd"
+        if how == "in a 0777 directory"
+        else "/etc/pam.d/sshd:1: /etc/pam.d/site-auth"
+    )
+    assert (
+        f"refusing to install, nothing changed: {where} is a PAM file others than root can write:"
+        in proc.stderr
+    )
+    assert tree_snapshot(root) == before
+
+
+def test_a_pam_file_symlinked_to_roots_own_file_installs(tmp_path: Path) -> None:
+    # Fedora's authselect: /etc/pam.d/system-auth -> /etc/authselect/system-auth, root's.
+    root = host_tree(tmp_path)
+    (root / "etc/authselect").mkdir()
+    (root / "etc/authselect/system-auth").write_text("auth optional pam_permit.so\n")
+    (root / "etc/pam.d/system-auth").symlink_to("../authselect/system-auth")
+    sshd = root / "etc/pam.d/sshd"
+    sshd.write_text("auth include system-auth\n" + sshd.read_text())
+    proc = install(root, "--venv", VENV, "--no-failures")
+    assert proc.returncode == 0, proc.stderr

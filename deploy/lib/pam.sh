@@ -30,6 +30,7 @@ pam_strip() {
 # absolute. One tab-separated line per pam_env line, in stack order:
 #   ENV  TOP TYPE USER_READENV WHERE   USER_READENV: 1, 0, or "default"
 #   FILE TOP TYPE PATH WHERE           a file it reads as root (conffile, envfile)
+#   STACK TOP stack PATH WHERE         a PAM file of the stack (once each; TYPE "stack")
 # TOP is the line of FILE the stack reaches it through (where a hook placed
 # before it runs first), WHERE the include chain ("/etc/pam.d/sshd:25 >
 # /etc/pam.d/common-session:3"; FILE is called NAME there if given).
@@ -115,6 +116,8 @@ pam_walk() {
             if (depth > 32) { fail(where ": includes nested deeper than 32"); return }
             if ((r = (getline raw < path)) < 0) { fail(where ": cannot read " short(path)); return }
             chain[path] = 1
+            # A stack file someone else can write is their text too: they may add any line.
+            if (!(path in stacks)) { stacks[path] = 1; printf "STACK\t%d\tstack\t%s\t%s\n", depth ? top : 1, short(path), (where == "" ? short(path) : where) }
             lineno = 0; line = ""; cont = 0
             for (; r > 0; r = (getline raw < path)) {
                 lineno++
@@ -157,23 +160,35 @@ pam_user_readenv_default() {
 }
 
 # pam_writable_by_others ROOT PATH: true when someone other than root could put
-# text at ROOT/PATH: the file, or any directory on the way to it from ROOT, is
-# a symlink, owned by someone other than root, or group/other-writable (a
+# text at ROOT/PATH: the file, or any directory on the way to it from ROOT (or
+# to where a symlink on the way points), is owned by someone other than root,
+# or group/other-writable (a
 # sticky one like /tmp only when the next name in it does not exist yet: then
 # anyone may create it). A missing file or directory is no safer than the
 # first one that exists above it: pam_env reads whatever appears there later.
 pam_writable_by_others() {
     _lw_path=$1$2
     _lw_below=""
+    _lw_depth=${3:-0}
+    [ "$_lw_depth" -lt 8 ] || return 0 # a symlink loop: libpam cannot read it either
     while :; do
-        if [ -e "$_lw_path" ] || [ -L "$_lw_path" ]; then
+        if [ -L "$_lw_path" ]; then
+            # A symlink (Fedora's authselect makes /etc/pam.d/system-auth one): its
+            # owner, then where it points, read below ROOT; its directory follows.
+            # shellcheck disable=SC2012
+            ls -ldn "$_lw_path" | awk '{ exit !($3 != 0) }' && return 0
+            _lw_to=$(readlink "$_lw_path")
+            case $_lw_to in /*) ;; *) _lw_to=$(dirname "${_lw_path#"$1"}")/$_lw_to ;; esac
+            (pam_writable_by_others "$1" "$_lw_to" $((_lw_depth + 1))) && return 0
+            _lw_below=exists
+        elif [ -e "$_lw_path" ]; then
             # (ls -n, not GNU stat: this file is POSIX sh.)
             # shellcheck disable=SC2012
             ls -ldn "$_lw_path" | awk -v below="$_lw_below" '{
                 m = $1
                 open = substr(m, 6, 1) == "w" || substr(m, 9, 1) == "w"
                 sticky = substr(m, 10, 1) ~ /[tT]/
-                exit !(substr(m, 1, 1) == "l" || $3 != 0 || (open && !(sticky && below == "exists")))
+                exit !($3 != 0 || (open && !(sticky && below == "exists")))
             }' && return 0
             _lw_below=exists
         else
@@ -200,6 +215,11 @@ pam_user_env() {
             if [ "$_lw_default" = 1 ]; then
                 printf '%s\t%s\t%s\t%s\n' "$_lw_type" "$_lw_top" \
                     "no user_readenv=0 (this pam_env reads ~/.pam_environment by default)" "$_lw_where"
+            fi ;;
+        STACK:*)
+            if pam_writable_by_others "$1" "$_lw_what"; then
+                printf '%s\t%s\t%s\t%s\n' stack "$_lw_top" \
+                    "$_lw_what is a PAM file others than root can write" "$_lw_where"
             fi ;;
         FILE:*)
             # pam_env opens a relative name from sshd's working directory, /.
@@ -245,6 +265,15 @@ pam_refusal() {
     [ -n "$_lw_early" ] || return 1
     _lw_type=$(printf '%s' "$_lw_early" | cut -f1)
     _lw_what=$(printf '%s' "$_lw_early" | cut -f3)
+    if [ "$_lw_type" = stack ]; then
+        _lw_where=$(printf '%s' "$_lw_early" | cut -f4)
+        _lw_what=$(printf '%s' "$_lw_early" | cut -f3)
+        case $_lw_what in "$_lw_where "*) ;; *) _lw_what="$_lw_where: $_lw_what" ;; esac
+        echo "$_lw_what:" \
+            "they could add any line to the stack (pam_env with their LD_PRELOAD for the root hook," \
+            "or a module of their own); make it root's and writable by root only and run install-host.sh again"
+        return 0
+    fi
     case $_lw_type in
     auth) _lw_when="the auth stack, where it takes effect at setcred, before any session hook" ;;
     *) _lw_when="the $_lw_type stack, which runs before the session hook" ;;
