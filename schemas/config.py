@@ -32,6 +32,19 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
+def _absolute(section: _Section, *keys: str) -> None:
+    """Raise for a relative path: each reader would resolve it from its own directory.
+
+    The hook runs from sshd's /, the flush unit from systemd's, `check-config`
+    and `loginwatch-hook spool` from the operator's shell: a relative spool or
+    secret would be a different file for each (and root would create it in /).
+    """
+    for key in keys:
+        value = getattr(section, key)
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"{key} {value!r} is not an absolute path: write it from /")
+
+
 class BrokerConfig(_Section, frozen=True):
     url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     password_file: str | None = None
@@ -50,6 +63,7 @@ class BrokerConfig(_Section, frozen=True):
     queue_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
+        _absolute(self, "password_file", "ca_file", "cert_file", "key_file")
         parts = urlsplit(self.url)
         if parts.scheme not in ("amqp", "amqps"):
             raise ValueError("expected an amqp:// or amqps:// URL")
@@ -85,6 +99,9 @@ class SpoolConfig(_Section, frozen=True):
     max_events: Annotated[int, msgspec.Meta(ge=1)] = 10_000
     max_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 64 * 1024 * 1024
 
+    def __post_init__(self) -> None:
+        _absolute(self, "dir")
+
 
 class SmtpConfig(_Section, frozen=True, rename={"from_": "from"}):
     host: str = "localhost"
@@ -98,6 +115,7 @@ class SmtpConfig(_Section, frozen=True, rename={"from_": "from"}):
     ca_file: str | None = None
 
     def __post_init__(self) -> None:
+        _absolute(self, "password_file", "ca_file")
         if self.starttls and self.ssl:
             raise ValueError("starttls and ssl exclude each other")
 

@@ -127,3 +127,31 @@ def test_the_hook_takes_no_spool_from_a_config_others_can_write(tmp_path: Path) 
     assert proc.returncode != 0
     assert "writable by group or others" in proc.stderr
     assert not Path("/var/tmp/loginwatch-evil").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[spool]\ndir = "spool"', "$.spool: dir 'spool' is not an absolute path"),
+        ('[spool]\ndir = ""', "$.spool: dir '' is not an absolute path"),
+        (
+            '[broker]\nurl = "amqp://127.0.0.1/"\npassword_file = "etc/host.password"',
+            "$.broker: password_file 'etc/host.password' is not an absolute path",
+        ),
+        (
+            '[broker]\nurl = "amqps://mq.example.org/"\nca_file = "ca.pem"',
+            "$.broker: ca_file 'ca.pem' is not an absolute path",
+        ),
+        (
+            '[smtp]\npassword_file = "smtp.pw"',
+            "$.smtp: password_file 'smtp.pw' is not an absolute path",
+        ),
+    ],
+    ids=["spool", "empty spool", "broker password", "broker ca", "smtp password"],
+)
+def test_a_relative_path_in_the_config_is_refused(tmp_path: Path, text: str, expected: str) -> None:
+    # The hook resolves it from sshd's /, `check-config` and `loginwatch-hook spool`
+    # from the operator's directory: a different file for each.
+    path = tmp_path / "host.toml"
+    path.write_text(text + "\n")
+    assert refused(path).startswith(f"{path}: {expected}")
