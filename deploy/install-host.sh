@@ -347,7 +347,8 @@ uninstall_pam() {
         return 0
     else
         # Edited since: drop only our blocks, keep the operator's changes.
-        pam_strip "$PAMFILE" >"$STATE/sshd.stripped"
+        pam_strip "$PAMFILE" "${PAMFILE#"$ROOT"}" >"$STATE/sshd.stripped" ||
+            die "kept ${PAMFILE#"$ROOT"} as it is (see above)"
         pam_check "$STATE/sshd.stripped" "$PAMDIR" || die "stripped PAM file fails the check"
         cp -p "$PAMFILE" "$PAMFILE.loginwatch.$$"
         cat "$STATE/sshd.stripped" >"$PAMFILE.loginwatch.$$"

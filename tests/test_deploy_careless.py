@@ -270,3 +270,33 @@ def test_a_pam_file_symlinked_to_roots_own_file_installs(tmp_path: Path) -> None
     sshd.write_text("auth include system-auth\n" + sshd.read_text())
     proc = install(root, "--venv", VENV, "--no-failures")
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("marker", "which"),
+    [
+        ("# <<< loginwatch", 0),
+        ("# <<< loginwatch", -1),
+        ("# >>> loginwatch", 0),
+        ("# >>> loginwatch", -1),
+    ],
+    ids=["first end", "last end", "first begin", "last begin"],
+)
+def test_a_marker_line_deleted_by_hand_stops_the_scripts_before_they_cut_the_stack(
+    tmp_path: Path, marker: str, which: int
+) -> None:
+    # The old pam_strip dropped everything from a begin line to the next end line:
+    # without the first end line, a re-run (or --uninstall) wrote a PAM file
+    # without pam_nologin, common-account, pam_limits … and said "updated".
+    root = host_tree(tmp_path)
+    assert install(root, "--venv", VENV).returncode == 0
+    sshd = root / "etc/pam.d/sshd"
+    lines = sshd.read_text().splitlines(keepends=True)
+    del lines[[i for i, line in enumerate(lines) if line.startswith(marker)][which]]
+    sshd.write_text("".join(lines))
+    broken = sshd.read_bytes()
+    for args in (("--venv", VENV), ("--check",), ("--uninstall",)):
+        proc = install(root, *args)
+        assert proc.returncode == 1, args
+        assert "put the marker line back" in proc.stderr, args
+        assert sshd.read_bytes() == broken, args

@@ -9,14 +9,26 @@ PAM_BEGIN='# >>> loginwatch'
 PAM_END='# <<< loginwatch'
 PAM_WAS='#loginwatch-was: '
 
-# pam_strip FILE: FILE without loginwatch's blocks, replaced lines restored.
+# pam_strip FILE [NAME]: FILE without loginwatch's blocks, replaced lines restored.
+# Fails, naming the line (as NAME:LINE), when the markers do not pair up: with
+# an end line deleted by hand, everything after the begin line (the account
+# stack, pam_nologin, pam_limits …) would go with the block.
 pam_strip() {
-    awk -v begin="$PAM_BEGIN" -v end="$PAM_END" -v was="$PAM_WAS" '
-        index($0, begin) == 1 { inside = 1; next }
-        index($0, end) == 1 { inside = 0; next }
+    awk -v begin="$PAM_BEGIN" -v end="$PAM_END" -v was="$PAM_WAS" -v name="${2:-$1}" '
+        function bad(why) {
+            printf "%s:%d: %s: put the marker line back (or remove the whole block by hand)\n", name, FNR, why > "/dev/stderr"
+            failed = 1
+            exit 1
+        }
+        index($0, begin) == 1 { if (inside) bad("\"" begin "\" inside a block that line " start " opened and did not close"); inside = 1; start = FNR; next }
+        index($0, end) == 1 { if (!inside) bad("\"" end "\" without a \"" begin "\" line before it"); inside = 0; next }
         inside && index($0, was) == 1 { print substr($0, length(was) + 1); next }
         inside { next }
         { print }
+        END {
+            if (failed) exit 1
+            if (inside) { FNR = start; bad("\"" begin "\" without a \"" end "\" line after it") }
+        }
     ' "$1"
 }
 
@@ -253,7 +265,11 @@ pam_fix() {
 # it opens the session: no placement of a session hook comes before that.
 pam_refusal() {
     _lw_stripped=$(mktemp)
-    pam_strip "$2" >"$_lw_stripped"
+    if ! _lw_why=$(pam_strip "$2" "${3:-$2}" 2>&1 >"$_lw_stripped"); then
+        rm -f "$_lw_stripped"
+        echo "loginwatch's lines in ${3:-$2} are broken: $_lw_why"
+        return 0
+    fi
     _lw_status=0
     _lw_found=$(pam_user_env "$1" "$_lw_stripped" "${3:-}") || _lw_status=1
     rm -f "$_lw_stripped"
