@@ -366,27 +366,64 @@ def _check_config_file(path: str, st: os.stat_result) -> None:
     why = _controlled_by_others(st, path)
     if why:
         raise ConfigError(f"{path}: cannot use config: {why}")
-    real = os.path.realpath(path)
+    why = _swappable(path, st)
+    if why:
+        raise ConfigError(f"{path}: cannot use config: {why}")
+
+
+def _swappable(path: str, st: os.stat_result) -> str:
+    """Why someone else could put another file at ``path`` ('' when no one can).
+
+    Follows the path name by name as the kernel does: every directory passed
+    through, and every symlink (its owner, and its target, in turn), must be
+    root's or ours and not writable by others; the end must be the file
+    ``st`` describes (the one opened).
+    """
+    hops = [0]
     try:
-        same = os.stat(real)
-    except OSError:
-        same = None
-    if same is None or (same.st_dev, same.st_ino) != (st.st_dev, st.st_ino):
-        raise ConfigError(f"{path}: cannot use config: it was replaced while being read")
-    directory = os.path.dirname(real)
-    while True:
-        try:
-            dst = os.lstat(directory)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot use config: {directory}: {exc.strerror}") from None
-        # A sticky directory (/tmp) lets no one replace an entry they do not own.
-        why = _controlled_by_others(dst, directory, sticky_ok=True)
-        if why:
-            raise ConfigError(f"{path}: cannot use config: {why}")
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return
-        directory = parent
+        end = _walk("/", os.path.abspath(path), hops)
+    except _Swappable as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{exc.filename or path}: {exc.strerror}"
+    if (end.st_dev, end.st_ino) != (st.st_dev, st.st_ino):
+        return "it was replaced while being read"
+    return ""
+
+
+class _Swappable(Exception):
+    pass
+
+
+def _walk(directory: str, path: str, hops: list[int]) -> os.stat_result:
+    """Resolve ``path`` (absolute, or relative to ``directory``), checking each step."""
+    if path.startswith("/"):
+        directory = "/"
+        _checked_dir(directory)
+    names = [name for name in path.split("/") if name not in ("", ".")]
+    st = os.lstat(directory)
+    for index, name in enumerate(names):
+        here = os.path.dirname(directory) if name == ".." else os.path.join(directory, name)
+        st = os.lstat(here)
+        if stat.S_ISLNK(st.st_mode):
+            hops[0] += 1
+            if hops[0] > 40:
+                raise _Swappable(f"{here}: too many symlinks")
+            if st.st_uid not in (0, os.geteuid()):
+                raise _Swappable(f"{here} is a symlink owned by {_user(st.st_uid)}")
+            st = _walk(directory, os.readlink(here), hops)
+            here = os.path.realpath(here)
+        last = index == len(names) - 1
+        if not last:
+            _checked_dir(here)
+        directory = here
+    return os.stat(directory) if stat.S_ISLNK(st.st_mode) else st
+
+
+def _checked_dir(directory: str) -> None:
+    why = _controlled_by_others(os.stat(directory), directory, sticky_ok=True)
+    if why:
+        raise _Swappable(why)
 
 
 def _controlled_by_others(st: os.stat_result, path: str, sticky_ok: bool = False) -> str:
@@ -458,6 +495,11 @@ def _check_secret(path: str, key: str, st: os.stat_result) -> None:
             f"{key}: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o});"
             " chmod 600 it"
         )
+    # In a directory others can write, they could swap in a symlink to another
+    # root-only file, whose first line root would then send as the password.
+    why = _swappable(path, st)
+    if why:
+        raise ConfigError(f"{key}: {path}: {why}")
 
 
 def _service_uid() -> int | None:

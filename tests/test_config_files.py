@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from producer import settings
-from schemas.config import CONFIG_LIMIT, load_config
+from schemas.config import CONFIG_LIMIT, broker_url, load_config
 from schemas.errors import ConfigError
 from tests.deploy_host import traversable_dir
 from tests.hookrun import HOOK
@@ -155,3 +155,26 @@ def test_a_relative_path_in_the_config_is_refused(tmp_path: Path, text: str, exp
     path = tmp_path / "host.toml"
     path.write_text(text + "\n")
     assert refused(path).startswith(f"{path}: {expected}")
+
+
+@pytest.mark.parametrize("how", ["dir writable by all", "symlink from such a dir"])
+def test_a_secret_someone_else_can_swap_is_refused(tmp_path: Path, how: str) -> None:
+    # They could put a symlink to another root-only file there (an ssh host key, a
+    # database password): root would send its first line to the broker as the password.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    secret = tmp_path / "host.password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    if how == "dir writable by all":
+        secret = secret.rename(shared / "host.password")
+    else:
+        (shared / "pw").symlink_to(secret)
+        secret = shared / "pw"
+        # realpath leads out of the shared dir: fine; the link itself sits in it.
+    config = tmp_path / "host.toml"
+    config.write_text(f'[broker]\nurl = "amqp://u@127.0.0.1/"\npassword_file = "{secret}"\n')
+    config.chmod(0o600)
+    with pytest.raises(ConfigError, match=r"\$\.broker\.password_file: .*writable by group"):
+        broker_url(load_config(config).broker)
