@@ -12,6 +12,12 @@
 # Idempotent: running it twice gives the same files. The broker and the units
 # are left for the operator to start (the script prints the commands).
 set -eu
+# Whatever umask the operator's shell has (000 after a careless `umask 0`), what
+# this script makes is root's alone to change: a world-writable /etc/loginwatch,
+# /usr/local/sbin or venv would let any user swap the config or the code that
+# PAM runs as root at every login. Files that must be private get their own
+# tighter mode (write_file).
+umask 022
 
 usage() {
     cat <<'EOF'

@@ -15,6 +15,12 @@
 # before it atomically replaces the live one, and --uninstall gives back its
 # original bytes (a copy is kept in /var/lib/loginwatch-host/).
 set -eu
+# Whatever umask the operator's shell has (000 after a careless `umask 0`), what
+# this script makes is root's alone to change: a world-writable /etc/loginwatch,
+# /usr/local/sbin or venv would let any user swap the config or the code that
+# PAM runs as root at every login. Files that must be private get their own
+# tighter mode (write_file).
+umask 022
 
 usage() {
     cat <<'EOF'
@@ -233,6 +239,8 @@ install_password() {
 
 install_spool() {
     dir=$ROOT$SPOOL_DIR
+    # The hook opens the spool with O_NOFOLLOW: behind a symlink, every event would be lost.
+    [ ! -L "$dir" ] || die "[spool] dir $SPOOL_DIR is a symlink: name the directory itself"
     if [ ! -d "$dir" ]; then
         mkdir -p "$(dirname "$dir")"
         mkdir -m 0700 "$dir"
@@ -299,8 +307,20 @@ install_pam() {
     [ -f "$PAMFILE" ] || die "${PAMFILE}: missing (is openssh-server installed?)"
     mkdir -p "$STATE"
     printf '%s\n' "$ETC_CONFIG" >"$STATE/config-path"
-    # The first install keeps the original bytes for --uninstall.
-    [ -f "$STATE/sshd.orig" ] || cp -p "$PAMFILE" "$STATE/sshd.orig"
+    # --uninstall gives back the original: the live file without our blocks as
+    # it is *now*. Kept from the first run only, it would undo what the operator
+    # changed since: a line fixed after a run that failed half way, an edit
+    # between two runs.
+    if ! grep -q "^$PAM_BEGIN" "$PAMFILE"; then
+        cp -p "$PAMFILE" "$STATE/sshd.orig"
+    else
+        pam_strip "$PAMFILE" >"$STATE/sshd.base"
+        if [ ! -f "$STATE/sshd.orig" ] || ! cmp -s "$STATE/sshd.base" "$STATE/sshd.orig"; then
+            cp -p "$PAMFILE" "$STATE/sshd.orig"
+            cat "$STATE/sshd.base" >"$STATE/sshd.orig"
+        fi
+        rm -f "$STATE/sshd.base"
+    fi
     new=$STATE/sshd.new
     new_pam_file "$new"
     pam_check "$new" "$PAMDIR" || die "refusing to install a PAM file that fails the check: $new"
@@ -327,7 +347,8 @@ uninstall_pam() {
         return 0
     else
         # Edited since: drop only our blocks, keep the operator's changes.
-        pam_strip "$PAMFILE" >"$STATE/sshd.stripped"
+        pam_strip "$PAMFILE" "${PAMFILE#"$ROOT"}" >"$STATE/sshd.stripped" ||
+            die "kept ${PAMFILE#"$ROOT"} as it is (see above)"
         pam_check "$STATE/sshd.stripped" "$PAMDIR" || die "stripped PAM file fails the check"
         cp -p "$PAMFILE" "$PAMFILE.loginwatch.$$"
         cat "$STATE/sshd.stripped" >"$PAMFILE.loginwatch.$$"
@@ -382,6 +403,9 @@ elif [ "$ACTION" = check ]; then
 else
     check_user_env
     plain_path --config-path "$ETC_CONFIG"
+    # The venv's python becomes the hook's #! line: a space or newline there
+    # would break (or add lines to) the script PAM runs as root.
+    plain_path --venv "$VENV"
     install_python
     remember venv "$VENV"
     install_config

@@ -13,7 +13,6 @@ import re
 import stat
 import tomllib
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Final, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -31,6 +30,19 @@ Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s<>]+@[^@\s<>]+$")]
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     pass
+
+
+def _absolute(section: _Section, *keys: str) -> None:
+    """Raise for a relative path: each reader would resolve it from its own directory.
+
+    The hook runs from sshd's /, the flush unit from systemd's, `check-config`
+    and `loginwatch-hook spool` from the operator's shell: a relative spool or
+    secret would be a different file for each (and root would create it in /).
+    """
+    for key in keys:
+        value = getattr(section, key)
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"{key} {value!r} is not an absolute path: write it from /")
 
 
 class BrokerConfig(_Section, frozen=True):
@@ -51,6 +63,7 @@ class BrokerConfig(_Section, frozen=True):
     queue_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
+        _absolute(self, "password_file", "ca_file", "cert_file", "key_file")
         parts = urlsplit(self.url)
         if parts.scheme not in ("amqp", "amqps"):
             raise ValueError("expected an amqp:// or amqps:// URL")
@@ -86,6 +99,9 @@ class SpoolConfig(_Section, frozen=True):
     max_events: Annotated[int, msgspec.Meta(ge=1)] = 10_000
     max_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 64 * 1024 * 1024
 
+    def __post_init__(self) -> None:
+        _absolute(self, "dir")
+
 
 class SmtpConfig(_Section, frozen=True, rename={"from_": "from"}):
     host: str = "localhost"
@@ -99,6 +115,7 @@ class SmtpConfig(_Section, frozen=True, rename={"from_": "from"}):
     ca_file: str | None = None
 
     def __post_init__(self) -> None:
+        _absolute(self, "password_file", "ca_file")
         if self.starttls and self.ssl:
             raise ValueError("starttls and ssl exclude each other")
 
@@ -305,10 +322,121 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         ConfigError: unreadable file, bad TOML or a bad value.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        # O_NONBLOCK: a FIFO in its place must not hang the reader (the hook, as root).
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        _check_config_file(os.fspath(path), os.fstat(fd))
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            # One byte past the bound tells a huge file from one that fits.
+            raw = file.read(CONFIG_LIMIT + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > CONFIG_LIMIT:
+        raise ConfigError(f"{path}: longer than {CONFIG_LIMIT} bytes: not a loginwatch config")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     return parse_config(text, str(path))
+
+
+# A config is a few KiB; the bound keeps a wrong --config (a log, a device) from
+# costing the hook its time or memory.
+CONFIG_LIMIT: Final = 1024 * 1024
+
+
+def _check_config_file(path: str, st: os.stat_result) -> None:
+    """Refuse a config that someone other than root (or its reader) could change.
+
+    The hook runs as root and takes from this file where to spool, which broker
+    to tell and which file to send as the password: a user who can write it, or
+    swap it in a directory they can write, could silence the alerts about
+    their own logins or have root read and send another root file.
+
+    Raises:
+        ConfigError: no regular file, or it or a directory on its real path is
+            owned by another user or writable by group or others.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path}: cannot read config: not a regular file")
+    why = _controlled_by_others(st, path)
+    if why:
+        raise ConfigError(f"{path}: cannot use config: {why}")
+    why = _swappable(path, st)
+    if why:
+        raise ConfigError(f"{path}: cannot use config: {why}")
+
+
+def _swappable(path: str, st: os.stat_result) -> str:
+    """Why someone else could put another file at ``path`` ('' when no one can).
+
+    Follows the path name by name as the kernel does: every directory passed
+    through, and every symlink (its owner, and its target, in turn), must be
+    root's or ours and not writable by others; the end must be the file
+    ``st`` describes (the one opened).
+    """
+    hops = [0]
+    try:
+        end = _walk("/", os.path.abspath(path), hops)
+    except _Swappable as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{exc.filename or path}: {exc.strerror}"
+    if (end.st_dev, end.st_ino) != (st.st_dev, st.st_ino):
+        return "it was replaced while being read"
+    return ""
+
+
+class _Swappable(Exception):
+    pass
+
+
+def _walk(directory: str, path: str, hops: list[int]) -> os.stat_result:
+    """Resolve ``path`` (absolute, or relative to ``directory``), checking each step."""
+    if path.startswith("/"):
+        directory = "/"
+        _checked_dir(directory)
+    names = [name for name in path.split("/") if name not in ("", ".")]
+    st = os.lstat(directory)
+    for index, name in enumerate(names):
+        here = os.path.dirname(directory) if name == ".." else os.path.join(directory, name)
+        st = os.lstat(here)
+        if stat.S_ISLNK(st.st_mode):
+            hops[0] += 1
+            if hops[0] > 40:
+                raise _Swappable(f"{here}: too many symlinks")
+            if st.st_uid not in (0, os.geteuid()):
+                raise _Swappable(f"{here} is a symlink owned by {_user(st.st_uid)}")
+            st = _walk(directory, os.readlink(here), hops)
+            here = os.path.realpath(here)
+        last = index == len(names) - 1
+        if not last:
+            _checked_dir(here)
+        directory = here
+    return os.stat(directory) if stat.S_ISLNK(st.st_mode) else st
+
+
+def _checked_dir(directory: str) -> None:
+    why = _controlled_by_others(os.stat(directory), directory, sticky_ok=True)
+    if why:
+        raise _Swappable(why)
+
+
+def _controlled_by_others(st: os.stat_result, path: str, sticky_ok: bool = False) -> str:
+    """Why someone other than root or us could change ``path`` ('' when no one can)."""
+    reader = os.geteuid()
+    if st.st_uid not in (0, reader):
+        return f"{path} is owned by {_user(st.st_uid)}, not by root: chown root {path}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (sticky_ok and st.st_mode & stat.S_ISVTX):
+        return (
+            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}):"
+            f" chmod go-w {path}"
+        )
+    return ""
 
 
 _MSGSPEC_ERROR: Final = re.compile(r"^(?P<what>.*?) - at `(?P<key>[^`]*)`$", re.S)
@@ -367,6 +495,11 @@ def _check_secret(path: str, key: str, st: os.stat_result) -> None:
             f"{key}: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o});"
             " chmod 600 it"
         )
+    # In a directory others can write, they could swap in a symlink to another
+    # root-only file, whose first line root would then send as the password.
+    why = _swappable(path, st)
+    if why:
+        raise ConfigError(f"{key}: {path}: {why}")
 
 
 def _service_uid() -> int | None:

@@ -130,7 +130,10 @@ def test_a_spool_dir_that_cannot_go_into_the_unit_as_it_is_is_refused(
         check=False,
     )
     assert proc.returncode == 1, proc.stdout
-    assert "[spool] dir" in proc.stderr
-    assert "not a plain absolute path" in proc.stderr
+    if spool_dir == "spool":  # the config parser refuses it first, naming the key
+        assert "$.spool: dir 'spool' is not an absolute path" in proc.stderr
+    else:
+        assert "[spool] dir" in proc.stderr
+        assert "not a plain absolute path" in proc.stderr
     assert not (root / "etc/systemd/system/loginwatch-flush.service").exists()
     assert "loginwatch-hook" not in (root / "etc/pam.d/sshd").read_text()

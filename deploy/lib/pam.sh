@@ -9,14 +9,26 @@ PAM_BEGIN='# >>> loginwatch'
 PAM_END='# <<< loginwatch'
 PAM_WAS='#loginwatch-was: '
 
-# pam_strip FILE: FILE without loginwatch's blocks, replaced lines restored.
+# pam_strip FILE [NAME]: FILE without loginwatch's blocks, replaced lines restored.
+# Fails, naming the line (as NAME:LINE), when the markers do not pair up: with
+# an end line deleted by hand, everything after the begin line (the account
+# stack, pam_nologin, pam_limits …) would go with the block.
 pam_strip() {
-    awk -v begin="$PAM_BEGIN" -v end="$PAM_END" -v was="$PAM_WAS" '
-        index($0, begin) == 1 { inside = 1; next }
-        index($0, end) == 1 { inside = 0; next }
+    awk -v begin="$PAM_BEGIN" -v end="$PAM_END" -v was="$PAM_WAS" -v name="${2:-$1}" '
+        function bad(why) {
+            printf "%s:%d: %s: put the marker line back (or remove the whole block by hand)\n", name, FNR, why > "/dev/stderr"
+            failed = 1
+            exit 1
+        }
+        index($0, begin) == 1 { if (inside) bad("\"" begin "\" inside a block that line " start " opened and did not close"); inside = 1; start = FNR; next }
+        index($0, end) == 1 { if (!inside) bad("\"" end "\" without a \"" begin "\" line before it"); inside = 0; next }
         inside && index($0, was) == 1 { print substr($0, length(was) + 1); next }
         inside { next }
         { print }
+        END {
+            if (failed) exit 1
+            if (inside) { FNR = start; bad("\"" begin "\" without a \"" end "\" line after it") }
+        }
     ' "$1"
 }
 
@@ -30,6 +42,7 @@ pam_strip() {
 # absolute. One tab-separated line per pam_env line, in stack order:
 #   ENV  TOP TYPE USER_READENV WHERE   USER_READENV: 1, 0, or "default"
 #   FILE TOP TYPE PATH WHERE           a file it reads as root (conffile, envfile)
+#   STACK TOP stack PATH WHERE         a PAM file of the stack (once each; TYPE "stack")
 # TOP is the line of FILE the stack reaches it through (where a hook placed
 # before it runs first), WHERE the include chain ("/etc/pam.d/sshd:25 >
 # /etc/pam.d/common-session:3"; FILE is called NAME there if given).
@@ -115,6 +128,8 @@ pam_walk() {
             if (depth > 32) { fail(where ": includes nested deeper than 32"); return }
             if ((r = (getline raw < path)) < 0) { fail(where ": cannot read " short(path)); return }
             chain[path] = 1
+            # A stack file someone else can write is their text too: they may add any line.
+            if (!(path in stacks)) { stacks[path] = 1; printf "STACK\t%d\tstack\t%s\t%s\n", depth ? top : 1, short(path), (where == "" ? short(path) : where) }
             lineno = 0; line = ""; cont = 0
             for (; r > 0; r = (getline raw < path)) {
                 lineno++
@@ -156,18 +171,45 @@ pam_user_readenv_default() {
     fi
 }
 
-# pam_writable_by_others PATH: true when PATH, or its directory, exists and is
-# owned by someone other than root or is group/other-writable: a file pam_env
-# reads as root that a user could fill.
+# pam_writable_by_others ROOT PATH: true when someone other than root could put
+# text at ROOT/PATH: the file, or any directory on the way to it from ROOT (or
+# to where a symlink on the way points), is owned by someone other than root,
+# or group/other-writable (a
+# sticky one like /tmp only when the next name in it does not exist yet: then
+# anyone may create it). A missing file or directory is no safer than the
+# first one that exists above it: pam_env reads whatever appears there later.
 pam_writable_by_others() {
-    for _lw_path in "$1" "$(dirname "$1")"; do
-        [ -e "$_lw_path" ] || continue
-        # (ls -n, not GNU stat: this file is POSIX sh.)
-        # shellcheck disable=SC2012
-        ls -ldn "$_lw_path" | awk '{ exit !(substr($1, 6, 1) == "w" || substr($1, 9, 1) == "w" || $3 != 0) }' &&
-            return 0
+    _lw_path=$1$2
+    _lw_below=""
+    _lw_depth=${3:-0}
+    [ "$_lw_depth" -lt 8 ] || return 0 # a symlink loop: libpam cannot read it either
+    while :; do
+        if [ -L "$_lw_path" ]; then
+            # A symlink (Fedora's authselect makes /etc/pam.d/system-auth one): its
+            # owner, then where it points, read below ROOT; its directory follows.
+            # shellcheck disable=SC2012
+            ls -ldn "$_lw_path" | awk '{ exit !($3 != 0) }' && return 0
+            _lw_to=$(readlink "$_lw_path")
+            case $_lw_to in /*) ;; *) _lw_to=$(dirname "${_lw_path#"$1"}")/$_lw_to ;; esac
+            (pam_writable_by_others "$1" "$_lw_to" $((_lw_depth + 1))) && return 0
+            _lw_below=exists
+        elif [ -e "$_lw_path" ]; then
+            # (ls -n, not GNU stat: this file is POSIX sh.)
+            # shellcheck disable=SC2012
+            ls -ldn "$_lw_path" | awk -v below="$_lw_below" '{
+                m = $1
+                open = substr(m, 6, 1) == "w" || substr(m, 9, 1) == "w"
+                sticky = substr(m, 10, 1) ~ /[tT]/
+                exit !($3 != 0 || (open && !(sticky && below == "exists")))
+            }' && return 0
+            _lw_below=exists
+        else
+            _lw_below=missing
+        fi
+        [ "$_lw_path" != "$1" ] && [ "$_lw_path" != "$1/" ] && [ "$_lw_path" != / ] || return 1
+        _lw_path=$(dirname "$_lw_path")
+        [ ${#_lw_path} -ge ${#1} ] || return 1
     done
-    return 1
 }
 
 # pam_user_env ROOT FILE [NAME]: where the stack in FILE puts text a user wrote into
@@ -186,10 +228,15 @@ pam_user_env() {
                 printf '%s\t%s\t%s\t%s\n' "$_lw_type" "$_lw_top" \
                     "no user_readenv=0 (this pam_env reads ~/.pam_environment by default)" "$_lw_where"
             fi ;;
+        STACK:*)
+            if pam_writable_by_others "$1" "$_lw_what"; then
+                printf '%s\t%s\t%s\t%s\n' stack "$_lw_top" \
+                    "$_lw_what is a PAM file others than root can write" "$_lw_where"
+            fi ;;
         FILE:*)
             # pam_env opens a relative name from sshd's working directory, /.
-            case $_lw_what in /*) _lw_file=$1$_lw_what ;; *) _lw_file=$1/$_lw_what ;; esac
-            if pam_writable_by_others "$_lw_file"; then
+            case $_lw_what in /*) _lw_file=$_lw_what ;; *) _lw_file=/$_lw_what ;; esac
+            if pam_writable_by_others "$1" "$_lw_file"; then
                 printf '%s\t%s\t%s\t%s\n' "$_lw_type" "$_lw_top" \
                     "$_lw_what, which others than root can write" "$_lw_where"
             fi ;;
@@ -218,7 +265,11 @@ pam_fix() {
 # it opens the session: no placement of a session hook comes before that.
 pam_refusal() {
     _lw_stripped=$(mktemp)
-    pam_strip "$2" >"$_lw_stripped"
+    if ! _lw_why=$(pam_strip "$2" "${3:-$2}" 2>&1 >"$_lw_stripped"); then
+        rm -f "$_lw_stripped"
+        echo "loginwatch's lines in ${3:-$2} are broken: $_lw_why"
+        return 0
+    fi
     _lw_status=0
     _lw_found=$(pam_user_env "$1" "$_lw_stripped" "${3:-}") || _lw_status=1
     rm -f "$_lw_stripped"
@@ -230,6 +281,15 @@ pam_refusal() {
     [ -n "$_lw_early" ] || return 1
     _lw_type=$(printf '%s' "$_lw_early" | cut -f1)
     _lw_what=$(printf '%s' "$_lw_early" | cut -f3)
+    if [ "$_lw_type" = stack ]; then
+        _lw_where=$(printf '%s' "$_lw_early" | cut -f4)
+        _lw_what=$(printf '%s' "$_lw_early" | cut -f3)
+        case $_lw_what in "$_lw_where "*) ;; *) _lw_what="$_lw_where: $_lw_what" ;; esac
+        echo "$_lw_what:" \
+            "they could add any line to the stack (pam_env with their LD_PRELOAD for the root hook," \
+            "or a module of their own); make it root's and writable by root only and run install-host.sh again"
+        return 0
+    fi
     case $_lw_type in
     auth) _lw_when="the auth stack, where it takes effect at setcred, before any session hook" ;;
     *) _lw_when="the $_lw_type stack, which runs before the session hook" ;;
