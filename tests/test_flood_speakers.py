@@ -21,6 +21,8 @@ from consumer.store import open_store
 from schemas.config import parse_config
 from schemas.event import LoginEvent, Outcome, PamType, encode
 from tests.factories import T0, event
+from tests.pg import pg_urls  # noqa: F401  (fixture)
+from tests.test_store_budgets import store_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
 
 CONFIG = parse_config(
     """
@@ -121,3 +123,50 @@ def test_failures_still_stop_at_the_fleet_cap(tmp_path: Path) -> None:
     assert len(outbox.mails) == 56
     assert outbox.subjects()[-1].startswith("Flood control")
     pipeline.close()
+
+
+def test_a_relay_cannot_vote_a_source_familiar_on_other_hosts(tmp_path: Path) -> None:
+    """First-seen's fleet vote (2 other hosts) counts reports a relay cannot multiply: one relay
+    inventing two host names no longer makes the attacker's address familiar on db-1."""
+    pipeline, outbox = stages(tmp_path)
+    source = {"user": "root", "client_ip": "203.0.113.66"}
+    for n, host in enumerate(("a.dc1.example.org", "b.dc1.example.org")):
+        relayed = event(host=host, time=T0 + timedelta(seconds=n), **source)
+        process(pipeline, Incoming(encode(relayed), "relay-dc1"))
+    assert all(s.startswith("NEW SOURCE: ") for s in outbox.subjects())
+    # The relay's own hosts know the address now; the vote for others was not the relay's.
+    process(pipeline, Incoming(encode(event(host="a.dc1.example.org", tty="2", **source)),
+                               "relay-dc1"))  # fmt: skip
+    assert outbox.subjects()[-1].startswith("Login root@a.dc1")
+    real = event(host="db-1", time=T0 + timedelta(seconds=5), **source)
+    process(pipeline, Incoming(encode(real), "host-db-1"))
+    assert outbox.subjects()[-1] == "NEW SOURCE: Login root@db-1 from 203.0.113.66"
+    # Two hosts that report for themselves still vote (first_seen_hosts = 2).
+    for host in ("web-1", "web-2"):
+        process(pipeline, Incoming(encode(event(host=host, **source)), f"host-{host}"))
+    process(pipeline, Incoming(encode(event(host="db-2", **source)), "host-db-2"))
+    assert outbox.subjects()[-1] == "Login root@db-2 from 203.0.113.66"
+    pipeline.close()
+
+
+def test_reports_that_are_no_votes_count_only_for_their_host(store_url: str) -> None:  # noqa: F811
+    """The store rule behind the relay case, on both backends."""
+    with open_store(store_url) as store:
+
+        def new_on(host: str, n: int, *, votes: bool = True) -> bool:
+            return store.observe(
+                "root",
+                address="203.0.113.66",
+                network=None,
+                country=None,
+                event_id=f"e{n}",
+                now=T0,
+                host=host,
+                votes=votes,
+            ).address
+
+        assert new_on("a.dc1", 1, votes=False) and new_on("b.dc1", 2, votes=False)
+        assert not new_on("a.dc1", 3, votes=False)  # its own host knows it now
+        assert new_on("db-1", 4)  # two relay rows are no votes
+        assert new_on("web-1", 5)  # db-1 is one vote
+        assert not new_on("db-2", 6)  # db-1 and web-1 are two
