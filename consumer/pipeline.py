@@ -94,13 +94,14 @@ def process(stages: Stages, incoming: Incoming) -> Outcome:
     metrics.decoded(event.outcome.name.lower())
     now = stages.clock()
     try:
-        user = incoming.user_id or ""
-        own_host = user_host(user) == event.host
-        # A relay ([worker.host_users]) may speak for many names: its reports are no
-        # first-seen votes for other hosts (the central user's are: a single-machine
-        # install speaks only that way).
-        relay = bool(user) and not own_host and user in stages.decode.identity.host_users
-        enriched = stages.enrich.facts(event, now, votes=not relay)
+        own_host = user_host(incoming.user_id or "") == event.host
+        # A relay's reports are no first-seen votes for other hosts (Identity.votes).
+        votes = (
+            own_host
+            or not incoming.user_id
+            or stages.decode.identity.votes(incoming.user_id, event.host)
+        )
+        enriched = stages.enrich.facts(event, now, votes=votes)
         if own_host:
             enriched = msgspec.structs.replace(enriched, own_host=True)
         seen = enriched.first_seen
