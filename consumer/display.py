@@ -2,16 +2,32 @@
 
 Control characters become Unicode control pictures (CR → ␍, LF → ␊, NUL → ␀), everything
 else that does not print — bidi overrides, zero-width and format characters, line separators,
-unusual spaces — becomes a visible ``\\u202e`` escape. The result has no character that can
-end a header line, reorder the text around it or hide itself. HTML escaping is still the
+unusual spaces — becomes a visible ``\\u202e`` escape. So does what Python counts as
+printable but draws nothing: the Unicode default-ignorable characters outside ``Cf``
+(variation selectors, the combining grapheme joiner, Hangul fillers: ``"root\\u3164"`` would
+read as ``root``), the blank Braille pattern, and a combining mark past the ``MAX_MARKS``-th
+in a row (a pile of them draws over the lines around it). The result has no character that
+can end a header line, reorder the text around it or hide itself. HTML escaping is still the
 template engine's job (autoescape); this only deals with what HTML escaping does not.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Final
 
 _PICTURES: Final = {code: chr(0x2400 + code) for code in range(0x20)} | {0x7F: "\u2421"}
+# Printable by str.isprintable, invisible on screen: Default_Ignorable_Code_Point (Unicode
+# DerivedCoreProperties) less its Cf/Cn members, which isprintable already refuses, plus
+# U+2800 BRAILLE PATTERN BLANK (a letter-width blank that no whitespace rule collapses).
+_BLANK: Final = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0000-\U000e0fff]"
+)
+# Combining marks on one letter: Vietnamese and Indic text need two or three; Zalgo text
+# stacks dozens, drawn over the neighbouring lines of a mail or a terminal.
+MAX_MARKS: Final = 4
 
 
 def visible(text: str, limit: int | None = None) -> str:
@@ -20,14 +36,23 @@ def visible(text: str, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         cut = f"… ({len(text) - limit} more characters)"
         text = text[:limit]
-    if text.isprintable():
-        return text + cut
-    return "".join(_show(ch) for ch in text) + cut
+    if text.isascii() and text.isprintable():
+        return text + cut  # the common case, and none of the rules below apply to it
+    out = []
+    marks = 0
+    for ch in text:
+        marks = marks + 1 if unicodedata.category(ch) in ("Mn", "Me") else 0
+        out.append(_escape(ch) if marks > MAX_MARKS else _show(ch))
+    return "".join(out) + cut
 
 
 def _show(ch: str) -> str:
-    if ch.isprintable() or ch == " ":
+    if (ch.isprintable() and not _BLANK.match(ch)) or ch == " ":
         return ch
+    return _escape(ch)
+
+
+def _escape(ch: str) -> str:
     code = ord(ch)
     picture = _PICTURES.get(code)
     if picture is not None:

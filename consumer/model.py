@@ -85,6 +85,10 @@ class Enriched(msgspec.Struct, frozen=True, kw_only=True):
     first_seen: FirstSeen = FirstSeen()
     # When the central side received the event (the host's ``event.time`` is its own word).
     received: datetime | None = None
+    # The host's own broker user (``host-NAME``) reported it, not a relay or the central
+    # user speaking for many names: the fleet flood budget never folds such a login
+    # (``stages/policy.py``), so no other sender's flood can hide it.
+    own_host: bool = False
 
 
 class Action(enum.Enum):

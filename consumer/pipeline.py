@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
+
 from consumer import metrics
 from consumer.model import MAILING, Decision, Enriched, delivery_key
 from consumer.stages.decode import Decoder, Identity, Incoming
@@ -28,6 +30,7 @@ from consumer.stages.render import Renderer
 from consumer.store import Store, open_store
 from schemas.config import Config
 from schemas.errors import DecodeError, PermanentDelivery, StoreError, TransientDelivery
+from schemas.topology import user_host
 
 log = logging.getLogger("loginwatch.worker")
 
@@ -91,7 +94,16 @@ def process(stages: Stages, incoming: Incoming) -> Outcome:
     metrics.decoded(event.outcome.name.lower())
     now = stages.clock()
     try:
-        enriched = stages.enrich.facts(event, now)
+        own_host = user_host(incoming.user_id or "") == event.host
+        # A relay's reports are no first-seen votes for other hosts (Identity.votes).
+        votes = (
+            own_host
+            or not incoming.user_id
+            or stages.decode.identity.votes(incoming.user_id, event.host)
+        )
+        enriched = stages.enrich.facts(event, now, votes=votes)
+        if own_host:
+            enriched = msgspec.structs.replace(enriched, own_host=True)
         seen = enriched.first_seen
         metrics.first_seen(seen.address, seen.network, seen.country)
         state = stages.store.flood_state(

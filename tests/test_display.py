@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,6 +32,39 @@ from tests.factories import enriched, event
 )
 def test_visible(text: str, shown: str) -> None:
     assert visible(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("root\u3164", "root\\u3164"),  # HANGUL FILLER: "root" and a blank that is a letter
+        ("\u115fadmin\u1160\uffa0", "\\u115fadmin\\u1160\\uffa0"),
+        ("ro\u034fot", "ro\\u034fot"),  # COMBINING GRAPHEME JOINER
+        ("vs\ufe0f\U000e0100", "vs\\ufe0f\\U000e0100"),  # variation selectors
+        ("x\u2800y", "x\\u2800y"),  # BRAILLE PATTERN BLANK
+        ("\u17b4\u180b", "\\u17b4\\u180b"),
+        ("z" + "\u0336" * 6, "z" + "\u0336" * 4 + "\\u0336" * 2),  # a pile draws over lines
+        ("Nguy\u1ec5n \u0928\u092e\u0938\u094d\u0924\u0947 e\u0301\u0302", None),
+    ],
+)
+def test_what_prints_as_nothing_is_shown(text: str, shown: str | None) -> None:
+    """Printable to Python, invisible to a person: "root\u3164" must not read as root."""
+    assert visible(text) == (text if shown is None else shown)
+    assert header_text(text, 80) == (text if shown is None else shown)
+
+
+# Printable to Python, drawn as nothing (Default_Ignorable_Code_Point outside Cf, Braille blank).
+BLANKS = "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\ufe00\ufe0f\uffa0"
+
+
+@given(st.text(alphabet=st.sampled_from(BLANKS + "a\u0301\u20dd\u0489é"), max_size=40) | st.text())
+def test_visible_output_hides_nothing(text: str) -> None:
+    shown = visible(text)
+    assert not any(ch in BLANKS or 0xE0000 <= ord(ch) <= 0xE0FFF for ch in shown)
+    marks = 0
+    for ch in shown:
+        marks = marks + 1 if unicodedata.category(ch) in ("Mn", "Me") else 0
+        assert marks <= 4, f"{marks} combining marks in a row in {shown!r}"
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,8 @@ EXPECTED_HEADERS = [
 NEVER_ON_THE_WIRE = (b"\x00", b"\r\r", "\u202e".encode(), "\u2066".encode(), "\u200b".encode())
 # The encoded words email itself writes for a non-ASCII subject; no other may reach the wire.
 OWN_WORD = re.compile(rb"=\?utf-8\?[bq]\?[^?\s]*\?=")
+# What the worker's log handler writes (consumer/cli.py): event text never starts a line.
+LOG_LINE = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
 
 
 class _Live(HTMLParser):
@@ -144,5 +146,9 @@ def test_hostile_value_arrives_as_inert_text(pipeline: Pipeline, case: dict[str,
         assert needle in text
     for needle in case.get("html", []):
         assert needle in html
+    log = pipeline.worker.text().splitlines()
+    assert all(LOG_LINE.match(line) for line in log), "a worker log line it did not start"
+    for forged in case.get("log_never", []):
+        assert not any(line.startswith(forged) for line in log), f"forged log line {forged!r}"
     assert pipeline.worker.proc.poll() is None, "the worker died"
     assert depth(pipeline.vhost, topology.DEAD_QUEUE) == 0

@@ -62,7 +62,7 @@ class FakeEnrich:
 
     named: list[str] = field(default_factory=list)
 
-    def facts(self, login: LoginEvent, now: datetime) -> Enriched:
+    def facts(self, login: LoginEvent, now: datetime, *, votes: bool = True) -> Enriched:
         return Enriched(event=login)
 
     def names(self, enriched: Enriched) -> Enriched:

@@ -98,6 +98,12 @@ class Identity:
             return host
         return None
 
+    def votes(self, user: str | None, host: str) -> bool:
+        """Whether ``user``'s report for ``host`` (already accepted) is a first-seen vote for
+        the other hosts: not when a relay (``host_users``) speaks for a host other than its
+        own name, since one relay may speak for many names (``Store.observe``)."""
+        return not user or user_host(user) == host or user not in self.host_users
+
 
 def effective_user(
     user_id: str | None, headers: Mapping[str, Any], own_user: str | None

@@ -65,8 +65,9 @@ class Enricher:
         """
         return self.names(self.facts(event, now))
 
-    def facts(self, event: LoginEvent, now: datetime) -> Enriched:
+    def facts(self, event: LoginEvent, now: datetime, *, votes: bool = True) -> Enriched:
         """The event with its source's place, network and first-seen marks (no DNS).
+        ``votes=False``: a relay reported it (``Store.observe``).
 
         Raises:
             StoreError: the first-seen lookup failed (retry the event later).
@@ -84,6 +85,7 @@ class Enricher:
             record=event.kind == "login",
             host=event.host,
             vouchers=self.first_seen_hosts,
+            votes=votes,
         )
         return Enriched(
             event=event,

@@ -14,7 +14,10 @@
    ``flood_max_fleet``. Failed passwords therefore never fold a login, and one host adds at
    most ``flood_max + 1`` mails to a fleet budget, so it cannot fold another host's alerts
    (the config requires ``flood_max_fleet > flood_max + 1``); only many hosts flooding at
-   once (or one relay speaking for many host names) reach the fleet cap.
+   once (or one relay speaking for many host names) reach the fleet cap. A login that its
+   host's own broker user reported (``Enriched.own_host``) is never folded by the fleet cap,
+   only by its host's budget: otherwise a relay, the central user or five compromised hosts
+   could flood 55 fake logins and hide a real one on any other host.
 
 Globs are matched with ``fnmatchcase`` against the literal event text: the patterns come from
 the operator's config, the subject strings never become patterns, so hostile text cannot
@@ -55,7 +58,13 @@ class Policy:
             return (Decision(action=Action.IGNORE, reason=f"no route matches {describe(event)}"),)
         return tuple(
             self._for_recipient(
-                event, recipient, index=index, route=route, state=state, now=utc(now)
+                event,
+                recipient,
+                index=index,
+                route=route,
+                state=state,
+                now=utc(now),
+                own_host=enriched.own_host,
             )
             for recipient, (index, route) in chosen.items()
         )
@@ -68,6 +77,7 @@ class Policy:
         index: int,
         route: Route,
         state: PolicyState,
+        own_host: bool = False,
         now: datetime,
     ) -> Decision:
         def decision(
@@ -97,7 +107,10 @@ class Policy:
         if own.sent >= self.flood_max:
             budget, count = Budget.HOST, own
             about = f"{event.kind} alerts about host {quoted(event.host)}"
-        elif fleet.sent >= self.flood_max_fleet:
+        elif fleet.sent >= self.flood_max_fleet and not (own_host and event.kind == "login"):
+            # A login its host's own broker user reported is never folded by the fleet
+            # budget: a relay (or the central user, or five hosts) flooding under many
+            # names would otherwise hide a real login on every other host.
             budget, count = Budget.FLEET, fleet
             about = f"{event.kind} alerts from all hosts"
         else:

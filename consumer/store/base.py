@@ -68,14 +68,14 @@ _SEEN: Final = "SELECT event_id FROM first_seen WHERE username = ? AND scope = ?
 # hosts reported this user's login from this source, counted up to that number) unless it
 # exists; returns the row's first event and verdict.
 # Parameters: user, scope, value, host, event_id; user, scope, value, host, limit, limit;
-# first_at, last_at.
+# first_at, last_at, votes (0: a relay's report, which counts for its host only).
 _OBSERVE_HOST: Final = """
 INSERT INTO first_seen_host
-    (username, scope, value, host, event_id, novel, first_at, last_at)
+    (username, scope, value, host, event_id, novel, first_at, last_at, votes)
 VALUES (?, ?, ?, ?, ?, (SELECT CASE WHEN COUNT(*) < ? THEN 1 ELSE 0 END FROM (
     SELECT 1 FROM first_seen_host
-    WHERE username = ? AND scope = ? AND value = ? AND host <> ? LIMIT ?
-) t), ?, ?)
+    WHERE username = ? AND scope = ? AND value = ? AND host <> ? AND votes = 1 LIMIT ?
+) t), ?, ?, ?)
 ON CONFLICT (username, scope, value, host) DO UPDATE SET
     last_at = CASE WHEN excluded.last_at > first_seen_host.last_at
                    THEN excluded.last_at ELSE first_seen_host.last_at END,
@@ -90,7 +90,7 @@ SELECT (SELECT COUNT(*) FROM first_seen_host
         WHERE username = ? AND scope = ? AND value = ? AND host = ?),
        (SELECT COUNT(*) FROM (
             SELECT 1 FROM first_seen_host
-            WHERE username = ? AND scope = ? AND value = ? AND host <> ? LIMIT ?
+            WHERE username = ? AND scope = ? AND value = ? AND host <> ? AND votes = 1 LIMIT ?
         ) t)
 """
 
@@ -130,12 +130,15 @@ class Store:
         record: bool = True,
         host: str | None = None,
         vouchers: int = 2,
+        votes: bool = True,
     ) -> FirstSeen:
         """Whether ``user``'s login from each of these is new; records them.
 
         With ``host`` (the worker), a source is new unless this host saw the user log in
         from it before, or at least ``vouchers`` other hosts did: one compromised host that
-        reports an address cannot make it familiar on the others. Without ``host`` (the
+        reports an address cannot make it familiar on the others. With ``votes=False`` (a
+        relay's report: one relay may speak for many names) the row counts for this host
+        only, never as one of the other hosts' votes. Without ``host`` (the
         digest scheduler), only the fleet-wide row is kept: new unless any login came from
         there before; the digest's first-seen list reads that row.
 
@@ -172,7 +175,7 @@ class Store:
                     rows = run(
                         _OBSERVE_HOST,
                         (name, scope, value, where, event_id, vouchers,
-                         name, scope, value, where, vouchers, stamp, stamp),
+                         name, scope, value, where, vouchers, stamp, stamp, int(votes)),
                     )  # fmt: skip
                     seen[scope] = bool(rows) and rows[0][0] == event_id and bool(rows[0][1])
         return FirstSeen(**seen)

@@ -194,6 +194,16 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "UPDATE digest_event SET dropped = 0 WHERE dropped < 0",
         ),
     ),
+    Migration(
+        7,
+        "first-seen: a relay's report counts for its host, never as a vote for the others",
+        (
+            # 0: reported by a relay ([worker.host_users]) speaking for the host. One relay
+            # may speak for many names, so its rows are no votes: else it could invent two
+            # hosts and make an address familiar on every host. Rows before: votes.
+            "ALTER TABLE first_seen_host ADD COLUMN votes INTEGER NOT NULL DEFAULT 1",
+        ),
+    ),
 )
 
 
