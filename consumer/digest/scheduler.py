@@ -240,14 +240,17 @@ class Scheduler:
         self, taken: list[tuple[Delivery, LoginEvent]], collecting: Window, now: datetime
     ) -> None:
         self.store.add_events([event_row(e, self.config.route, collecting, now) for _, e in taken])
-        for _, event in taken:
+        for delivery, event in taken:
             # First-seen as the worker records it (idempotent per event id), so the digest's
-            # first-seen list does not depend on a worker sharing the store.
+            # first-seen list does not depend on a worker sharing the store. A relay's report
+            # is no vote for other hosts (Identity.votes), here as in the worker.
             address = canonical_address(event.client_ip)
             if event.kind == "login" and address:
+                user = effective_user(delivery.user_id, delivery.headers, self.own_user)
+                votes = self.decoder.identity.votes(user, event.host)
                 self.store.store.observe(event.user, address=address, network=network_of(address),
                                          country=None, event_id=event.id_hex, now=now,
-                                         host=event.host,
+                                         host=event.host, votes=votes,
                                          vouchers=self.config.enrich.first_seen_hosts)  # fmt: skip
 
     def _store_alone(
