@@ -40,6 +40,7 @@ class ScriptedQueue:
         self.hold_until_asked = False
         self.on_idle: Callable[[], None] = lambda: None
         self.on_delivery: Callable[[Delivery], None] | None = None
+        self.user_id = "guest"  # the broker user every delivery arrives from
         self._tag = 0
 
     def connect(self) -> Broker:
@@ -78,7 +79,7 @@ class ScriptedConnection:
         for body in q.script.pop(0):
             q._tag += 1
             q.unacked[q._tag] = body
-            q.on_delivery(Delivery(q._tag, body, "login", redelivered=False, user_id="guest"))
+            q.on_delivery(Delivery(q._tag, body, "login", redelivered=False, user_id=q.user_id))
 
     def queue_state(self, name: str) -> QueueState:
         self.q.asked = True
@@ -235,3 +236,25 @@ def test_a_failing_store_sends_nothing_dead_and_keeps_every_delivery(tmp_path: P
     assert queue.dead == [] and queue.acked == []
     assert stored(scheduler) == set()
     assert queue.ready() == 3  # given back when the connection closed
+
+
+def test_a_relays_reports_stored_by_the_scheduler_are_no_first_seen_votes(tmp_path: Path) -> None:
+    """The scheduler records first-seen as the worker does: one relay reporting an address
+    under two invented host names must not make it familiar on db-1 (first_seen_hosts = 2)."""
+    config = make_config(str(tmp_path / "loginwatch.db"),
+                         '[worker.host_users]\n"relay-dc1" = ["*.dc1.example.org"]\n')  # fmt: skip
+    relayed = [login(day(0, 1 + n), f"{name}.dc1.example.org", "root", "203.0.113.66")
+               for n, name in enumerate(("a", "b"))]  # fmt: skip
+    queue = ScriptedQueue([[encode(e) for e in relayed]])
+    queue.user_id = "relay-dc1"
+    scheduler = Scheduler(
+        config, digests_for(config), clock=lambda: day(0, 5), broker=queue.connect
+    )
+
+    assert scheduler.run(once=True) == 0
+
+    assert stored(scheduler) == {e.id_hex for e in relayed}
+    seen = scheduler.store.store.observe("root", address="203.0.113.66", network=None,
+                                         country=None, event_id="db-1-login", now=day(0, 6),
+                                         host="db-1")  # fmt: skip
+    assert seen.address  # still new on db-1: the relay's two reports were no votes
