@@ -109,7 +109,7 @@ class _NoEnrich:
     def __call__(self, login: LoginEvent, now: datetime) -> Enriched:
         return Enriched(event=login)
 
-    def facts(self, login: LoginEvent, now: datetime) -> Enriched:
+    def facts(self, login: LoginEvent, now: datetime, *, votes: bool = True) -> Enriched:
         return Enriched(event=login)
 
     def names(self, enriched: Enriched) -> Enriched:
