@@ -1,7 +1,8 @@
 """The full command line of ``loginwatch-hook`` (everything but the plain PAM run).
 
 ``producer.hook`` handles the PAM invocation itself without argparse; any
-other arguments, ``--help`` included, land here.
+other arguments, ``--help`` included, are parsed here, and the hook runs what they ask
+for: itself when they name no command (``run_hook``), else ``run``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from producer import spool
-from producer.hook import OUTCOMES, run_hook, under_pam
-from schemas.config import Config, config_path, load_config
+from producer import shared, spool
+from schemas.config import Config, load_config
 from schemas.errors import LoginwatchError
 
 PAM_LINE = "session optional pam_exec.so quiet /usr/local/sbin/loginwatch-hook"
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(parser, default=None)
     parser.add_argument(
         "--outcome",
-        choices=OUTCOMES,
+        choices=shared.OUTCOMES,
         default="",
         help="what the PAM stack decided, for a hook placed on a failure or success branch "
         "(default: success for sessions, unknown otherwise)",
@@ -65,11 +65,14 @@ def _add_config(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    path = config_path(args.config, {} if under_pam() else None)
-    if args.command is None:
-        return run_hook(path, args.outcome)
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments of ``loginwatch-hook``; ``command`` is None for the hook itself."""
+    return build_parser().parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``flush`` or ``spool``; returns the exit status."""
+    path = shared.config_path(args.config)
     try:
         config = load_config(path)
         if args.command == "flush":

@@ -15,37 +15,29 @@ import os
 import sys
 import time
 
-from producer import capture, safedir, settings, spool
+from producer import capture, safedir, settings, shared, spool
+from producer.shared import log
 
-DEFAULT_CONFIG = "/etc/loginwatch/loginwatch.toml"
 # The foreground's hard bound: a hung disk or lock must not hold a login.
 FOREGROUND_BOUND_S = 2
-OUTCOMES = ("success", "failure", "unknown")
 
 
 def main() -> int:
     """Entry point of ``loginwatch-hook``; exits 0 whatever happens in hook mode."""
     args = _fast_args(sys.argv[1:])
-    if args is None:
-        from producer.cli import main as cli_main  # noqa: PLC0415 - not the login path
+    if args is not None:
+        return run_hook(*args)
+    from producer import cli  # noqa: PLC0415 - not the login path
 
-        return cli_main(sys.argv[1:])
-    return run_hook(*args)
-
-
-def under_pam() -> bool:
-    """Whether pam_exec started us: then the environment is (partly) the user's.
-
-    pam_env with ``user_readenv=1`` puts ~/.pam_environment into the PAM
-    environment pam_exec hands us. A root hook must take nothing from it but
-    the PAM items: not its config path, not its cache directory.
-    """
-    return b"PAM_TYPE" in os.environb
+    parsed = cli.parse(sys.argv[1:])
+    if parsed.command is None:  # the hook after all, with arguments argparse had to read
+        return run_hook(shared.config_path(parsed.config), parsed.outcome)
+    return cli.run(parsed)
 
 
 def _fast_args(argv: list[str]) -> tuple[str, str] | None:
     """``[--config PATH] [--outcome X]`` → (config path, outcome); anything else → None."""
-    config = (None if under_pam() else os.environ.get("LOGINWATCH_CONFIG")) or DEFAULT_CONFIG
+    config = shared.config_path(None)
     outcome = ""
     rest = list(argv)
     while rest:
@@ -59,7 +51,7 @@ def _fast_args(argv: list[str]) -> tuple[str, str] | None:
             value = rest.pop(0)
         if name == "--config":
             config = value
-        elif value in OUTCOMES:
+        elif value in shared.OUTCOMES:
             outcome = value
         else:
             return None
@@ -178,15 +170,3 @@ def _yield_cpu() -> None:
 def _out_of_time(signum: int, frame: object) -> None:
     log(f"foreground took longer than {FOREGROUND_BOUND_S} s; the login goes on")
     os._exit(0)
-
-
-def log(message: str) -> None:
-    """One line to syslog (authpriv) and to stderr, where pam_exec discards it."""
-    import contextlib  # noqa: PLC0415 - only when there is something to say
-    import syslog  # noqa: PLC0415
-
-    line = message.replace("\n", " ")[:900]
-    syslog.openlog("loginwatch-hook", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
-    syslog.syslog(syslog.LOG_WARNING, line)
-    with contextlib.suppress(OSError):
-        os.write(2, f"loginwatch-hook: {line}\n".encode("utf-8", "replace"))

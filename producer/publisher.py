@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from producer import capture, spool
 from producer.amqp import Channel, connect
 from producer.build import build_event
-from producer.hook import log
+from producer.shared import log
 from schemas.config import Config, load_config
 from schemas.errors import LoginwatchError
 from schemas.event import encode

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from producer import safedir
+from producer import safedir, shared
 
 RUNTIME_DIR = "/run/loginwatch"
 RUNTIME_ENV = "LOGINWATCH_RUNTIME_DIR"
@@ -46,9 +46,8 @@ DEFAULT = HookSettings("/var/spool/loginwatch", 10_000, 64 * 1024 * 1024)
 
 
 def cache_path(config_path: str) -> str:
-    # Under PAM the environment may be the user's (see producer.hook.under_pam).
-    pam = b"PAM_TYPE" in os.environb
-    runtime = RUNTIME_DIR if pam else os.environ.get(RUNTIME_ENV, RUNTIME_DIR)
+    # Under PAM the environment may be the user's (see shared.under_pam).
+    runtime = RUNTIME_DIR if shared.under_pam() else os.environ.get(RUNTIME_ENV, RUNTIME_DIR)
     mangled = os.path.abspath(config_path).replace("%", "%25").replace("/", "%2F")
     return os.path.join(runtime, "hook-settings-" + mangled)
 

@@ -19,9 +19,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import msgspec
 
 from schemas.errors import ConfigError
-
-DEFAULT_PATH: Final = "/etc/loginwatch/loginwatch.toml"
-ENV_VAR: Final = "LOGINWATCH_CONFIG"
+from schemas.paths import CONFIG_ENV, DEFAULT_CONFIG
 
 Duration = Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?(s|m|h|d|w)$")]
 Glob = Annotated[str, msgspec.Meta(min_length=1)]
@@ -296,7 +294,7 @@ class Config(_Section, frozen=True):
 def config_path(cli_value: str | None, environ: dict[str, str] | None = None) -> str:
     """``--config PATH``, else ``$LOGINWATCH_CONFIG``, else the default path."""
     env = os.environ if environ is None else environ
-    return cli_value or env.get(ENV_VAR) or DEFAULT_PATH
+    return cli_value or env.get(CONFIG_ENV) or DEFAULT_CONFIG
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from producer import capture, hook, settings, spool
+from schemas.paths import DEFAULT_CONFIG
 
 
 @pytest.mark.parametrize(
@@ -42,7 +43,7 @@ def test_under_pam_the_users_environment_cannot_redirect_the_hook(
     monkeypatch.setenv("LOGINWATCH_CONFIG", str(tmp_path / "evil.toml"))
     monkeypatch.setenv(settings.RUNTIME_ENV, str(tmp_path / "evil-run"))
     monkeypatch.setenv("PAM_TYPE", "open_session")
-    assert hook._fast_args([]) == (hook.DEFAULT_CONFIG, "")
+    assert hook._fast_args([]) == (DEFAULT_CONFIG, "")
     assert settings.cache_path("/c.toml").startswith(settings.RUNTIME_DIR + "/")
     monkeypatch.delenv("PAM_TYPE")
     assert hook._fast_args([]) == (str(tmp_path / "evil.toml"), "")
