@@ -109,25 +109,41 @@ def add(name: str, vhost: str, password_file: Path) -> None:
     user = host_user(name)
     if any(row.get("user") == user for row in rabbitmqctl.run_json("list_users")):
         raise HostExists(f"{user} exists already (host remove {name} first to replace it)")
+    create_user(
+        user,
+        vhost,
+        (HOST_PERMISSIONS["configure"], HOST_PERMISSIONS["write"], HOST_PERMISSIONS["read"]),
+        password_file,
+    )
+
+
+def create_user(
+    user: str,
+    vhost: str,
+    permissions: tuple[str, str, str],
+    password_file: Path,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """Make the broker user ``user`` with a fresh random password in ``password_file``
+    (created 0600, owned by ``owner``, never overwritten; given to rabbitmqctl on stdin)
+    and ``permissions`` (configure, write, read) on ``vhost``. All or nothing: no user
+    without its permissions, no password file without its user.
+
+    Raises:
+        ConfigError: the password file exists already.
+        BrokerError: rabbitmqctl failed.
+    """
     password = secrets.token_urlsafe(32)
-    write_secret(password_file, password)
+    write_secret(password_file, password, owner)
     try:
         rabbitmqctl.run("add_user", user, stdin=password + "\n")
     except LoginwatchError:
         password_file.unlink(missing_ok=True)
         raise
     try:
-        rabbitmqctl.run(
-            "set_permissions",
-            "-p",
-            vhost,
-            user,
-            HOST_PERMISSIONS["configure"],
-            HOST_PERMISSIONS["write"],
-            HOST_PERMISSIONS["read"],
-        )
+        rabbitmqctl.run("set_permissions", "-p", vhost, user, *permissions)
     except LoginwatchError:
-        # No half-made host: a user without its permissions would only confuse `host list`.
+        # No half-made user: one without its permissions would only confuse `host list`.
         rabbitmqctl.run("delete_user", user)
         password_file.unlink(missing_ok=True)
         raise

@@ -12,14 +12,13 @@ import argparse
 import os
 import pwd
 import re
-import secrets
 from pathlib import Path
 
 from consumer import hosts, rabbitmqctl
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of
 from schemas.config import broker_user
-from schemas.errors import ConfigError, LoginwatchError
+from schemas.errors import ConfigError
 from schemas.topology import user_host
 
 SERVICE_USER = "loginwatch"
@@ -93,19 +92,7 @@ def run_add(args: argparse.Namespace) -> int:
     owner = _owner(args.owner)
     vhost = hosts.vhost_of(config.broker.url)
     _check_broker(user, vhost)
-    password = secrets.token_urlsafe(32)
-    hosts.write_secret(password_file, password, owner)
-    try:
-        rabbitmqctl.run("add_user", user, stdin=password + "\n")
-    except LoginwatchError:
-        password_file.unlink(missing_ok=True)
-        raise
-    try:
-        rabbitmqctl.run("set_permissions", "-p", vhost, user, *CENTRAL_PERMISSIONS)
-    except LoginwatchError:
-        rabbitmqctl.run("delete_user", user)
-        password_file.unlink(missing_ok=True)
-        raise
+    hosts.create_user(user, vhost, CENTRAL_PERMISSIONS, password_file, owner)
     print(f"created broker user {user} with all permissions on vhost {vhost!r};")
     print(f"its password is in {password_file} (mode 0600, owner {args.owner})")
     return 0
