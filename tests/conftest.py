@@ -10,12 +10,14 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
+from consumer.store import Store, open_store
 
 CI = bool(os.environ.get("CI"))
 AMQP_HOST = os.environ.get("LOGINWATCH_TEST_AMQP_HOST", "127.0.0.1")
@@ -86,3 +88,20 @@ def _hook_settings_caches() -> Iterator[None]:
     yield
     for cache in Path("/run/loginwatch").glob("hook-settings-%2Ftmp%2F*"):
         cache.unlink(missing_ok=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new store's URL, each test twice: a SQLite file in a directory yet to be made, then
+    a fresh PostgreSQL schema (the module imports ``tests.pg.pg_urls`` for that)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store" / "loginwatch.db")
+    new_url: Callable[[], str] = request.getfixturevalue("pg_urls")
+    return new_url()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A store open at ``store_url``."""
+    with open_store(store_url) as opened:
+        yield opened

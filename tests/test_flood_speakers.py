@@ -22,7 +22,6 @@ from schemas.config import parse_config
 from schemas.event import LoginEvent, Outcome, PamType, encode
 from tests.factories import T0, event
 from tests.pg import pg_urls  # noqa: F401  (fixture)
-from tests.test_store_budgets import store_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
 
 CONFIG = parse_config(
     """
@@ -149,7 +148,7 @@ def test_a_relay_cannot_vote_a_source_familiar_on_other_hosts(tmp_path: Path) ->
     pipeline.close()
 
 
-def test_reports_that_are_no_votes_count_only_for_their_host(store_url: str) -> None:  # noqa: F811
+def test_reports_that_are_no_votes_count_only_for_their_host(store_url: str) -> None:
     """The store rule behind the relay case, on both backends."""
     with open_store(store_url) as store:
 

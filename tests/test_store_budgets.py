@@ -4,9 +4,7 @@ issue's scenarios through the real policy and pipeline (a fake SMTP sender)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -25,20 +23,6 @@ from tests.fakes import Outbox
 from tests.pg import pg_urls  # noqa: F401  (fixture)
 
 WINDOW = 600.0
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "store" / "loginwatch.db")
-    new_url: Callable[[], str] = request.getfixturevalue("pg_urls")
-    return new_url()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with open_store(store_url) as opened:
-        yield opened
 
 
 # --- flood budgets ---------------------------------------------------------------------
