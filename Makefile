@@ -11,15 +11,18 @@ STAMP  := $(VENV)/.installed-stamp
 test: system-deps broker postgres $(STAMP) lint typecheck
 	$(PY) -m pytest -n 3 --dist loadfile
 
+# Ruff, then the import rules: no circle, producer and consumer apart, no conftest imported.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check schemas producer consumer tests
 	$(VENV)/bin/ruff format --check schemas producer consumer tests
+	$(PY) -m tests.support.imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# tests/unit needs nothing but the venv: no broker, SMTP, sshd, PostgreSQL, PAM files, network.
 unit: $(STAMP)
-	$(PY) -m pytest -m "not integration"
+	$(PY) -m pytest tests/unit
 
 bench: system-deps broker $(STAMP)
 	$(PY) -m tests.bench

@@ -37,7 +37,7 @@ MIN_TIME: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIME: Final = datetime(2262, 4, 11, tzinfo=UTC)
 # The largest body any consumer decodes. The type's bounds allow at most ~14.3 KiB (every
 # text field full of 4-byte UTF-8 characters, both field-name lists full: see
-# tests/test_hostile_wire.py, which builds that event); the hook's own events are under
+# tests/integration/test_hostile_wire.py, which builds that event); the hook's own events are under
 # 1 KiB, a typical one ~160 bytes. A longer body cannot be a valid event, so it is refused
 # on its length alone, before msgspec reads a byte of it.
 MAX_BODY: Final = 16 * 1024

@@ -1,65 +1,22 @@
-"""Shared fixtures: a private RabbitMQ vhost per test session, service checks.
+"""Shared fixtures: RabbitMQ vhosts, PostgreSQL schemas, stores on both backends.
 
 A missing service skips a test on a developer's machine and fails it under CI
-(``CI`` set), so a green CI always means the real parts were exercised.
+(``CI`` set, ``tests.support.services.missing``), so a green CI always means the real
+parts were exercised. Helpers live in tests/support/; nothing imports this file.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
 from consumer.store import Store, open_store
-
-CI = bool(os.environ.get("CI"))
-AMQP_HOST = os.environ.get("LOGINWATCH_TEST_AMQP_HOST", "127.0.0.1")
-AMQP_PORT = int(os.environ.get("LOGINWATCH_TEST_AMQP_PORT", "5672"))
-
-
-def missing(what: str) -> None:
-    """Skip locally, fail under CI: a service the test needs is not there."""
-    if CI:
-        pytest.fail(f"required for CI: {what}")
-    pytest.skip(f"not available: {what}")
-
-
-def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=check
-    )
-
-
-class Vhost:
-    """A RabbitMQ vhost of our own, with ``guest`` granted everything on it."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def url(self, user: str = "guest", password: str = "guest", port: int = AMQP_PORT) -> str:
-        return (
-            f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@{AMQP_HOST}:{port}"
-            f"/{quote(self.name, safe='')}"
-        )
-
-
-@contextmanager
-def fresh_vhost(prefix: str = "loginwatch-w") -> Iterator[Vhost]:
-    """A vhost of our own (deleted afterwards, whatever happens)."""
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield Vhost(name)
-    finally:
-        rabbitmqctl("delete_vhost", name, check=False)
+from tests.support import pg
+from tests.support.services import Vhost, fresh_vhost, missing, rabbitmqctl
 
 
 @pytest.fixture(scope="session")
@@ -90,10 +47,18 @@ def _hook_settings_caches() -> Iterator[None]:
         cache.unlink(missing_ok=True)
 
 
+@pytest.fixture(scope="session")
+def pg_urls() -> Iterator[Callable[[], str]]:
+    """``pg_urls()`` is a ``postgresql://`` URL on a new empty schema, all of them dropped at
+    the end of the session; skips (fails under CI) without a PostgreSQL server."""
+    with pg.schemas() as new_url:
+        yield new_url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new store's URL, each test twice: a SQLite file in a directory yet to be made, then
-    a fresh PostgreSQL schema (the module imports ``tests.pg.pg_urls`` for that)."""
+    a fresh PostgreSQL schema (from ``pg_urls``)."""
     if request.param == "sqlite":
         return str(tmp_path / "store" / "loginwatch.db")
     new_url: Callable[[], str] = request.getfixturevalue("pg_urls")

@@ -2,12 +2,12 @@
 
     python -m tests.bench [--quick] [--only SECTION ...] [--output bench-results.json]
 
-Sections, each a module that also runs alone: ``hook`` (tests/bench_hook.py: foreground vs
+Sections, each a module that also runs alone: ``hook`` (tests/bench/bench_hook.py: foreground vs
 ``python -c pass``, ssh login with vs without the hook, a silent broker), ``wire`` (bytes
-per event on the wire), ``worker`` (tests/bench_worker.py: throughput vs raw pika, alert
-mails per second, login-to-inbox p50/p99), ``mail`` (tests/bench_mail.py), ``store``
-(tests/bench_store.py), ``digest`` (tests/bench_digest.py: one window of 1M events, time
-and RSS), ``load`` (tests/bench_load.py: 10,000 hosts, the maximum sustained rate).
+per event on the wire), ``worker`` (tests/bench/bench_worker.py: throughput vs raw pika, alert
+mails per second, login-to-inbox p50/p99), ``mail`` (tests/bench/bench_mail.py), ``store``
+(tests/bench/bench_store.py), ``digest`` (tests/bench/bench_digest.py: one window of 1M events, time
+and RSS), ``load`` (tests/bench/bench_load.py: 10,000 hosts, the maximum sustained rate).
 Every ratio is measured side by side inside its section, in this one run. Figures only:
 nothing here passes or fails; a section that breaks is reported with its error.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from producer import capture
 from producer.build import build_event
 from schemas.event import encode
-from tests.hookrun import PAM_ENV
+from tests.support.hookrun import PAM_ENV
 
 Figures = dict[str, object]
 
@@ -51,7 +51,7 @@ def hook(quick: bool) -> Figures:
 
     if quick:
         os.environ.setdefault("LW_SSH_ROUNDS", "5")
-    from tests import bench_hook
+    from tests.bench import bench_hook
 
     if quick:
         bench_hook.ROUNDS = 10
@@ -59,7 +59,7 @@ def hook(quick: bool) -> Figures:
 
 
 def worker(quick: bool) -> Figures:
-    from tests import bench_worker
+    from tests.bench import bench_worker
 
     if quick:
         bench_worker.EVENTS, bench_worker.ROUNDS = 500, 1
@@ -68,27 +68,27 @@ def worker(quick: bool) -> Figures:
 
 
 def mail(quick: bool) -> Figures:
-    from tests.bench_mail import bench_mail
+    from tests.bench.bench_mail import bench_mail
 
     return dict(bench_mail(100 if quick else 300))
 
 
 def store(quick: bool) -> Figures:
-    from tests.bench_store import bench_store
+    from tests.bench.bench_store import bench_store
 
     return dict(bench_store(500 if quick else 2000))
 
 
 def digest(quick: bool) -> Figures:
-    if importlib.util.find_spec("tests.bench_digest") is None:
-        return {"skipped": "tests/bench_digest.py (issue 4) has not landed"}
-    from tests.bench_digest import bench_digest
+    if importlib.util.find_spec("tests.bench.bench_digest") is None:
+        return {"skipped": "tests/bench/bench_digest.py (issue 4) has not landed"}
+    from tests.bench.bench_digest import bench_digest
 
     return dict(bench_digest(100_000 if quick else 1_000_000))
 
 
 def load(quick: bool) -> Figures:
-    from tests.bench_load import measure
+    from tests.bench.bench_load import measure
 
     return measure(quick)
 

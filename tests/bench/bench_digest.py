@@ -1,6 +1,6 @@
 """Benchmark: aggregate and render one digest window of 1,000,000 stored events, 1,000 hosts.
 
-``python -m tests.bench_digest [COUNT]`` bulk-loads COUNT events (SQLite: one executemany
+``python -m tests.bench.bench_digest [COUNT]`` bulk-loads COUNT events (SQLite: one executemany
 transaction; PostgreSQL: COPY into a throwaway schema) spread over one day from 1,000
 hosts, then measures, in a fresh subprocess, the time to aggregate the window for one
 recipient and to render its mail, and that subprocess's peak RSS (``os.wait4``'s rusage:
@@ -25,11 +25,11 @@ import psycopg
 
 from consumer.digest.windows import window_at
 from consumer.store import open_store
-from tests.digest_support import DAY1, digests_for, make_config
-from tests.pg import pg_schema
+from tests.support.digest_support import DAY1, digests_for, make_config
+from tests.support.pg import pg_schema
 
 HOSTS = 1000
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = ("event_id", "at", "host", "username", "kind", "client_ip", "rhost", "auth_method",
            "dropped", "audience")  # fmt: skip
 KINDS = ("login", "login", "login", "failure", "failure", "logout", "login", "logout")
@@ -108,7 +108,7 @@ def measure(url: str) -> dict[str, float]:
 
 
 def in_subprocess(url: str) -> dict[str, Any]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.bench_digest", "--measure", url],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_digest", "--measure", url],
                             stdout=subprocess.PIPE, cwd=ROOT)  # fmt: skip
     assert proc.stdout is not None
     out = proc.stdout.read()

@@ -10,7 +10,7 @@ editable install adds a ``.pth`` import finder to every interpreter start.)
 - a broker that accepts TCP and never answers: the hook's foreground, and
   whether every event arrives once the broker is back.
 
-Run alone: ``.venv/bin/python -m tests.bench_hook``.
+Run alone: ``.venv/bin/python -m tests.bench.bench_hook``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.bench_support import bench_vhost, median_ms
-from tests.conftest import Vhost
-from tests.hookrun import TapQueue, run_hook, spooled, wait_for, write_config
-from tests.sshd import ACCOUNT_STACK, AUTH_STACK, SESSION_STACK, TEST_USER, Sshd, hook_line
+from tests.bench.bench_support import bench_vhost, median_ms
+from tests.support.hookrun import (
+    SilentListener,
+    TapQueue,
+    run_hook,
+    spooled,
+    wait_for,
+    write_config,
+)
+from tests.support.services import Vhost
+from tests.support.sshd import ACCOUNT_STACK, AUTH_STACK, SESSION_STACK, TEST_USER, Sshd, hook_line
 
 ROUNDS = 40
 SSH_ROUNDS = int(os.environ.get("LW_SSH_ROUNDS", "20"))
@@ -48,7 +55,7 @@ def installed_hook(work: Path) -> tuple[str, str]:
     # whose stale modules then shadow the editable install's.
     source = work / "source"
     shutil.copytree(
-        Path(__file__).resolve().parent.parent,
+        Path(__file__).resolve().parents[2],
         source,
         ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "demo-out"),
     )
@@ -108,13 +115,11 @@ def ssh_login(vhost: Vhost, work: Path, python: str, hook_path: str) -> dict[str
 
 def silent_broker(vhost: Vhost, work: Path, python: str, hook_path: str) -> dict[str, float]:
     """Hooks against a listener that never answers; then the broker is back: any lost?"""
-    from tests.test_hook_broker import _silent_listener  # the same fake as the tests
-
     runs = 10
     times: list[float] = []
     tap = TapQueue(vhost.url())
     try:
-        with _silent_listener() as port:
+        with SilentListener() as port:
             config = write_config(work, vhost.url(port=port))
             times = [run_hook(config, hook=hook_path).seconds for _ in range(runs)]
             # Each detached publisher gives up by itself after connect_timeout.

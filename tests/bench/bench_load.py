@@ -3,7 +3,7 @@
 Events are published with pika as hosts would (persistent, confirmed, mandatory), each
 with its own ``host`` name (``h00000`` … ``h09999``), paced at a fixed rate, while one
 ``loginwatch worker`` subprocess handles them (successful logins mailed to an aiosmtpd
-server, failures digest-only, ``quiet-*`` hosts ignored: tests/chaos_support.py's routes).
+server, failures digest-only, ``quiet-*`` hosts ignored: tests/support/chaos_support.py's routes).
 
 Both with a mail for every login (flood control lifted: the heaviest case) and with the
 default flood control (10 mails per recipient per 10 minutes, the rest folded into the
@@ -14,7 +14,7 @@ digest).
    growing.
 2. At 80 % of that rate, 10,000 distinct hosts in one run: the queue depth over time.
 
-Run alone: ``.venv/bin/python -m tests.bench_load [--quick]``.
+Run alone: ``.venv/bin/python -m tests.bench.bench_load [--quick]``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import pika
 
 from schemas import topology
 from schemas.event import LoginEvent, encode
-from tests.bench_support import bench_vhost
-from tests.chaos_support import chaos_config, mixed_event, setup, workers
-from tests.smtp_server import SmtpServer
+from tests.bench.bench_support import bench_vhost
+from tests.support.chaos_support import chaos_config, mixed_event, setup, workers
+from tests.support.smtp_server import SmtpServer
 
 HOSTS = 10_000
 

@@ -1,6 +1,6 @@
 """Benchmark: alert mails per second, rendered and sent to a local aiosmtpd server.
 
-``python -m tests.bench_mail [COUNT]`` prints one JSON line of figures (no assertions):
+``python -m tests.bench.bench_mail [COUNT]`` prints one JSON line of figures (no assertions):
 render only; render + send over one reused connection (the two stages as the worker runs
 them); and sending pre-rendered mails over one reused connection vs a new connection per
 mail (what reuse saves). ``bench_mail(count)`` returns the same figures for tests/bench.
@@ -16,8 +16,8 @@ from consumer.model import Action, Decision
 from consumer.stages.deliver import SmtpSender
 from consumer.stages.render import Renderer
 from schemas.config import SmtpConfig, parse_config
-from tests.factories import enriched, event
-from tests.smtp_server import SmtpServer
+from tests.support.factories import enriched, event
+from tests.support.smtp_server import SmtpServer
 
 
 def bench_mail(count: int = 300) -> dict[str, float]:

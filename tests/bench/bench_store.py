@@ -1,6 +1,6 @@
 """Benchmark: the store's cost per event in the worker (first-seen + flood state).
 
-``python -m tests.bench_store [COUNT]`` prints one JSON line: events per second through
+``python -m tests.bench.bench_store [COUNT]`` prints one JSON line: events per second through
 ``Enricher`` (DNS off, so only the store works) plus ``flood_state``, on SQLite (a file in
 a temporary directory) and on PostgreSQL (a throwaway schema in $LOGINWATCH_TEST_PG, when
 reachable). No assertions: figures only.
@@ -16,8 +16,8 @@ import time
 from consumer.stages.enrich import Enricher
 from consumer.store import open_store
 from schemas.config import EnrichConfig
-from tests.factories import T0, event
-from tests.pg import pg_schema
+from tests.support.factories import T0, event
+from tests.support.pg import pg_schema
 
 
 def rate(url: str, count: int) -> float:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.conftest import Vhost, rabbitmqctl
+from tests.support.services import Vhost, rabbitmqctl
 
 
 @contextmanager

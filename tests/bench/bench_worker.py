@@ -9,7 +9,7 @@
   the hook, the worker (a subprocess) and aiosmtpd, measured from the hook's
   event time to the moment the SMTP server accepted the mail.
 
-Run alone: ``.venv/bin/python -m tests.bench_worker``.
+Run alone: ``.venv/bin/python -m tests.bench.bench_worker``.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from consumer.worker import Worker
 from schemas import topology
 from schemas.config import Config, load_config
 from schemas.event import LoginEvent, encode
-from tests.bench_support import bench_vhost, median_ms, percentile_ms
-from tests.conftest import Vhost
-from tests.factories import event
-from tests.smtp_server import Received, SmtpServer
-from tests.worker_helpers import connect, running_worker, write_config
+from tests.bench.bench_support import bench_vhost, median_ms, percentile_ms
+from tests.support.factories import event
+from tests.support.services import Vhost
+from tests.support.smtp_server import Received, SmtpServer
+from tests.support.worker_helpers import connect, running_worker, write_config
 
 EVENTS = 2000
 ROUNDS = 3
@@ -167,9 +167,16 @@ def mail_rate(vhost: Vhost, work: Path) -> dict[str, float]:
 
 def latency(vhost: Vhost, work: Path) -> dict[str, float | str]:
     """Hook event time → SMTP accept, for real ssh logins (hook runs without sshd)."""
-    from tests.hookrun import HOOK, TapQueue
-    from tests.hookrun import write_config as hook_config
-    from tests.sshd import ACCOUNT_STACK, AUTH_STACK, SESSION_STACK, TEST_USER, Sshd, hook_line
+    from tests.support.hookrun import HOOK, TapQueue
+    from tests.support.hookrun import write_config as hook_config
+    from tests.support.sshd import (
+        ACCOUNT_STACK,
+        AUTH_STACK,
+        SESSION_STACK,
+        TEST_USER,
+        Sshd,
+        hook_line,
+    )
 
     arrivals: dict[str, float] = {}
     tap = TapQueue(vhost.url())  # a copy of every event: their times, set by the hook

@@ -7,7 +7,7 @@ while events flow, two workers), ``smtp`` (the SMTP server down, then flaky), ``
 host's spool on a full disk), ``digest`` (the digest scheduler killed at random points),
 ``broker`` (a private RabbitMQ node stopped, then killed, during a storm of hook runs from
 ten hosts). Each prints: events sent, mailed, digest-only, ignored, dead (with reasons),
-lost and duplicate mails (tests/chaos_support.py says how each is established), and all go
+lost and duplicate mails (tests/support/chaos_support.py says how each is established), and all go
 to ``chaos-results.json``. Loopback and private mount namespaces only; the shared broker
 is only used through throwaway vhosts, never stopped.
 """
@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from schemas import topology
-from tests.chaos_digest import digest_kills
-from tests.chaos_hosts import broker_restarts, spool_disk_full
-from tests.chaos_support import (
+from tests.chaos.chaos_digest import digest_kills
+from tests.chaos.chaos_hosts import broker_restarts, spool_disk_full
+from tests.support.chaos_support import (
     Ledger,
     chaos_config,
     mixed_event,
@@ -39,9 +39,9 @@ from tests.chaos_support import (
     wait_settled,
     workers,
 )
-from tests.conftest import fresh_vhost
-from tests.smtp_server import DROP, SmtpServer, free_port
-from tests.worker_helpers import WorkerProcess, take_all
+from tests.support.services import fresh_vhost
+from tests.support.smtp_server import DROP, SmtpServer, free_port
+from tests.support.worker_helpers import WorkerProcess, take_all
 
 Scenario = Callable[[argparse.Namespace], dict[str, object]]
 

@@ -39,11 +39,11 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
-from tests.chaos_support import chaos_config, mixed_event, publish_events, setup
-from tests.conftest import fresh_vhost
-from tests.queue_counts import counts, wait_until
-from tests.smtp_server import SmtpServer
-from tests.worker_helpers import ROOT
+from tests.support.chaos_support import chaos_config, mixed_event, publish_events, setup
+from tests.support.queue_counts import counts, wait_until
+from tests.support.services import fresh_vhost
+from tests.support.smtp_server import SmtpServer
+from tests.support.worker_helpers import ROOT
 
 CRASH_POINTS = ("", "", "after-claim", "after-smtp", "after-record")
 INTAKE_BATCH = 5

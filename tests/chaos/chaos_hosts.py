@@ -22,13 +22,13 @@ import pika
 from producer.hook import FOREGROUND_BOUND_S
 from schemas import topology
 from schemas.event import decode
-from tests import hookrun
-from tests.chaos_digest import scheduler as digest_scheduler
-from tests.chaos_node import ChaosNode
-from tests.chaos_support import Ledger, chaos_config, setup, wait_settled, workers
-from tests.conftest import fresh_vhost
-from tests.smtp_server import Received, SmtpServer
-from tests.worker_helpers import take_all
+from tests.chaos.chaos_digest import scheduler as digest_scheduler
+from tests.chaos.chaos_node import ChaosNode
+from tests.support import hookrun
+from tests.support.chaos_support import Ledger, chaos_config, setup, wait_settled, workers
+from tests.support.services import fresh_vhost
+from tests.support.smtp_server import Received, SmtpServer
+from tests.support.worker_helpers import take_all
 
 TAP = "chaos.tap"
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.rabbit_node import SERVER, free_port
+from tests.support.rabbit_node import SERVER, free_port
 
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 

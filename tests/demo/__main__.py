@@ -4,7 +4,7 @@ What it starts (and stops, by pid, whatever happens): a private RabbitMQ vhost,
 ``loginwatch setup``, one ``loginwatch worker``, a real SMTP server (aiosmtpd)
 that keeps every mail in a Maildir under ``demo-out/``. Then it plays logins
 from three hosts, each with its own ``[host] name`` and spool: as root, real ssh
-logins into one real sshd per host (tests/sshd.py: a private mount namespace
+logins into one real sshd per host (tests/support/sshd.py: a private mount namespace
 with its own PAM stack calling the real ``loginwatch-hook``); otherwise the
 hook run with the environment pam_exec would give it. Ordinary logins, a root
 login, a first-seen source and a burst of wrong passwords. It prints what each
@@ -30,12 +30,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from schemas import topology
-from tests.conftest import fresh_vhost
-from tests.hookrun import ED25519_BLOB, HOOK, PAM_ENV, run_hook, spooled
-from tests.hookrun import write_config as host_config
-from tests.smtp_server import free_port
-from tests.sshd import TEST_USER, Sshd, hook_line
-from tests.worker_helpers import ROOT, depth, loginwatch, running_worker
+from tests.support.hookrun import ED25519_BLOB, HOOK, PAM_ENV, run_hook, spooled
+from tests.support.hookrun import write_config as host_config
+from tests.support.services import fresh_vhost
+from tests.support.smtp_server import free_port
+from tests.support.sshd import TEST_USER, Sshd, hook_line
+from tests.support.worker_helpers import ROOT, depth, loginwatch, running_worker
 
 OUT = ROOT / "demo-out"
 
@@ -240,7 +240,7 @@ def main() -> int:
     port = free_port()
     print(f"demo: SMTP server on 127.0.0.1:{port}, mails kept in {maildir.relative_to(ROOT)}")
     smtp = subprocess.Popen(
-        [sys.executable, "-m", "tests.smtp_server", str(port), str(maildir)],
+        [sys.executable, "-m", "tests.support.smtp_server", str(port), str(maildir)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=(OUT / "smtp.log").open("wb"),

@@ -22,8 +22,8 @@ import pytest
 from consumer import hosts
 from consumer.cli import main
 from schemas.topology import host_user
-from tests.conftest import AMQP_HOST, AMQP_PORT, Vhost, rabbitmqctl
-from tests.deploy_host import VENV, run_install
+from tests.support.deploy_host import VENV, run_install
+from tests.support.services import AMQP_HOST, AMQP_PORT, Vhost, rabbitmqctl
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ from schemas import topology
 from schemas.config import SmtpConfig
 from schemas.errors import ConfigError, PermanentDelivery, TransientDelivery
 from schemas.event import encode
-from tests.conftest import Vhost
-from tests.factories import event
-from tests.smtp_server import DROP, DROP_AFTER_ACCEPT, SmtpServer, free_port
-from tests.worker_helpers import depth, loginwatch, publish, running_worker, write_config
+from tests.support.factories import event
+from tests.support.services import Vhost
+from tests.support.smtp_server import DROP, DROP_AFTER_ACCEPT, SmtpServer, free_port
+from tests.support.worker_helpers import depth, loginwatch, publish, running_worker, write_config
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_host import INSTALL_HOST, REPO, VENV
+from tests.support.deploy_host import INSTALL_HOST, REPO, VENV
 
 INSTALL_CENTRAL = REPO / "deploy" / "install-central.sh"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from schemas.config import load_config
-from tests.deploy_host import REPO, VENV, run_install
+from tests.support.deploy_host import REPO, VENV, run_install
 
 INSTALL_CENTRAL = REPO / "deploy" / "install-central.sh"
 

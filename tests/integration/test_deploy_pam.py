@@ -17,10 +17,10 @@ import pytest
 
 from producer import capture
 from schemas.event import Outcome, PamType
-from tests.conftest import Vhost, missing
-from tests.deploy_host import INSTALL_HOST, VENV, InstalledHost, traversable_dir
-from tests.hookrun import TapQueue
-from tests.sshd import TEST_PASSWORD, TEST_USER, PamNamespace, require_root_namespaces
+from tests.support.deploy_host import INSTALL_HOST, VENV, InstalledHost, traversable_dir
+from tests.support.hookrun import TapQueue
+from tests.support.services import Vhost, missing
+from tests.support.sshd import TEST_PASSWORD, TEST_USER, PamNamespace, require_root_namespaces
 
 pytestmark = [pytest.mark.integration, pytest.mark.sshd]
 

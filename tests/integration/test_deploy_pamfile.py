@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing
-from tests.deploy_host import REPO, InstalledHost, traversable_dir
-from tests.sshd import TEST_PASSWORD, TEST_USER, PamNamespace, require_root_namespaces
+from tests.support.deploy_host import REPO, InstalledHost, traversable_dir
+from tests.support.services import missing
+from tests.support.sshd import TEST_PASSWORD, TEST_USER, PamNamespace, require_root_namespaces
 
 PAM_SH = REPO / "deploy" / "lib" / "pam.sh"
 HOOK = "auth [default=ignore] pam_exec.so quiet /hook --outcome failure"

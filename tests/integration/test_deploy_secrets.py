@@ -2,7 +2,7 @@
 
 Each script runs into a --root tree that ``nobody`` may traverse, while ``nobody``
 watches it with inotify and opens every file the instant it appears
-(``tests.secret_watch``). The secrets arrive through FIFOs, sent only once the
+(``tests.support.secret_watch``). The secrets arrive through FIFOs, sent only once the
 file they go to exists and the watcher has looked at it.
 """
 
@@ -12,8 +12,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from tests.deploy_host import INSTALL_HOST, REPO, VENV, traversable_dir
-from tests.secret_watch import watched_install
+from tests.support.deploy_host import INSTALL_HOST, REPO, VENV, traversable_dir
+from tests.support.secret_watch import watched_install
 
 INSTALL_CENTRAL = REPO / "deploy" / "install-central.sh"
 

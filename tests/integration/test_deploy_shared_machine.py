@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_host import INSTALL_HOST, REPO, VENV, run_install
+from tests.support.deploy_host import INSTALL_HOST, REPO, VENV, run_install
 
 INSTALL_CENTRAL = REPO / "deploy" / "install-central.sh"
 SERVICE_UID = 64000  # stands in for the `loginwatch` user, which this machine lacks

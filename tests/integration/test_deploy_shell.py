@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import missing
-from tests.deploy_host import REPO
+from tests.support.deploy_host import REPO
+from tests.support.services import missing
 
 SCRIPTS = (
     "deploy/install-host.sh",

@@ -1,6 +1,6 @@
 """The installed /etc/pam.d/sshd under a real sshd with password authentication.
 
-install-host.sh writes the PAM file into a copy of /etc; sshd (tests/sshd.py, in
+install-host.sh writes the PAM file into a copy of /etc; sshd (tests/support/sshd.py, in
 a private mount namespace) runs that file as its PAM stack, with only the hook
 and config paths pointed at the installed copies. The real ssh client then
 types passwords through SSH_ASKPASS: a wrong one is refused and reported as a
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from schemas.event import Outcome, PamType
-from tests.conftest import Vhost
-from tests.deploy_host import HOOK_PATH, HOST_CONFIG, InstalledHost
-from tests.hookrun import TapQueue
-from tests.sshd import (
+from tests.support.deploy_host import HOOK_PATH, HOST_CONFIG, InstalledHost
+from tests.support.hookrun import TapQueue
+from tests.support.services import Vhost
+from tests.support.sshd import (
     TEST_PASSWORD,
     TEST_UID,
     TEST_USER,

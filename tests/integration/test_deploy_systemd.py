@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing
-from tests.deploy_host import INSTALL_HOST, REPO, VENV, run_install
+from tests.support.deploy_host import INSTALL_HOST, REPO, VENV, run_install
+from tests.support.services import missing
 
 UNITS = REPO / "deploy" / "systemd"
 SERVICES = ("loginwatch-worker@.service", "loginwatch-digest.service", "loginwatch-flush.service")

@@ -30,9 +30,8 @@ from consumer.store import open_store
 from schemas import topology
 from schemas.config import Config, parse_config
 from schemas.event import LoginEvent, encode
-from tests.chaos_support import publish_events
-from tests.conftest import Vhost, fresh_vhost
-from tests.digest_support import (
+from tests.support.chaos_support import publish_events
+from tests.support.digest_support import (
     ALICE,
     OPS,
     config_text,
@@ -43,10 +42,10 @@ from tests.digest_support import (
     store_url,  # noqa: F401  (fixture)
     totals,
 )
-from tests.pg import pg_urls  # noqa: F401  (fixture)
-from tests.queue_counts import counts
-from tests.smtp_server import Received, SmtpServer, text_part
-from tests.worker_helpers import ROOT, publish
+from tests.support.queue_counts import counts
+from tests.support.services import Vhost, fresh_vhost
+from tests.support.smtp_server import Received, SmtpServer, text_part
+from tests.support.worker_helpers import ROOT, publish
 
 pytestmark = pytest.mark.integration
 

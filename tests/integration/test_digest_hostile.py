@@ -18,7 +18,7 @@ from consumer.digest.windows import Window, window_at
 from consumer.store import open_store
 from consumer.store.migrations import MIGRATIONS
 from schemas.errors import StoreError
-from tests.digest_support import (
+from tests.support.digest_support import (
     ALICE,
     OPS,
     day,
@@ -30,9 +30,8 @@ from tests.digest_support import (
     store_url,  # noqa: F401  (fixture)
     totals,
 )
-from tests.fakes import Outbox
-from tests.pg import pg_urls  # noqa: F401  (fixture)
-from tests.smtp_server import html_part, text_part
+from tests.support.fakes import Outbox
+from tests.support.smtp_server import html_part, text_part
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from consumer.digest.store import MAX_DROPPED
 from schemas import topology
 from schemas.config import parse_config
 from schemas.event import LoginEvent, encode
-from tests.conftest import Vhost, fresh_vhost
-from tests.digest_support import (
+from tests.support.digest_support import (
     OPS,
     config_text,
     day,
@@ -27,9 +26,9 @@ from tests.digest_support import (
     store_url,  # noqa: F401  (fixture)
     totals,
 )
-from tests.pg import pg_urls  # noqa: F401  (fixture)
-from tests.smtp_server import SmtpServer, text_part
-from tests.worker_helpers import ROOT, publish
+from tests.support.services import Vhost, fresh_vhost
+from tests.support.smtp_server import SmtpServer, text_part
+from tests.support.worker_helpers import ROOT, publish
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from consumer.digest.digests import Digests
 from consumer.digest.store import State
 from consumer.digest.windows import Window, window_at
 from consumer.stages.deliver import SmtpSender
-from tests.digest_support import (
+from tests.support.digest_support import (
     DAY1,
     OPS,
     day,
@@ -25,7 +25,7 @@ from tests.digest_support import (
     make_config,
     store_events,
 )
-from tests.smtp_server import SmtpServer, html_part, text_part
+from tests.support.smtp_server import SmtpServer, html_part, text_part
 
 HOSTILE_USER = "{{ 7*7 }}\r\nBcc: victim@example.net <b>x</b>\u202e"
 HOSTILE_HOST = "web-<script>alert(1)</script>"

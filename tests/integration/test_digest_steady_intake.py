@@ -22,10 +22,10 @@ from consumer.broker import Broker
 from schemas import topology
 from schemas.config import parse_config
 from schemas.event import encode
-from tests.conftest import Vhost, fresh_vhost
-from tests.digest_support import OPS, config_text, login, totals
-from tests.queue_counts import counts, wait_until
-from tests.worker_helpers import ROOT, loginwatch, publish
+from tests.support.digest_support import OPS, config_text, login, totals
+from tests.support.queue_counts import counts, wait_until
+from tests.support.services import Vhost, fresh_vhost
+from tests.support.worker_helpers import ROOT, loginwatch, publish
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from consumer.digest.store import State
 from consumer.digest.windows import window_at
 from consumer.model import Action, Decision
 from schemas.errors import TransientDelivery
-from tests.digest_support import (
+from tests.support.digest_support import (
     ALICE,
     OPS,
     day,
@@ -24,9 +24,8 @@ from tests.digest_support import (
     store_url,  # noqa: F401  (fixture)
     totals,
 )
-from tests.fakes import Outbox
-from tests.pg import pg_urls  # noqa: F401  (fixture)
-from tests.smtp_server import text_part
+from tests.support.fakes import Outbox
+from tests.support.smtp_server import text_part
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from consumer.store import Store, open_store
 from schemas.config import EnrichConfig
 from schemas.errors import ConfigError
 from schemas.event import Outcome, PamType
-from tests.dns_server import DnsServer
-from tests.factories import T0, event
-from tests.mmdb import city, write_mmdb
+from tests.support.dns_server import DnsServer
+from tests.support.factories import T0, event
+from tests.support.mmdb import city, write_mmdb
 
 PTR = {
     "192.0.2.10": "laptop.example.net",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from consumer.digest.windows import window_at
 from consumer.stages.enrich import Enricher
-from tests.digest_support import (
+from tests.support.digest_support import (
     OPS,
     day,
     digests_for,
@@ -15,7 +15,6 @@ from tests.digest_support import (
     store_events,
     store_url,  # noqa: F401  (fixture)
 )
-from tests.pg import pg_urls  # noqa: F401  (fixture)
 
 ATTACKER = "203.0.113.66"
 

@@ -25,19 +25,19 @@ from consumer import hosts
 from schemas import topology
 from schemas.config import broker_url, parse_config
 from schemas.event import encode
-from tests.conftest import Vhost, fresh_vhost, rabbitmqctl
-from tests.deploy_host import HOOK_PATH, HOST_CONFIG, InstalledHost
-from tests.factories import event
-from tests.smtp_server import SmtpServer
-from tests.sshd import TEST_USER, Sshd, require_root_namespaces
-from tests.worker_helpers import loginwatch, running_worker, take_all, wait_depth
-from tests.worker_helpers import write_config as central_config
+from tests.support.deploy_host import HOOK_PATH, HOST_CONFIG, InstalledHost
+from tests.support.factories import event
+from tests.support.services import Vhost, fresh_vhost, rabbitmqctl
+from tests.support.smtp_server import SmtpServer
+from tests.support.sshd import TEST_USER, Sshd, require_root_namespaces
+from tests.support.worker_helpers import loginwatch, running_worker, take_all, wait_depth
+from tests.support.worker_helpers import write_config as central_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.sshd]
 
 
 class HostSshd(Sshd):
-    """sshd as ``tests.sshd.Sshd`` runs it, plus a UTS namespace with ``hostname``."""
+    """sshd as ``tests.support.sshd.Sshd`` runs it, plus a UTS namespace with ``hostname``."""
 
     def __init__(self, hostname: str, host: InstalledHost) -> None:
         stack = (

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import rabbitmqctl
-from tests.deploy_host import REPO
-from tests.smtp_server import SmtpServer
-from tests.sshd import require_root_namespaces
+from tests.support.deploy_host import REPO
+from tests.support.services import rabbitmqctl
+from tests.support.smtp_server import SmtpServer
+from tests.support.sshd import require_root_namespaces
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -14,10 +14,10 @@ import pytest
 
 from schemas import topology
 from schemas.event import Outcome, PamType, encode
-from tests.conftest import Vhost
-from tests.factories import T0, event
-from tests.smtp_server import SmtpServer, text_part
-from tests.worker_helpers import depth, loginwatch, publish, running_worker, write_config
+from tests.support.factories import T0, event
+from tests.support.services import Vhost
+from tests.support.smtp_server import SmtpServer, text_part
+from tests.support.worker_helpers import depth, loginwatch, publish, running_worker, write_config
 
 pytestmark = pytest.mark.integration
 

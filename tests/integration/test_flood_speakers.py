@@ -20,8 +20,7 @@ from consumer.stages.render import Renderer
 from consumer.store import open_store
 from schemas.config import parse_config
 from schemas.event import LoginEvent, Outcome, PamType, encode
-from tests.factories import T0, event
-from tests.pg import pg_urls  # noqa: F401  (fixture)
+from tests.support.factories import T0, event
 
 CONFIG = parse_config(
     """

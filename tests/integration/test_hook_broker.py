@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,17 +15,18 @@ import pytest
 from producer.hook import FOREGROUND_BOUND_S
 from schemas import topology
 from schemas.event import Outcome
-from tests.conftest import Vhost
-from tests.hookrun import (
+from tests.support.hookrun import (
     ED25519_FINGERPRINT,
     HOOK,
     PAM_ENV,
+    SilentListener,
     TapQueue,
     run_hook,
     spooled,
     wait_for,
     write_config,
 )
+from tests.support.services import Vhost
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +96,7 @@ def test_broker_down_keeps_the_event_until_flush_delivers_it_once(
 def test_a_broker_that_never_answers_does_not_hold_the_login(
     tmp_path: Path, vhost: Vhost, tap: TapQueue
 ) -> None:
-    with _silent_listener() as port:
+    with SilentListener() as port:
         config = write_config(tmp_path, vhost.url(port=port))
         run = run_hook(config, timeout=HOOK_BOUND_S)
         assert run.returncode == 0
@@ -221,29 +221,3 @@ def _unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class _silent_listener:
-    """A TCP listener that accepts connections and never says a word."""
-
-    def __enter__(self) -> int:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.accepted: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-        return int(self.sock.getsockname()[1])
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-        for conn in self.accepted:
-            conn.close()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from schemas.event import Outcome, PamType
-from tests.conftest import Vhost
-from tests.hookrun import HOOK, TapQueue, write_config
-from tests.sshd import (
+from tests.support.hookrun import HOOK, TapQueue, write_config
+from tests.support.services import Vhost
+from tests.support.sshd import (
     ACCOUNT_STACK,
     AUTH_STACK,
     SESSION_STACK,

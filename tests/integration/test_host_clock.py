@@ -19,11 +19,11 @@ from consumer.store import open_store
 from schemas.config import parse_config
 from schemas.errors import DecodeError
 from schemas.event import decode, encode
-from tests.conftest import Vhost
-from tests.factories import T0, enriched, event
-from tests.fakes import Outbox
-from tests.smtp_server import SmtpServer, text_part
-from tests.worker_helpers import loginwatch, publish, running_worker, write_config
+from tests.support.factories import T0, enriched, event
+from tests.support.fakes import Outbox
+from tests.support.services import Vhost
+from tests.support.smtp_server import SmtpServer, text_part
+from tests.support.worker_helpers import loginwatch, publish, running_worker, write_config
 
 ALERT = Decision(action=Action.IMMEDIATE, reason="route #1 matches", recipient="ops@example.org")
 

@@ -32,10 +32,10 @@ from schemas import topology
 from schemas.config import broker_url, parse_config
 from schemas.errors import ConfigError
 from schemas.event import LoginEvent, encode
-from tests.conftest import AMQP_HOST, AMQP_PORT, Vhost, missing, rabbitmqctl
-from tests.factories import event
-from tests.smtp_server import SmtpServer, free_port
-from tests.worker_helpers import (
+from tests.support.factories import event
+from tests.support.services import AMQP_HOST, AMQP_PORT, Vhost, missing, rabbitmqctl
+from tests.support.smtp_server import SmtpServer, free_port
+from tests.support.worker_helpers import (
     depth,
     loginwatch,
     running_worker,

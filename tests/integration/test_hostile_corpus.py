@@ -1,4 +1,4 @@
-"""The known-nasty corpus (tests/hostile/corpus.json) through every real part.
+"""The known-nasty corpus (tests/integration/hostile/corpus.json) through every real part.
 
 Each case: the real ``loginwatch-hook`` runs with the hostile PAM/SSH environment, its
 publisher sends the event to the real RabbitMQ, one ``loginwatch worker`` (shared by the
@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from schemas import topology
-from tests.conftest import Vhost, fresh_vhost
-from tests.hookrun import PAM_ENV, run_hook
-from tests.hookrun import write_config as host_config
-from tests.smtp_server import Received, SmtpServer
-from tests.worker_helpers import (
+from tests.support.hookrun import PAM_ENV, run_hook
+from tests.support.hookrun import write_config as host_config
+from tests.support.services import Vhost, fresh_vhost
+from tests.support.smtp_server import Received, SmtpServer
+from tests.support.worker_helpers import (
     WorkerProcess,
     depth,
     loginwatch,

@@ -36,11 +36,11 @@ from schemas import event as ev
 from schemas import topology
 from schemas.errors import DecodeError
 from schemas.event import MAX_BODY, MAX_DROPPED, LoginEvent, decode, encode
-from tests.conftest import Vhost
-from tests.digest_support import config_text
-from tests.factories import T0, event
-from tests.smtp_server import SmtpServer
-from tests.worker_helpers import (
+from tests.support.digest_support import config_text
+from tests.support.factories import T0, event
+from tests.support.services import Vhost
+from tests.support.smtp_server import SmtpServer
+from tests.support.worker_helpers import (
     ROOT,
     depth,
     loginwatch,

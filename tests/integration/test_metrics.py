@@ -15,10 +15,10 @@ from schemas import topology
 from schemas.config import parse_config
 from schemas.errors import ConfigError
 from schemas.event import encode
-from tests.conftest import Vhost, fresh_vhost
-from tests.factories import event
-from tests.smtp_server import SmtpServer, free_port
-from tests.worker_helpers import (
+from tests.support.factories import event
+from tests.support.services import Vhost, fresh_vhost
+from tests.support.smtp_server import SmtpServer, free_port
+from tests.support.worker_helpers import (
     loginwatch,
     publish,
     running_worker,

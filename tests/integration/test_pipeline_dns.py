@@ -22,10 +22,10 @@ from consumer.stages.render import Renderer
 from consumer.store import open_store
 from schemas.config import parse_config
 from schemas.event import LoginEvent, Outcome, PamType, encode
-from tests.dns_server import DnsServer
-from tests.factories import T0, event
-from tests.fakes import Outbox
-from tests.smtp_server import text_part
+from tests.support.dns_server import DnsServer
+from tests.support.factories import T0, event
+from tests.support.fakes import Outbox
+from tests.support.smtp_server import text_part
 
 DEAD = "dead.example"  # the strangers' names live in a zone whose servers never answer
 CONFIG = parse_config(

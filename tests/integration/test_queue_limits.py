@@ -24,11 +24,11 @@ from consumer.definitions import definitions
 from schemas import topology
 from schemas.config import BrokerConfig
 from schemas.errors import BrokerError
-from tests.conftest import Vhost, rabbitmqctl
-from tests.hookrun import HOOK, PAM_ENV, run_hook, spooled, wait_for
-from tests.hookrun import write_config as host_config
-from tests.smtp_server import SmtpServer
-from tests.worker_helpers import (
+from tests.support.hookrun import HOOK, PAM_ENV, run_hook, spooled, wait_for
+from tests.support.hookrun import write_config as host_config
+from tests.support.services import Vhost, rabbitmqctl
+from tests.support.smtp_server import SmtpServer
+from tests.support.worker_helpers import (
     depth,
     loginwatch,
     publish,

@@ -9,10 +9,10 @@ from pathlib import Path
 import msgspec
 
 from schemas.config import Config
-from tests.conftest import missing
-from tests.deploy_host import VENV, run_install
+from tests.support.deploy_host import VENV, run_install
+from tests.support.services import missing
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _keys(struct: type[msgspec.Struct], section: str = "") -> list[tuple[str, str]]:

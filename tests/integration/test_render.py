@@ -27,8 +27,8 @@ from consumer.stages.render import Renderer
 from schemas.config import SmtpConfig, parse_config
 from schemas.errors import ConfigError, PermanentDelivery
 from schemas.event import Outcome, PamType
-from tests.factories import T0, enriched, event
-from tests.smtp_server import SmtpServer
+from tests.support.factories import T0, enriched, event
+from tests.support.smtp_server import SmtpServer
 
 CONFIG = parse_config('[smtp]\nfrom = "loginwatch@example.org"\n[policy]\nflood_max = 5')
 RENDERER = Renderer(CONFIG)
@@ -419,7 +419,7 @@ def _pythons() -> list[str]:
 @pytest.mark.parametrize("python", _pythons())
 def test_the_header_check_holds_with_and_without_the_email_fix(python: str) -> None:
     """Issue 9 item 7: requires-python stays >= 3.11, so the check must not lean on the fix."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     run = subprocess.run([python, "-c", _EVERY_PYTHON_CHECK], capture_output=True, text=True,
                          timeout=60, check=False, env={"PYTHONPATH": str(root)})  # fmt: skip
     assert run.returncode == 0, run.stderr

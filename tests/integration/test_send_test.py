@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.smtp_server import SmtpServer, free_port
+from tests.support.smtp_server import SmtpServer, free_port
 
 pytestmark = pytest.mark.integration
 

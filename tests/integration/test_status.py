@@ -17,9 +17,9 @@ from consumer import metrics
 from consumer.commands.status import oldest_unacked
 from schemas import topology
 from schemas.event import encode
-from tests.conftest import Vhost
-from tests.factories import event
-from tests.worker_helpers import connect, loginwatch, publish, write_config
+from tests.support.factories import event
+from tests.support.services import Vhost
+from tests.support.worker_helpers import connect, loginwatch, publish, write_config
 
 
 @pytest.fixture(scope="module")

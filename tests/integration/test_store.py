@@ -13,7 +13,6 @@ from consumer.model import Action, Budget, Decision, FirstSeen, FloodCount
 from consumer.store import Store, open_store
 from consumer.store.migrations import MIGRATIONS, Migration
 from schemas.errors import StoreError
-from tests.pg import pg_urls  # noqa: F401  (fixture)
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -166,7 +165,7 @@ def test_postgres_store_reconnects_after_losing_its_connection(
 ) -> None:
     import psycopg
 
-    from tests.pg import PG_DSN
+    from tests.support.pg import PG_DSN
 
     new_url: Callable[[], str] = request.getfixturevalue("pg_urls")
     with open_store(new_url()) as store:

@@ -18,9 +18,8 @@ from consumer.store import Store, open_store
 from consumer.store.migrations import MIGRATIONS
 from schemas.config import parse_config
 from schemas.event import LoginEvent, Outcome, PamType, encode
-from tests.factories import T0, event
-from tests.fakes import Outbox
-from tests.pg import pg_urls  # noqa: F401  (fixture)
+from tests.support.factories import T0, event
+from tests.support.fakes import Outbox
 
 WINDOW = 600.0
 

@@ -1,7 +1,7 @@
 """amqps:// with CA verification and client certificates, against a real TLS listener.
 
 Unit tests cover ``schemas.tls.tls_context`` alone; the integration tests start a
-private RabbitMQ node (tests/rabbit_node.py) from deploy/rabbitmq/rabbitmq-tls.conf
+private RabbitMQ node (tests/support/rabbit_node.py) from deploy/rabbitmq/rabbitmq-tls.conf
 with a throwaway CA, then run the central side (``loginwatch setup``) and the
 host hook against it, and show what an impostor or a misconfiguration meets.
 """
@@ -23,8 +23,8 @@ from schemas.config import BrokerConfig, parse_config
 from schemas.errors import BrokerError, ConfigError
 from schemas.event import decode
 from schemas.tls import tls_context
-from tests.hookrun import HOOK, run_hook, spooled, wait_for
-from tests.rabbit_node import ThrowawayCA, TlsNode
+from tests.support.hookrun import HOOK, run_hook, spooled, wait_for
+from tests.support.rabbit_node import ThrowawayCA, TlsNode
 
 # --- tls_context alone -------------------------------------------------------
 

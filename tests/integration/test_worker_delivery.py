@@ -18,10 +18,10 @@ import pytest
 
 from schemas import topology
 from schemas.event import LoginEvent, encode
-from tests.conftest import AMQP_PORT, Vhost
-from tests.factories import event
-from tests.smtp_server import DROP, Received, SmtpServer, free_port, text_part
-from tests.worker_helpers import (
+from tests.support.factories import event
+from tests.support.services import AMQP_PORT, Vhost
+from tests.support.smtp_server import DROP, Received, SmtpServer, free_port, text_part
+from tests.support.worker_helpers import (
     FreezableProxy,
     WorkerProcess,
     depth,

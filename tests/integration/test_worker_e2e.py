@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from schemas import topology
-from tests.conftest import Vhost
-from tests.hookrun import HOOK
-from tests.hookrun import write_config as host_config
-from tests.smtp_server import SmtpServer, html_part, text_part
-from tests.sshd import (
+from tests.support.hookrun import HOOK
+from tests.support.hookrun import write_config as host_config
+from tests.support.services import Vhost
+from tests.support.smtp_server import SmtpServer, html_part, text_part
+from tests.support.sshd import (
     ACCOUNT_STACK,
     AUTH_STACK,
     SESSION_STACK,
@@ -23,7 +23,7 @@ from tests.sshd import (
     hook_line,
     require_root_namespaces,
 )
-from tests.worker_helpers import depth, loginwatch, running_worker, write_config
+from tests.support.worker_helpers import depth, loginwatch, running_worker, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.sshd]
 

@@ -12,9 +12,9 @@ import pytest
 
 from schemas import topology
 from schemas.event import encode
-from tests.conftest import Vhost
-from tests.factories import T0, event
-from tests.worker_helpers import (
+from tests.support.factories import T0, event
+from tests.support.services import Vhost
+from tests.support.worker_helpers import (
     depth,
     loginwatch,
     publish,
@@ -53,7 +53,7 @@ def test_setup_twice_on_a_live_system_keeps_every_message(vh: Vhost, config: Pat
 
 def test_setup_names_a_queue_with_conflicting_arguments(vh: Vhost, tmp_path: Path) -> None:
     path = write_config(tmp_path / "loginwatch.toml", vh)
-    from tests.worker_helpers import connect
+    from tests.support.worker_helpers import connect
 
     with connect(vh) as connection:  # a classic queue where a quorum one belongs
         connection.channel().queue_declare(topology.DEAD_QUEUE, durable=True)

@@ -23,10 +23,10 @@ import pika
 from schemas import topology
 from schemas.errors import DecodeError
 from schemas.event import LoginEvent, Outcome, PamType, decode, encode
-from tests.conftest import Vhost
-from tests.factories import event
-from tests.smtp_server import Received
-from tests.worker_helpers import Taken, WorkerProcess, central_sections, loginwatch
+from tests.support.factories import event
+from tests.support.services import Vhost
+from tests.support.smtp_server import Received
+from tests.support.worker_helpers import Taken, WorkerProcess, central_sections, loginwatch
 
 RECIPIENT = "ops@test.example"
 _DECISION = re.compile(r"\b([0-9a-f]{32}) (digest|silenced|folded|ignore) ", re.M)

@@ -18,9 +18,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.sshd import TEST_UID, PamNamespace
+from tests.support.sshd import TEST_UID, PamNamespace
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 INSTALL_HOST = REPO / "deploy" / "install-host.sh"
 VENV = Path(sys.executable).parent.parent
 HOOK_PATH = "/usr/local/sbin/loginwatch-hook"

@@ -18,7 +18,7 @@ from consumer.digest.windows import current
 from consumer.store import open_store
 from schemas.config import Config, parse_config
 from schemas.event import LoginEvent, Outcome, PamType
-from tests.factories import event
+from tests.support.factories import event
 
 OPS = "ops@example.com"
 ALICE = "alice@example.com"

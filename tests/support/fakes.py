@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from tests.smtp_server import text_part
+from tests.support.smtp_server import text_part
 
 
 class Outbox:

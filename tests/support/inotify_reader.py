@@ -1,6 +1,6 @@
 """Another user who watches a directory tree with inotify and opens every file in it.
 
-Run as an unprivileged user (``tests.secret_watch`` starts it as ``nobody``)
+Run as an unprivileged user (``tests.support.secret_watch`` starts it as ``nobody``)
 with the tree's root as its argument. It opens each file the moment it learns
 of it (created, moved in, chmod-ed, written) and keeps every descriptor it got:
 a file that was readable for one instant stays readable through it, which is

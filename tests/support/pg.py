@@ -1,9 +1,10 @@
 """PostgreSQL for tests: a fresh schema per store, all dropped at the end of the session.
 
-Use ``pg_urls`` (a session fixture): ``pg_urls()`` returns a ``postgresql://`` URL whose
-``search_path`` is a new empty schema. ``LOGINWATCH_TEST_PG`` overrides the server DSN.
-A server that is not there skips locally and fails under CI (``missing``). Benchmarks use
-``pg_schema()``, which yields None without a server.
+Tests use the ``pg_urls`` session fixture (tests/conftest.py, over ``schemas``):
+``pg_urls()`` returns a ``postgresql://`` URL whose ``search_path`` is a new empty schema.
+``LOGINWATCH_TEST_PG`` overrides the server DSN. A server that is not there skips locally
+and fails under CI (``missing``). Benchmarks use ``pg_schema()``, which yields None without
+a server.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
-import pytest
 
-from tests.conftest import missing
+from tests.support.services import missing
 
 PG_DSN = os.environ.get("LOGINWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(scope="session")
-def pg_urls() -> Iterator[Callable[[], str]]:
+@contextmanager
+def schemas() -> Iterator[Callable[[], str]]:
+    """A maker of new empty schemas' URLs; every schema it made is dropped on exit."""
     try:
         admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
     except psycopg.Error as exc:

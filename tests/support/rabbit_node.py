@@ -19,8 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import missing
-from tests.deploy_host import REPO
+from tests.support.deploy_host import REPO
+from tests.support.services import missing
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 EXAMPLE = REPO / "deploy" / "rabbitmq" / "rabbitmq-tls.conf"

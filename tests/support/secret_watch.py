@@ -1,6 +1,6 @@
 """Run an install script while another user watches its --root tree for readable secrets.
 
-``watched_install`` starts ``tests/inotify_reader.py`` as ``nobody`` on the tree,
+``watched_install`` starts ``tests/support/inotify_reader.py`` as ``nobody`` on the tree,
 then the install script with its secret inputs (``--password-file``,
 ``--config``) as FIFOs. For each FIFO it waits until a process has it open and
 is writing a file under the tree (the file the secret is going to), lets the
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.deploy_host import REPO
+from tests.support.deploy_host import REPO
 
 READER = Path(__file__).with_name("inotify_reader.py")
 NOBODY = 65534
@@ -133,7 +133,7 @@ def watched_install(
     """Run ``script --root ROOT ARGS``, each ``secrets`` option fed through a FIFO.
 
     ``secrets`` maps an option (``--password-file``) to the bytes it passes.
-    ``root`` must be reachable by ``nobody`` (``tests.deploy_host.traversable_dir``).
+    ``root`` must be reachable by ``nobody`` (``tests.support.deploy_host.traversable_dir``).
     """
     fifos = {}
     for option, data in secrets.items():

@@ -211,7 +211,7 @@ def html_part(msg: EmailMessage) -> str:
 
 
 def main() -> None:
-    """``python -m tests.smtp_server PORT MAILDIR``: serve until interrupted (demo use)."""
+    """``python -m tests.support.smtp_server PORT MAILDIR``: serve until interrupted (demo use)."""
     import sys
 
     port, maildir = int(sys.argv[1]), Path(sys.argv[2])

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.event import LoginEvent
-from tests.conftest import missing
-from tests.hookrun import TapQueue
+from tests.support.hookrun import TapQueue
+from tests.support.services import missing
 
 TEST_USER = "lwtest"
 TEST_UID = 4242

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.conftest import missing
+from tests.support.services import missing
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 

@@ -25,9 +25,9 @@ from typing import Any
 import pika
 
 from schemas import topology
-from tests.conftest import Vhost
+from tests.support.services import Vhost
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def central_sections(url: str, smtp_port: int, store_dir: Path, retry_delays: str) -> str:

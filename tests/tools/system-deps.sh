@@ -9,7 +9,7 @@ command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] |
 command -v ssh >/dev/null 2>&1 || need="$need openssh-client"
 command -v pamtester >/dev/null 2>&1 || need="$need pamtester"
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"
-# The ~/.pam_environment tests compile an LD_PRELOAD library (tests/sshd.py).
+# The ~/.pam_environment tests compile an LD_PRELOAD library (tests/support/sshd.py).
 command -v gcc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 # deploy/ tests: shell lint, throwaway CAs, unit verification.
 command -v shellcheck >/dev/null 2>&1 || need="$need shellcheck"

@@ -17,7 +17,7 @@ import pytest
 
 from consumer.cli import main
 from consumer.commands import check_config
-from tests.deploy_host import traversable_dir
+from tests.support.deploy_host import traversable_dir
 
 NOBODY = 65534
 

@@ -18,8 +18,8 @@ import pytest
 from producer import settings
 from schemas.config import CONFIG_LIMIT, broker_url, load_config
 from schemas.errors import ConfigError
-from tests.deploy_host import traversable_dir
-from tests.hookrun import HOOK
+from tests.support.deploy_host import traversable_dir
+from tests.support.hookrun import HOOK
 
 OTHER_UID = 4242
 CONFIG = '[broker]\nurl = "amqp://127.0.0.1/"\n[spool]\ndir = "/var/tmp/loginwatch-evil"\n'

@@ -14,7 +14,7 @@ from schemas import topology
 from schemas.errors import DecodeError
 from schemas.event import MAX_BODY, encode
 from schemas.topology import HEADER_ORIGIN, HEADER_USER_ID
-from tests.factories import event
+from tests.support.factories import event
 
 HOSTS = {"relay": ("dmz-*", "edge")}
 DEFAULT = Identity(own_user="central", host_users=HOSTS)

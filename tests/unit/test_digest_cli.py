@@ -9,8 +9,8 @@ from pathlib import Path
 
 from consumer.digest.store import DigestStore
 from consumer.store import open_store
-from tests.digest_support import config_text
-from tests.worker_helpers import ROOT
+from tests.support.digest_support import config_text
+from tests.support.worker_helpers import ROOT
 
 
 def test_a_standby_that_cannot_read_its_password_file_says_so(tmp_path: Path) -> None:

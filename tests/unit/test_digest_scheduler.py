@@ -22,7 +22,7 @@ from consumer.digest.store import EventRow
 from schemas import topology
 from schemas.errors import StoreError
 from schemas.event import LoginEvent, encode
-from tests.digest_support import day, digests_for, login, make_config
+from tests.support.digest_support import day, digests_for, login, make_config
 
 
 class ScriptedQueue:

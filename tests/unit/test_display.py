@@ -13,7 +13,7 @@ from consumer.headers import header_text, inert
 from consumer.model import Action, Decision
 from consumer.stages.render import Renderer
 from schemas.config import parse_config
-from tests.factories import enriched, event
+from tests.support.factories import enriched, event
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from producer.build import build_event
 from schemas.errors import DecodeError
 from schemas.event import LoginEvent, Outcome, PamType, decode, encode, escape_bytes, unescape
-from tests.hookrun import ED25519_FINGERPRINT, PAM_ENV
+from tests.support.hookrun import ED25519_FINGERPRINT, PAM_ENV
 
 
 def captured(**overrides: bytes) -> dict[str, bytes]:

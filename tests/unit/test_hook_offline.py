@@ -16,8 +16,8 @@ import pytest
 
 from producer import capture
 from producer.hook import FOREGROUND_BOUND_S
-from tests.hookrun import HOOK, PAM_ENV, run_hook, spooled, write_config
-from tests.syslog_capture import SyslogNamespace
+from tests.support.hookrun import HOOK, PAM_ENV, run_hook, spooled, write_config
+from tests.support.syslog_capture import SyslogNamespace
 
 HOOK_BOUND_S = FOREGROUND_BOUND_S + 3
 FAILED_PASSWORD = {

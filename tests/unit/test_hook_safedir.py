@@ -9,7 +9,7 @@ import pytest
 
 from producer import capture, safedir, settings, spool
 
-OTHER_UID = 4242  # a user that is not us (tests/sshd.py's test user)
+OTHER_UID = 4242  # a user that is not us (tests/support/sshd.py's test user)
 LOGIN = {b"PAM_TYPE": b"open_session", b"PAM_USER": b"alice"}
 
 

@@ -328,7 +328,7 @@ def test_the_raw_environment_keeps_every_copy_where_os_environ_keeps_the_first(
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     ).stdout
     assert out.split() == ["root", "lwtest"]
 

@@ -6,8 +6,9 @@ Three boundaries where attacker text enters (issue 6, "hostile input"):
 - the hook's environment parsing (capture record → ``build_event``): any PAM/SSH values
   become an event that encodes, stays within its bounds, and keeps non-UTF-8 bytes losslessly;
 - the worker's enrich → policy → render path on arbitrary events: every field hostile at once
-  (``tests/test_display.py`` covers user/host/rdns headers, ``tests/test_render.py`` fixed
-  values); here the full event, both recipients, the HTML's tag structure;
+  (``tests/unit/test_display.py`` covers user/host/rdns headers,
+  ``tests/integration/test_render.py`` fixed values); here the full event, both recipients,
+  the HTML's tag structure;
 - RFC 2047 encoded words (any charset, b/q, either case, a language tag, hostile payloads)
   split anywhere across the user name and the remote host: shown, never decoded.
 """
@@ -45,7 +46,7 @@ from schemas import event as ev
 from schemas.config import parse_config
 from schemas.errors import DecodeError
 from schemas.event import LoginEvent, Outcome, PamType, decode, encode, unescape
-from tests.factories import T0, event
+from tests.support.factories import T0, event
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -17,8 +17,8 @@ from consumer.worker import republish_headers
 from schemas import topology
 from schemas.errors import PermanentDelivery, StoreError, TransientDelivery
 from schemas.event import LoginEvent, encode
-from tests.factories import T0, event
-from tests.worker_helpers import loginwatch
+from tests.support.factories import T0, event
+from tests.support.worker_helpers import loginwatch
 
 
 @dataclass

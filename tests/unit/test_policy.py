@@ -11,7 +11,7 @@ from consumer.stages.policy import Policy
 from schemas.config import parse_config
 from schemas.errors import ConfigError
 from schemas.event import Outcome, PamType
-from tests.factories import T0, enriched, event
+from tests.support.factories import T0, enriched, event
 
 CONFIG = """
 [policy]

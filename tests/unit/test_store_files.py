@@ -16,7 +16,7 @@ import pytest
 
 from consumer.store import open_store
 from schemas.errors import StoreError
-from tests.worker_helpers import ROOT
+from tests.support.worker_helpers import ROOT
 
 NOBODY = 65534
 CONFIG = """[store]
