@@ -24,6 +24,7 @@ from consumer.digest.store import EventRow, epoch
 from consumer.digest.windows import Window
 from consumer.stages.enrich import canonical_address
 from consumer.stages.policy import route_matches
+from consumer.store.text import sql_text
 from schemas.config import Route
 from schemas.event import LoginEvent
 
@@ -36,14 +37,6 @@ def audience(routes: tuple[Route, ...], event: LoginEvent) -> tuple[str, ...]:
             for recipient in route.to:
                 first.setdefault(recipient.lower(), route.mode)
     return tuple(sorted(r for r, mode in first.items() if mode != "ignore"))
-
-
-def sql_text(value: str) -> str:
-    """PostgreSQL TEXT cannot hold NUL: store it (and so the backslash) escaped, on both
-    (the same rule as the first-seen table, so the two join)."""
-    if "\x00" not in value and "\\" not in value:
-        return value
-    return value.replace("\\", "\\\\").replace("\x00", "\\x00")
 
 
 def host_time(event: LoginEvent) -> datetime:
