@@ -41,7 +41,7 @@ from consumer.digest.windows import Schedule, Window, outside_hours
 from consumer.routing import digest_recipients
 from consumer.stages.geoip import GeoIp
 from consumer.stages.rdns import ReverseDns
-from schemas.config import Config, seconds
+from schemas.config import Config
 from schemas.errors import LoginwatchError, PermanentDelivery, StoreError, TransientDelivery
 
 log = logging.getLogger("loginwatch.digest")
@@ -112,7 +112,7 @@ class Digests:
         return Rules(
             top=digest.top,
             burst_failures=digest.burst_failures,
-            burst_seconds=int(seconds(digest.burst_window)),
+            burst_seconds=int(digest.burst_window.seconds),
             outside=tuple(outside),
         )
 

@@ -30,7 +30,7 @@ from datetime import datetime
 from consumer.display import quoted
 from consumer.model import Action, Budget, Decision, Enriched, PolicyState, utc
 from consumer.routing import first_routes, globs_match
-from schemas.config import Config, Route, Silence, seconds
+from schemas.config import Config, Route, Silence
 from schemas.event import LoginEvent
 
 
@@ -42,7 +42,7 @@ class Policy:
         self.silences = config.silence
         self.flood_max = config.policy.flood_max
         self.flood_max_fleet = config.policy.fleet_max
-        self.flood_window = seconds(config.policy.flood_window)
+        self.flood_window = config.policy.flood_window.seconds
 
     def decide(self, enriched: Enriched, state: PolicyState, now: datetime) -> tuple[Decision, ...]:
         """One decision per recipient; pure (the clock and the flood counts are inputs)."""

@@ -21,7 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from consumer.headers import mail, sender_address
 from consumer.model import Action, Budget, Decision, Enriched
 from consumer.stages.view import alert_view
-from schemas.config import Config, seconds
+from schemas.config import Config
 from schemas.errors import ConfigError, PermanentDelivery
 
 TEMPLATE_NAMES: Final = tuple(
@@ -41,7 +41,7 @@ class Renderer:
         self.env = template_environment(config.render.templates)
         self.templates = load_templates(self.env, TEMPLATE_NAMES)
         self.sender = sender_address(config.smtp.from_)
-        self.flood_window = _duration_label(config.policy.flood_window)
+        self.flood_window = _duration_label(config.policy.flood_window.seconds)
 
     def render(
         self,
@@ -138,8 +138,7 @@ def load_templates(env: jinja2.Environment, names: tuple[str, ...]) -> dict[str,
         raise ConfigError(f"template: {exc}") from None
 
 
-def _duration_label(duration: str) -> str:
-    secs = seconds(duration)
+def _duration_label(secs: float) -> str:
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if secs >= size and secs % size == 0:
             count = int(secs // size)
