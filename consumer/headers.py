@@ -14,18 +14,25 @@ whatever it encodes, CR/LF included, and writes that raw when it folds the heade
   free of CR/LF, or the mail is a ``PermanentDelivery`` (the reason goes to the log and the
   dead queue). ``compose`` (every builder) and the SMTP sender both run it, so a mail that
   fails it never reaches the wire, on a Python with the fix or without it.
+
+``mail`` is the envelope every loginwatch mail has (alerts, bursts, digests): From, To, one
+inert Subject line, Date, a stable Message-ID, Auto-Submitted, the caller's ``X-Loginwatch-*``
+marks, and a text + HTML body.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from email.errors import MessageError
 from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from email.utils import getaddresses
+from email.utils import format_datetime, getaddresses
 from typing import Final
 
 from consumer.display import quoted, visible
@@ -37,6 +44,7 @@ _FOLD: Final = (b" ", b"\t")
 MIME_HEADERS: Final = ("MIME-Version", "Content-Type")  # what set_content adds
 # smtplib.send_message drops these before sending; we send the checked bytes as they are.
 _NEVER_SENT: Final = frozenset({"bcc", "resent-bcc"})
+SUBJECT_MAX: Final = 200
 
 
 def inert(text: str) -> str:
@@ -75,6 +83,53 @@ def compose(headers: Iterable[tuple[str, str | Address]], text: str, html: str) 
         raise PermanentDelivery(f"mail headers refused: {', '.join(msg.keys())} set, not these")
     wire(msg)
     return msg
+
+
+def sender_address(from_: str) -> Address:
+    """The From of every loginwatch mail: ``loginwatch <[smtp] from>``."""
+    return Address("loginwatch", addr_spec=from_)
+
+
+def message_id(kind: str, ident: str, recipient: str, domain: str) -> str:
+    """A stable ``Message-ID``: the same mail (kind, event id or window, recipient) always
+    gets the same one, so a duplicate is recognisable. ``ident`` stays readable (event id)."""
+    digest = hashlib.sha256(recipient.lower().encode()).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9.-]", "-", f"{ident}.{kind}")
+    return f"<{safe}.{digest}@{domain}>"
+
+
+def mail(
+    sender: Address,
+    recipient: str,
+    subject: str,
+    *,
+    about: tuple[str, str],
+    marks: Iterable[tuple[str, str]],
+    text: str,
+    html: str,
+    now: datetime | None = None,
+) -> EmailMessage:
+    """A loginwatch mail to ``recipient``, built by ``compose``.
+
+    ``about`` is the mail's kind and what it is about (``("alert", event id)``, ``("digest",
+    window key)``): the Message-ID is derived from it and the recipient, so a re-sent mail
+    is recognisably the same. ``marks`` (the ``X-Loginwatch-*`` headers) follow the
+    envelope. The subject is cut to ``SUBJECT_MAX`` characters.
+
+    Raises:
+        PermanentDelivery: as ``compose``.
+    """
+    kind, ident = about
+    headers: list[tuple[str, str | Address]] = [
+        ("From", sender),
+        ("To", Address(addr_spec=recipient)),
+        ("Subject", header_text(subject, SUBJECT_MAX)),
+        ("Date", format_datetime(now or datetime.now(UTC))),
+        ("Message-ID", message_id(kind, ident, recipient, sender.domain)),
+        ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies to us
+        *marks,
+    ]
+    return compose(headers, text, html)
 
 
 def wire(msg: EmailMessage) -> bytes:

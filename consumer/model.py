@@ -43,8 +43,6 @@ may each send one mail past a limit — the limits are calm-down thresholds, not
 from __future__ import annotations
 
 import enum
-import hashlib
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final, Protocol, TypeVar
@@ -187,14 +185,6 @@ def delivery_key(event: LoginEvent, decision: Decision) -> str:
     if decision.recipient is None:
         raise ValueError("a decision without recipient sends no mail")
     return f"alert:{event.id_hex}:{decision.recipient.lower()}"
-
-
-def message_id(kind: str, ident: str, recipient: str, domain: str) -> str:
-    """A stable ``Message-ID``: the same mail (kind, event id or window, recipient) always
-    gets the same one, so a duplicate is recognisable. ``ident`` stays readable (event id)."""
-    digest = hashlib.sha256(recipient.lower().encode()).hexdigest()[:16]
-    safe = re.sub(r"[^A-Za-z0-9.-]", "-", f"{ident}.{kind}")
-    return f"<{safe}.{digest}@{domain}>"
 
 
 def utc(moment: datetime) -> datetime:

@@ -21,7 +21,62 @@ import msgspec
 from schemas.errors import ConfigError
 from schemas.paths import CONFIG_ENV, DEFAULT_CONFIG
 
-Duration = Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?(s|m|h|d|w)$")]
+_DURATION: Final = r"^\d+(\.\d+)?(s|m|h|d|w)$"
+_DURATION_TEXT = Annotated[str, msgspec.Meta(pattern=_DURATION)]
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def seconds(duration: str) -> float:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"2w"`` in seconds (validated by ``Duration``)."""
+    return float(duration[:-1]) * _UNITS[duration[-1]]
+
+
+class Duration:
+    """A length of time as the config writes it: ``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``,
+    ``"2w"``. Immutable; converted once, when the config is decoded (``parse_config``), so
+    code reads ``.seconds`` and messages show ``.text`` (``str()``), as written.
+
+    Raises (from the constructor):
+        ValueError: ``text`` is not such a duration.
+    """
+
+    __slots__ = ("seconds", "text")
+    seconds: float
+    text: str
+
+    def __init__(self, text: str) -> None:
+        if not re.fullmatch(_DURATION, text):
+            raise ValueError(f"not a duration (90s, 15m, 1h, 1d, 2w): {text!r}")
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "seconds", seconds(text))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Duration is immutable: cannot set {name}")
+
+    def __eq__(self, other: object) -> bool:
+        return self.seconds == other.seconds if isinstance(other, Duration) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.seconds)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Duration({self.text!r})"
+
+
+def _decode(kind: type, value: object) -> object:
+    """``msgspec.convert``'s hook for the config's own types: a ``Duration`` from its text,
+    refused with msgspec's own words, so the error still names the key."""
+    if kind is Duration:
+        try:
+            return Duration(msgspec.convert(value, _DURATION_TEXT))
+        except msgspec.ValidationError as exc:
+            raise ValueError(str(exc)) from None
+    raise NotImplementedError(f"no decoder for {kind}")
+
+
 Glob = Annotated[str, msgspec.Meta(min_length=1)]
 Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s<>]+@[^@\s<>]+$")]
 
@@ -169,7 +224,7 @@ class PolicyConfig(_Section, frozen=True):
     # within flood_window, one "burst" mail goes out and further such events only reach the
     # digest: failed passwords never use up the budget of logins, nor one host another's.
     flood_max: Annotated[int, msgspec.Meta(ge=1)] = 10
-    flood_window: Duration = "10m"
+    flood_window: Duration = Duration("10m")
     # The same for one kind of event from all hosts together (a relay or the central user
     # may speak for many host names). More than flood_max + 1, the most one host can add;
     # none: five hosts' worth, 5 * (flood_max + 1).
@@ -196,10 +251,10 @@ class EnrichConfig(_Section, frozen=True):
     # query of every name it returns.
     dns_timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 1.0
     dns_cache_size: Annotated[int, msgspec.Meta(ge=0)] = 4096
-    dns_cache_ttl: Duration = "1h"
+    dns_cache_ttl: Duration = Duration("1h")
     # How long "no name" is remembered: NXDOMAIN per address (per /64 for IPv6); a timeout,
     # a SERVFAIL or a slow answer (over half of dns_timeout) for the whole /24 or /64.
-    dns_negative_ttl: Duration = "10m"
+    dns_negative_ttl: Duration = Duration("10m")
     # A source is familiar to a host that never saw the user log in from it only once this
     # many other hosts did: one compromised host cannot make an address familiar fleet-wide.
     first_seen_hosts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
@@ -215,7 +270,7 @@ class RenderConfig(_Section, frozen=True):
 
 class StoreConfig(_Section, frozen=True):
     url: str = "/var/lib/loginwatch/loginwatch.db"
-    keep: Duration = "90d"
+    keep: Duration = Duration("90d")
 
 
 _CLOCK = r"([01]\d|2[0-3]):[0-5]\d"
@@ -226,7 +281,7 @@ class DigestConfig(_Section, frozen=True):
     """``[digest]``: the periodic summary (``loginwatch digest``, consumer/digest/)."""
 
     # Window length: a divisor of a day ("1h", "6h") or whole days ("1d", "1w").
-    every: Duration = "1d"
+    every: Duration = Duration("1d")
     # Where windows start, local time in `timezone` (a zoneinfo name).
     at: Annotated[str, msgspec.Meta(pattern=rf"^{_CLOCK}$")] | None = None
     timezone: str = "UTC"
@@ -237,11 +292,11 @@ class DigestConfig(_Section, frozen=True):
     working_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
     # A brute-force burst: burst_failures failed passwords from one source within burst_window.
     burst_failures: Annotated[int, msgspec.Meta(ge=2)] = 10
-    burst_window: Duration = "5m"
+    burst_window: Duration = Duration("5m")
     # Rows per list (hosts, users, sources…) before "and N more".
     top: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
     # The scheduler's lease in the store: a standby takes over this long after a crash.
-    lease: Duration = "30s"
+    lease: Duration = Duration("30s")
 
 
 class WorkerConfig(_Section, frozen=True):
@@ -308,7 +363,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     try:
-        return msgspec.convert(data, Config)
+        return msgspec.convert(data, Config, dec_hook=_decode)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {_key_first(str(exc))}") from None
 
@@ -541,11 +596,3 @@ def broker_url(broker: BrokerConfig) -> str:
 def broker_user(broker: BrokerConfig) -> str:
     """The AMQP user name in the URL (what the broker checks ``user_id`` against)."""
     return unquote(urlsplit(broker.url).username or "guest")
-
-
-_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def seconds(duration: str) -> float:
-    """``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"2w"`` in seconds (validated by ``Duration``)."""
-    return float(duration[:-1]) * _UNITS[duration[-1]]

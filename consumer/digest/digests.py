@@ -38,9 +38,10 @@ from consumer.digest.store import DigestStore, State
 from consumer.digest.summary import Summary
 from consumer.digest.view import Annotate, DigestView, build_view
 from consumer.digest.windows import Schedule, Window, outside_hours
+from consumer.routing import digest_recipients
 from consumer.stages.geoip import GeoIp
 from consumer.stages.rdns import ReverseDns
-from schemas.config import Config, seconds
+from schemas.config import Config
 from schemas.errors import LoginwatchError, PermanentDelivery, StoreError, TransientDelivery
 
 log = logging.getLogger("loginwatch.digest")
@@ -60,8 +61,7 @@ class Sender(Protocol):
 
 def recipients(config: Config) -> tuple[str, ...]:
     """Everyone a non-ignore route names (lower-cased, sorted): each gets a digest."""
-    return tuple(sorted({r.lower() for route in config.route if route.mode != "ignore"
-                         for r in route.to}))  # fmt: skip
+    return digest_recipients(config.route)
 
 
 def annotator(config: Config) -> Annotate:
@@ -112,7 +112,7 @@ class Digests:
         return Rules(
             top=digest.top,
             burst_failures=digest.burst_failures,
-            burst_seconds=int(seconds(digest.burst_window)),
+            burst_seconds=int(digest.burst_window.seconds),
             outside=tuple(outside),
         )
 

@@ -1,7 +1,7 @@
 """Intake: an event off the digest queue → one row of ``digest_event``.
 
 Who reads an event in their digest (its *audience*) is decided here, once, with the
-worker's own routing rules (``stages/policy.py``): every recipient of a matching route
+worker's own routing rules (``consumer/routing.py``): every recipient of a matching route
 whose first matching route for them is not ``ignore`` — so recipients of ``immediate``
 routes get a digest too (it is where their silenced and folded events surface), and
 ``digest`` routes are the ones that get *only* the digest. Routes changed later apply to
@@ -22,28 +22,11 @@ from datetime import UTC, datetime
 
 from consumer.digest.store import EventRow, epoch
 from consumer.digest.windows import Window
+from consumer.routing import audience
 from consumer.stages.enrich import canonical_address
-from consumer.stages.policy import route_matches
+from consumer.store.text import sql_text
 from schemas.config import Route
 from schemas.event import LoginEvent
-
-
-def audience(routes: tuple[Route, ...], event: LoginEvent) -> tuple[str, ...]:
-    """The recipients (lower-cased, sorted) whose digest includes ``event``."""
-    first: dict[str, str] = {}
-    for route in routes:
-        if route_matches(route, event):
-            for recipient in route.to:
-                first.setdefault(recipient.lower(), route.mode)
-    return tuple(sorted(r for r, mode in first.items() if mode != "ignore"))
-
-
-def sql_text(value: str) -> str:
-    """PostgreSQL TEXT cannot hold NUL: store it (and so the backslash) escaped, on both
-    (the same rule as the first-seen table, so the two join)."""
-    if "\x00" not in value and "\\" not in value:
-        return value
-    return value.replace("\\", "\\\\").replace("\x00", "\\x00")
 
 
 def host_time(event: LoginEvent) -> datetime:

@@ -34,7 +34,7 @@ from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
 from consumer.stages.enrich import canonical_address, network_of
 from consumer.worker import republish_headers
 from schemas import topology
-from schemas.config import Config, broker_user, seconds
+from schemas.config import Config, broker_user
 from schemas.errors import BrokerError, DecodeError, QueueMissing, StoreError, TransientDelivery
 from schemas.event import LoginEvent
 
@@ -64,7 +64,7 @@ class Scheduler:
         self.store: DigestStore = digests.store
         self.clock = clock
         self.lease_clock = lease_clock
-        self.ttl = seconds(config.digest.lease)
+        self.ttl = config.digest.lease.seconds
         self.tick = min(1.0, self.ttl / 4)
         digests.guard = self._renew
         digests.stale_after = self.ttl
@@ -303,7 +303,7 @@ class Scheduler:
         assert self._anchor is not None  # set when the connection was opened
         # Never further back than [store] keep: older window states are pruned, and a
         # window without a state row would be sent again.
-        keep = timedelta(seconds=seconds(self.config.store.keep))
+        keep = timedelta(seconds=self.config.store.keep.seconds)
         since = max(self._anchor, now - min(LOOKBACK, keep / 2))
         windows = due(self.digests.schedule, now, self.store.cuts(since), since)
         for window in windows:
@@ -323,7 +323,7 @@ class Scheduler:
         if self._pruned is not None and time.monotonic() - self._pruned < PRUNE_EVERY:
             return
         self._pruned = time.monotonic()
-        before = self.clock() - timedelta(seconds=seconds(self.config.store.keep))
+        before = self.clock() - timedelta(seconds=self.config.store.keep.seconds)
         try:
             count = self.store.prune(before)
         except StoreError as exc:

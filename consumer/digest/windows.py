@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from schemas.config import DigestConfig, seconds
+from schemas.config import DigestConfig
 from schemas.errors import ConfigError
 
 DAY = 86400
@@ -39,7 +39,7 @@ class Schedule:
         ConfigError: an ``every`` that neither divides a day nor is whole days, or an
             unknown time zone.
         """
-        every = int(seconds(config.every))
+        every = int(config.every.seconds)
         if every <= 0 or (every < DAY and DAY % every) or (every > DAY and every % DAY):
             raise ConfigError(
                 f"$.digest.every: {config.every} neither divides a day nor is whole days"
@@ -48,7 +48,7 @@ class Schedule:
             zone = ZoneInfo(config.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"$.digest.timezone: unknown time zone {config.timezone!r}") from None
-        return cls(every, _clock(config.at or "00:00"), zone, config.every)
+        return cls(every, _clock(config.at or "00:00"), zone, config.every.text)
 
 
 @dataclass(frozen=True, order=True)

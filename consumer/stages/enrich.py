@@ -24,7 +24,7 @@ from consumer.model import Enriched
 from consumer.stages.geoip import NOWHERE, GeoIp
 from consumer.stages.rdns import ReverseDns
 from consumer.store import Store
-from schemas.config import EnrichConfig, seconds
+from schemas.config import EnrichConfig
 from schemas.event import LoginEvent
 
 
@@ -48,8 +48,8 @@ class Enricher:
                 resolver,
                 timeout=config.dns_timeout,
                 cache_size=config.dns_cache_size,
-                cache_ttl=seconds(config.dns_cache_ttl),
-                negative_ttl=seconds(config.dns_negative_ttl),
+                cache_ttl=config.dns_cache_ttl.seconds,
+                negative_ttl=config.dns_negative_ttl.seconds,
             )
             if config.dns
             else None

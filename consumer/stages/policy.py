@@ -2,8 +2,8 @@
 
 ``Policy(config).decide(enriched, state, now)`` returns one ``Decision`` per recipient:
 
-1. Routes (``[[route]]``, all-matches): every route whose globs match applies; a recipient
-   named by several matching routes is decided by the first of them. No match: one IGNORE.
+1. Routes (``[[route]]``, all-matches, ``consumer/routing.py``): each recipient is decided
+   by the first matching route that names it. No match: one IGNORE.
 2. A route in ``digest`` or ``ignore`` mode decides at once.
 3. An ``immediate`` recipient under an active ``[[silence]]`` is SILENCED (digest only).
 4. Flood control, two budgets per recipient within ``flood_window``. The *host* budget
@@ -19,20 +19,18 @@
    only by its host's budget: otherwise a relay, the central user or five compromised hosts
    could flood 55 fake logins and hide a real one on any other host.
 
-Globs are matched with ``fnmatchcase`` against the literal event text: the patterns come from
-the operator's config, the subject strings never become patterns, so hostile text cannot
-change what matches.
+Silences match their globs the way routes do (``routing.globs_match``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from datetime import datetime
-from fnmatch import fnmatchcase
 
 from consumer.display import quoted
 from consumer.model import Action, Budget, Decision, Enriched, PolicyState, utc
-from schemas.config import Config, Route, Silence, seconds
+from consumer.routing import first_routes, globs_match
+from schemas.config import Config, Route, Silence
 from schemas.event import LoginEvent
 
 
@@ -44,16 +42,12 @@ class Policy:
         self.silences = config.silence
         self.flood_max = config.policy.flood_max
         self.flood_max_fleet = config.policy.fleet_max
-        self.flood_window = seconds(config.policy.flood_window)
+        self.flood_window = config.policy.flood_window.seconds
 
     def decide(self, enriched: Enriched, state: PolicyState, now: datetime) -> tuple[Decision, ...]:
         """One decision per recipient; pure (the clock and the flood counts are inputs)."""
         event = enriched.event
-        chosen: dict[str, tuple[int, Route]] = {}
-        for index, route in enumerate(self.routes):
-            if route_matches(route, event):
-                for recipient in route.to:
-                    chosen.setdefault(recipient.lower(), (index, route))
+        chosen = first_routes(self.routes, event)
         if not chosen:
             return (Decision(action=Action.IGNORE, reason=f"no route matches {describe(event)}"),)
         return tuple(
@@ -121,14 +115,6 @@ class Policy:
         return decision(Action.FOLDED, f"{matched}; folded into the digest: {limit}", count.sent)
 
 
-def route_matches(route: Route, event: LoginEvent) -> bool:
-    return (
-        globs_match(route.hosts, event.host.lower(), fold=True)
-        and globs_match(route.users, event.user)
-        and globs_match(route.kinds, event.kind)
-    )
-
-
 def active_silence(
     silences: tuple[Silence, ...], event: LoginEvent, recipient: str, now: datetime
 ) -> Silence | None:
@@ -146,13 +132,6 @@ def active_silence(
         ):
             return silence
     return None
-
-
-def globs_match(globs: tuple[str, ...], text: str, *, fold: bool = False) -> bool:
-    """True when ``globs`` is empty or one glob matches all of ``text``."""
-    if not globs:
-        return True
-    return any(fnmatchcase(text, glob.lower() if fold else glob) for glob in globs)
 
 
 def source_matches(networks: tuple[str, ...], address: str) -> bool:

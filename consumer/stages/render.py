@@ -11,25 +11,22 @@ is checked to be exactly ours before the mail can be sent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.headerregistry import Address
+from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Final
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from consumer.headers import compose, header_text
-from consumer.model import Action, Budget, Decision, Enriched, message_id
+from consumer.headers import mail, sender_address
+from consumer.model import Action, Budget, Decision, Enriched
 from consumer.stages.view import alert_view
-from schemas.config import Config, seconds
+from schemas.config import Config
 from schemas.errors import ConfigError, PermanentDelivery
 
 TEMPLATE_NAMES: Final = tuple(
     f"{kind}.{part}.j2" for kind in ("alert", "burst") for part in ("subject", "txt", "html")
 )
-SUBJECT_MAX: Final = 200
 
 
 class Renderer:
@@ -43,8 +40,8 @@ class Renderer:
         self.config = config
         self.env = template_environment(config.render.templates)
         self.templates = load_templates(self.env, TEMPLATE_NAMES)
-        self.sender = Address("loginwatch", addr_spec=config.smtp.from_)
-        self.flood_window = _duration_label(config.policy.flood_window)
+        self.sender = sender_address(config.smtp.from_)
+        self.flood_window = _duration_label(config.policy.flood_window.seconds)
 
     def render(
         self,
@@ -77,20 +74,18 @@ class Renderer:
         subject, text, html = (
             self._render(f"{kind}.{part}.j2", context) for part in ("subject", "txt", "html")
         )
-        headers: list[tuple[str, str | Address]] = [
-            ("From", self.sender),
-            ("To", Address(addr_spec=decision.recipient)),
-            ("Subject", header_text(subject_prefix + subject, SUBJECT_MAX)),
-            ("Date", format_datetime(now or datetime.now(UTC))),
-            (
-                "Message-ID",
-                message_id("alert", enriched.event.id_hex, decision.recipient, self.sender.domain),
-            ),
-            ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies to us
-            ("X-Loginwatch-Event", enriched.event.id_hex),
-            ("X-Loginwatch-Action", decision.action.value),
-        ]
-        return compose(headers, text, html)
+        ident = enriched.event.id_hex
+        marks = [("X-Loginwatch-Event", ident), ("X-Loginwatch-Action", decision.action.value)]
+        return mail(
+            self.sender,
+            decision.recipient,
+            subject_prefix + subject,
+            about=("alert", ident),
+            marks=marks,
+            text=text,
+            html=html,
+            now=now,
+        )
 
     def _render(self, name: str, context: dict[str, object]) -> str:
         try:
@@ -143,8 +138,7 @@ def load_templates(env: jinja2.Environment, names: tuple[str, ...]) -> dict[str,
         raise ConfigError(f"template: {exc}") from None
 
 
-def _duration_label(duration: str) -> str:
-    secs = seconds(duration)
+def _duration_label(secs: float) -> str:
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if secs >= size and secs % size == 0:
             count = int(secs // size)

@@ -23,6 +23,7 @@ from consumer.model import (
 )
 from consumer.store.backends import Database, connect
 from consumer.store.migrations import MIGRATIONS, Migration, check
+from consumer.store.text import sql_text
 from schemas.errors import StoreError
 
 # Serialises migrations of workers starting at once against one PostgreSQL database.
@@ -149,14 +150,14 @@ class Store:
         """
         stamp = utc(now).timestamp()
         scopes = [
-            (s, _text(v))
+            (s, sql_text(v))
             for s, v in (("address", address), ("network", network), ("country", country))
             if v
         ]
         if not scopes:
             return FirstSeen()
-        name = _text(user)
-        where = None if host is None else _text(flood_host(host))
+        name = sql_text(user)
+        where = None if host is None else sql_text(flood_host(host))
         if not record:
             return FirstSeen(
                 **{
@@ -208,7 +209,7 @@ class Store:
         ``now`` (in FLOOD_SLOT steps: the slot holding the window's start counts whole)."""
         first = _slot(utc(now).timestamp() - window)
         key = flood_host(host)
-        rows = self.db.execute(_FLOOD_STATE, (kind, first, _text(key)))
+        rows = self.db.execute(_FLOOD_STATE, (kind, first, sql_text(key)))
         hosts, fleet = {}, {}
         for recipient, scope, count, burst in rows:
             flood = FloodCount(sent=int(count), burst_sent=bool(burst))
@@ -226,7 +227,7 @@ class Store:
         stamp = utc(now).timestamp()
         slot, who = _slot(stamp), recipient.lower()
         with self.db.transaction() as run:
-            run(_NOTE_MAIL, (kind, "host", _text(flood_host(host)), who, slot,
+            run(_NOTE_MAIL, (kind, "host", sql_text(flood_host(host)), who, slot,
                              int(burst is Budget.HOST)))  # fmt: skip
             run(_NOTE_MAIL, (kind, "fleet", "", who, slot, int(burst is Budget.FLEET)))
             run("DELETE FROM flood_budget WHERE slot < ?", (_slot(stamp - FLOOD_KEEP),))
@@ -272,13 +273,6 @@ class Store:
 
 def _slot(stamp: float) -> int:
     return int(stamp // FLOOD_SLOT)
-
-
-def _text(value: str) -> str:
-    """PostgreSQL TEXT cannot hold NUL: store it (and so the backslash) escaped, on both."""
-    if "\x00" not in value and "\\" not in value:
-        return value
-    return value.replace("\\", "\\\\").replace("\x00", "\\x00")
 
 
 def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from consumer.digest.windows import Schedule, Window, current, due, outside_hours, parts, window_at
-from schemas.config import DigestConfig
+from schemas.config import DigestConfig, Duration
 from schemas.errors import ConfigError
 
 BER = "Europe/Berlin"
@@ -19,7 +19,7 @@ def utc(text: str) -> datetime:
 
 
 def schedule(every: str = "1d", at: str | None = None, tz: str = "UTC") -> Schedule:
-    return Schedule.from_config(DigestConfig(every=every, at=at, timezone=tz))
+    return Schedule.from_config(DigestConfig(every=Duration(every), at=at, timezone=tz))
 
 
 @pytest.mark.parametrize(
