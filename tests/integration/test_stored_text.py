@@ -15,8 +15,7 @@ from consumer.digest.windows import Window
 from consumer.store import Store
 from consumer.store.text import sql_text
 from schemas.config import Route
-from tests.factories import event
-from tests.pg import pg_urls  # noqa: F401  (fixture)
+from tests.support.factories import event
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 ROUTES = (Route(to=("ops@example.com",), mode="digest"),)

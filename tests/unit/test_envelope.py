@@ -7,7 +7,7 @@ from consumer import headers
 from consumer.model import Action, Decision
 from consumer.stages.render import Renderer
 from schemas.config import parse_config
-from tests.factories import T0, enriched
+from tests.support.factories import T0, enriched
 
 ENVELOPE = ["From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted"]
 MIME = ["MIME-Version", "Content-Type"]

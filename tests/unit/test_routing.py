@@ -10,7 +10,7 @@ from consumer.routing import audience, digest_recipients, first_routes
 from consumer.stages.policy import Policy
 from schemas.config import parse_config
 from schemas.event import LoginEvent
-from tests.factories import T0, enriched, event
+from tests.support.factories import T0, enriched, event
 
 CONFIG = """
 [[route]]
