@@ -28,8 +28,9 @@ from typing import Any
 from consumer import metrics, pipeline
 from consumer.broker import Broker
 from consumer.delivery import Delivery
+from consumer.display import quoted
 from consumer.pipeline import Outcome, Stages, Verdict
-from consumer.stages.decode import Incoming, dead_id, effective_user, short
+from consumer.stages.decode import Incoming, dead_id, effective_user
 from schemas import topology
 from schemas.config import Config, broker_user
 from schemas.errors import BrokerError, PublishRefused, QueueMissing
@@ -306,7 +307,7 @@ class Worker:
         try:
             return pipeline.process(stages, incoming)
         except Exception as exc:  # a bug must not kill the worker: park, and say so
-            log.exception("internal error on message %s", short(delivery.message_id or "?", 40))
+            log.exception("internal error on message %s", quoted(delivery.message_id or "?", 40))
             return Outcome(Verdict.PARK, f"internal error: {type(exc).__name__}: {exc}")
 
     def _hand_back(self, done: list[tuple[Delivery, Outcome]]) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from consumer.display import quoted
 from schemas import event as wire
 from schemas.config import Config, broker_user
 from schemas.errors import DecodeError
@@ -137,12 +138,6 @@ def dead_id(body: bytes) -> str:
         return hashlib.sha256(body).hexdigest()[:32]
 
 
-def short(text: str, limit: int = 80) -> str:
-    """A hostile string made safe for a log line or a header: repr, bounded."""
-    shown = repr(text)
-    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
-
-
 class Decoder:
     """``Decoder(identity)(incoming) -> LoginEvent``."""
 
@@ -164,8 +159,6 @@ class Decoder:
             raise DecodeError("no user_id: host events must carry their broker user", incoming.body)
         name = self.identity.speaks_as(incoming.user_id, event.host)
         if name is None:
-            raise DecodeError(
-                f"user_id {short(incoming.user_id)} may not speak for host {short(event.host)}",
-                incoming.body,
-            )
+            who, host = quoted(incoming.user_id, 80), quoted(event.host, 80)
+            raise DecodeError(f"user_id {who} may not speak for host {host}", incoming.body)
         return event if name == event.host else msgspec.structs.replace(event, host=name)

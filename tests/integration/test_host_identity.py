@@ -430,7 +430,7 @@ def test_a_host_cannot_alert_as_another_host(fleet: Fleet, smtp: SmtpServer) -> 
         worker.wait_for(f"{forged.id_hex} dead-lettered: user_id")
     [subject] = subjects(smtp)
     assert f"alice@{alpha} " in subject  # its own name as its user says, not as it cased it
-    assert reasons(fleet.vh) == [f"user_id 'host-{alpha}' may not speak for host '{bravo}'"]
+    assert reasons(fleet.vh) == [f'user_id "host-{alpha}" may not speak for host "{bravo}"']
 
 
 def test_a_host_message_without_user_id_is_dead_with_the_reason(

@@ -427,7 +427,7 @@ def test_a_host_user_is_only_ever_reported_as_its_own_host(
     try:
         decoded = Decoder(identity)(Incoming(encode(event(host=claim)), f"host-{own}"))
     except DecodeError as exc:
-        assert exc.reason.startswith(f"user_id 'host-{own}' may not speak for host ")
+        assert exc.reason.startswith(f'user_id "host-{own}" may not speak for host ')
         return
     assert decoded.host == own
     assert claim.isascii() and claim.lower() == own

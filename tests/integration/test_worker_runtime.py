@@ -144,5 +144,5 @@ def test_events_from_a_user_that_may_not_speak_for_the_host_are_dead(
     reasons = sorted(m.headers[topology.HEADER_REASON] for m in take_all(vh, topology.DEAD_QUEUE))
     assert reasons == [
         "no user_id: host events must carry their broker user",
-        "user_id 'guest' may not speak for host 'web1'",
+        'user_id "guest" may not speak for host "web1"',
     ]

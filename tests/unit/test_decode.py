@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from consumer.delivery import Delivery
+from consumer.display import quoted
 from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
 from consumer.worker import republish_headers
 from schemas import topology
@@ -33,7 +34,7 @@ def refusal(identity: Identity, host: str, user_id: str | None) -> str | None:
 
 
 def may_not(user: str, host: str) -> str:
-    return f"user_id {user!r} may not speak for host {host!r}"
+    return f"user_id {quoted(user, 80)} may not speak for host {quoted(host, 80)}"
 
 
 NO_USER = "no user_id: host events must carry their broker user"
