@@ -34,15 +34,16 @@ same_owner_mode() {
     [ "$(stat -c '%u:%g:%a' "$1")" = "$(stat -c '%u:%g:%a' "$2")" ]
 }
 
-# pip_install_locked PYTHON SOURCE LOCK [PIP_ARG...]: into PYTHON's venv, the distributions
-# that SOURCE/requirements/LOCK and build.txt pin (exact versions, pip checks each file's
-# hash), then the source tree SOURCE itself without resolving anything (--no-deps, built with
-# the locked setuptools): a venv holds the versions `make test` tested, not the newest of
-# the day. `make lock` refreshes the pins.
+# pip_install_locked PYTHON SOURCE LOCK [PIP_ARG...]: into PYTHON's venv, the pip and
+# setuptools that SOURCE/requirements/build.txt pins, then with that pip the distributions
+# LOCK pins (exact versions, pip checks each file's hash), then the source tree SOURCE
+# itself without resolving anything (--no-deps, built by the locked setuptools): a venv
+# holds the versions `make test` tested, not the newest of the day. `make lock` refreshes
+# the pins.
 pip_install_locked() {
     python=$1 source=$2 lock=$3
     shift 3
-    "$python" -m pip install -q --require-hashes \
-        -r "$source/requirements/build.txt" -r "$source/requirements/$lock"
+    "$python" -m pip install -q --require-hashes -r "$source/requirements/build.txt"
+    "$python" -m pip install -q --require-hashes -r "$source/requirements/$lock"
     "$python" -m pip install -q --no-deps --no-build-isolation "$@" "$source"
 }
