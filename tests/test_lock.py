@@ -11,6 +11,8 @@ from the lock.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from importlib import metadata
@@ -117,3 +119,54 @@ def test_this_venv_has_every_pin_of_the_dev_and_build_locks() -> None:
         for pin in pins(lock):
             if pin.applies():
                 assert Version(metadata.version(pin.name)) == pin.version, (lock, pin)
+
+
+def locked(*locks: str) -> dict[str, Version]:
+    """What pip installs from these files on this Python: name → version."""
+    return {pin.name: pin.version for lock in locks for pin in pins(lock) if pin.applies()}
+
+
+def frozen(python: Path) -> dict[str, Version]:
+    """What this venv holds, loginwatch itself left out (asserted installed, from a tree)."""
+    out = subprocess.run(
+        [python, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert any(line.startswith("loginwatch @ file://") for line in out), out
+    return {
+        canonicalize_name(name): Version(version)
+        for name, _, version in (line.partition("==") for line in out)
+        if version
+    }
+
+
+def install(script: str, *args: str | Path) -> None:
+    proc = subprocess.run(
+        ["sh", str(REPO / "deploy" / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.integration  # pip fetches the locked files from the package index (or its cache)
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    ("script", "venv", "lock"),
+    [
+        ("install-host.sh", "opt/loginwatch-host", "host.txt"),
+        ("install-central.sh", "opt/loginwatch", "central.txt"),
+    ],
+)
+def test_an_install_script_makes_a_venv_of_its_lock_and_upgrade_restores_it(
+    tmp_path: Path, script: str, venv: str, lock: str
+) -> None:
+    root = tmp_path / "root"
+    shutil.copytree("/etc/pam.d", root / "etc" / "pam.d", symlinks=True)
+    install(script, "--root", root)
+    python = root / venv / "bin" / "python"
+    assert frozen(python) == locked("build.txt", lock)
+    subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "pika"], check=True)
+    install(script, "--root", root, "--upgrade")
+    assert frozen(python) == locked("build.txt", lock)
