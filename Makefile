@@ -67,6 +67,7 @@ $(STAMP): pyproject.toml requirements/build.txt requirements/dev.txt
 # offline that every requirement in pyproject is pinned) fails if `make lock` would change them.
 UV_VERSION := 0.13.9
 LOCK_VENV  := .venv-lock
+LOCK_PY    := $(LOCK_VENV)/uv-$(UV_VERSION)/bin/python
 UV         := $(LOCK_VENV)/uv-$(UV_VERSION)/bin/uv
 LOCK_DIR   ?= .
 UV_COMPILE  = cd $(LOCK_DIR) && UV_PYTHON_DOWNLOADS=never $(CURDIR)/$(UV) pip compile -q \
@@ -74,7 +75,7 @@ UV_COMPILE  = cd $(LOCK_DIR) && UV_PYTHON_DOWNLOADS=never $(CURDIR)/$(UV) pip co
 
 lock: $(UV)
 	mkdir -p $(LOCK_DIR)/requirements
-	$(LOCK_VENV)/uv-$(UV_VERSION)/bin/python -c 'import tomllib; \
+	$(LOCK_PY) -c 'import tomllib; \
 	print(*tomllib.load(open("$(LOCK_DIR)/pyproject.toml", "rb"))["build-system"]["requires"], "pip", sep="\n")' \
 	    | ($(UV_COMPILE) --python-version 3.9 - -o requirements/build.txt)
 	$(UV_COMPILE) --python-version 3.9 pyproject.toml -o requirements/host.txt
@@ -92,7 +93,7 @@ lock-check: $(UV)
 $(UV):
 	rm -rf $(LOCK_VENV)/uv-*
 	$(PYTHON) -m venv $(LOCK_VENV)/uv-$(UV_VERSION)
-	$(LOCK_VENV)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
+	$(LOCK_PY) -m pip install -q uv==$(UV_VERSION)
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
