@@ -29,10 +29,12 @@ usage: install-central.sh [--root DIR] [--config FILE] [--venv DIR] [--python PA
   --config FILE   the central config (copied to /etc/loginwatch/loginwatch.toml
                   unless that exists)
   --venv DIR      a Python venv with loginwatch[central] installed (default
-                  /opt/loginwatch, created with pip from this source tree when missing)
+                  /opt/loginwatch, created with pip from this source tree when missing,
+                  its dependencies at the versions requirements/central.txt pins)
   --python PATH   the Python that makes the venv (default python3); the service
                   user must be able to run it (not one below /root)
-  --upgrade       pip-install this source tree into an existing venv again
+  --upgrade       pip-install this source tree (and requirements/central.txt's pins)
+                  into an existing venv again
   --uninstall     stop and remove the units, the command and a venv this script created;
                   keep config, the store in /var/lib/loginwatch and the user
 EOF
@@ -79,15 +81,15 @@ install_python() {
     if [ -x "$ROOT$VENV/bin/loginwatch" ]; then
         if [ "$UPGRADE" = yes ]; then
             say "upgrading loginwatch in $VENV (restart the units afterwards)"
-            "$ROOT$VENV/bin/python" -m pip install -q --upgrade "$here/..[central]"
+            pip_install_locked "$ROOT$VENV/bin/python" "$here/.." central.txt --upgrade
         fi
     elif [ -n "$ROOT" ] && [ "$VENV_GIVEN" = yes ] && [ -x "$VENV/bin/loginwatch" ]; then
         : # --venv outside the tree (tests, image builds): use it as it is
     else
-        say "creating $ROOT$VENV (pip install $here/..[central])"
+        say "creating $ROOT$VENV (pip install $here/..[central] with requirements/central.txt's pins)"
         "$PYTHON3" -m venv "$ROOT$VENV"
         : >"$ROOT$VENV/$MARKER"
-        "$ROOT$VENV/bin/pip" install -q "$here/..[central]"
+        pip_install_locked "$ROOT$VENV/bin/python" "$here/.." central.txt
     fi
     mkdir -p "$ROOT/usr/local/bin"
     ln -sfn "$VENV/bin/loginwatch" "$ROOT/usr/local/bin/loginwatch"

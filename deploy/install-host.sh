@@ -39,8 +39,10 @@ usage: install-host.sh [--root DIR] [--config FILE] [--config-path PATH]
   --password-path PATH  where the password goes (default: the config's [broker]
                   password_file, else beside the config: /etc/loginwatch/host.password)
   --venv DIR      a Python venv with loginwatch installed (default /opt/loginwatch-host,
-                  created with pip from this source tree when missing)
-  --upgrade       pip-install this source tree into an existing venv again
+                  created with pip from this source tree when missing, its dependencies
+                  at the versions requirements/host.txt pins)
+  --upgrade       pip-install this source tree (and requirements/host.txt's pins) into
+                  an existing venv again
   --no-failures   only the session hook: do not report failed passwords
   --check         exit 1 if /etc/pam.d/sshd differs from what an install would write
                   (e.g. common-auth changed by pam-auth-update); changes nothing
@@ -124,16 +126,16 @@ install_python() {
     elif [ -n "$ROOT" ] && [ "$VENV_GIVEN" = yes ] && [ -x "$VENV/bin/python" ]; then
         RUNPY=$VENV/bin/python # a venv outside the tree (tests, image builds)
     else
-        say "creating $ROOT$VENV (pip install $here/..)"
+        say "creating $ROOT$VENV (pip install $here/.. with requirements/host.txt's pins)"
         python3 -m venv "$ROOT$VENV"
         : >"$ROOT$VENV/$MARKER"
-        "$ROOT$VENV/bin/pip" install -q "$here/.."
+        pip_install_locked "$ROOT$VENV/bin/python" "$here/.." host.txt
         RUNPY=$ROOT$VENV/bin/python
         return
     fi
     if [ "$UPGRADE" = yes ]; then
         say "upgrading loginwatch in $VENV"
-        "$RUNPY" -m pip install -q --upgrade "$here/.."
+        pip_install_locked "$RUNPY" "$here/.." host.txt --upgrade
     fi
 }
 

@@ -1,4 +1,5 @@
-# Shared by install-host.sh and install-central.sh (sourced; they define `say` and ROOT).
+# Shared by install-host.sh and install-central.sh (sourced; they define `say` and ROOT):
+# writing files, and installing into a venv from the lock files.
 
 # write_file DEST MODE [OWNER:GROUP]: stdin to DEST atomically (a file beside it,
 # then rename); an unchanged file is left alone.
@@ -31,4 +32,18 @@ write_file() {
 # same_owner_mode A B: A and B have the same owner, group and mode.
 same_owner_mode() {
     [ "$(stat -c '%u:%g:%a' "$1")" = "$(stat -c '%u:%g:%a' "$2")" ]
+}
+
+# pip_install_locked PYTHON SOURCE LOCK [PIP_ARG...]: into PYTHON's venv, the pip and
+# setuptools that SOURCE/requirements/build.txt pins, then with that pip the distributions
+# LOCK pins (exact versions, pip checks each file's hash), then the source tree SOURCE
+# itself without resolving anything (--no-deps, built by the locked setuptools): a venv
+# holds the versions `make test` tested, not the newest of the day. `make lock` refreshes
+# the pins.
+pip_install_locked() {
+    python=$1 source=$2 lock=$3
+    shift 3
+    "$python" -m pip install -q --require-hashes -r "$source/requirements/build.txt"
+    "$python" -m pip install -q --require-hashes -r "$source/requirements/$lock"
+    "$python" -m pip install -q --no-deps --no-build-isolation "$@" "$source"
 }
