@@ -59,7 +59,15 @@ def installed_hook(work: Path) -> tuple[str, str]:
         source,
         ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "demo-out"),
     )
-    subprocess.run([python, "-m", "pip", "install", "-q", str(source)], check=True)
+    # As the installer does: the locked pip, the host's locked pins, then loginwatch alone.
+    for lock in ("build", "host"):
+        pins = str(source / "requirements" / f"{lock}.txt")
+        subprocess.run([python, "-m", "pip", "install", "-q", "--require-hashes", "-r", pins],
+                       check=True)  # fmt: skip
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
+        check=True,
+    )
     hook = work / "loginwatch-hook"
     # The same launcher as deploy/install-host.sh's install_hook.
     hook.write_text(
