@@ -28,7 +28,7 @@ from typing import Any
 from consumer import metrics, pipeline
 from consumer.broker import Broker
 from consumer.delivery import Delivery
-from consumer.pipeline import Outcome, Stages, Verdict
+from consumer.pipeline import Settlement, Stages, Verdict
 from consumer.stages.decode import Incoming, dead_id, effective_user, short
 from schemas import topology
 from schemas.config import Config, broker_user
@@ -67,7 +67,7 @@ class Worker:
         self,
         config: Config,
         build: Callable[[Config], Stages] = pipeline.build_stages,
-        on_settle: Callable[[Outcome], None] | None = None,
+        on_settle: Callable[[Settlement], None] | None = None,
     ) -> None:
         """``on_settle`` sees every outcome once it is settled (metrics, benchmarks)."""
         self.config = config
@@ -165,12 +165,12 @@ class Worker:
     def _take(self, delivery: Delivery) -> None:
         self._todo.put(delivery)
 
-    def _settle(self, done: list[tuple[Delivery, Outcome]]) -> None:
+    def _settle(self, done: list[tuple[Delivery, Settlement]]) -> None:
         """Park or dead-letter what must move, then ack the batch (in delivery order)."""
         with self._lock:
             self._busy -= len(done)
         broker = self._broker
-        settled: list[tuple[Delivery, Outcome]] = []
+        settled: list[tuple[Delivery, Settlement]] = []
         for delivery, outcome in done:
             if broker is None or delivery.generation != broker.generation:
                 continue  # its connection is gone: the broker redelivers it
@@ -204,7 +204,7 @@ class Worker:
         for delivery in deliveries:
             broker.ack(delivery)
 
-    def _park(self, broker: Broker, delivery: Delivery, outcome: Outcome) -> None:
+    def _park(self, broker: Broker, delivery: Delivery, outcome: Settlement) -> None:
         # Only our own republished copies count: a host cannot cut its retries short.
         ours = delivery.user_id == self.own_user
         attempt = _int(delivery.headers.get(topology.HEADER_ATTEMPT)) if ours else 0
@@ -278,7 +278,7 @@ class Worker:
             return
         self._ready.set()
         try:
-            done: list[tuple[Delivery, Outcome]] = []
+            done: list[tuple[Delivery, Settlement]] = []
             while (delivery := self._todo.get()) is not None:
                 with self._lock:
                     # Not started when stopping or stale: the broker gives it back.
@@ -300,16 +300,16 @@ class Worker:
         broker = self._broker
         return broker is not None and broker.generation == delivery.generation
 
-    def _process(self, stages: Stages, delivery: Delivery) -> Outcome:
+    def _process(self, stages: Stages, delivery: Delivery) -> Settlement:
         user = effective_user(delivery.user_id, delivery.headers, self.own_user)
         incoming = Incoming(delivery.body, user)
         try:
             return pipeline.process(stages, incoming)
         except Exception as exc:  # a bug must not kill the worker: park, and say so
             log.exception("internal error on message %s", short(delivery.message_id or "?", 40))
-            return Outcome(Verdict.PARK, f"internal error: {type(exc).__name__}: {exc}")
+            return Settlement(Verdict.PARK, f"internal error: {type(exc).__name__}: {exc}")
 
-    def _hand_back(self, done: list[tuple[Delivery, Outcome]]) -> None:
+    def _hand_back(self, done: list[tuple[Delivery, Settlement]]) -> None:
         broker = self._broker
         try:
             if broker is None:

@@ -12,11 +12,11 @@ from typing import cast
 
 from consumer.broker import Broker
 from consumer.delivery import Delivery
-from consumer.pipeline import Outcome, Verdict
+from consumer.pipeline import Settlement, Verdict
 from consumer.worker import Worker
 from schemas.config import parse_config
 
-DONE = Outcome(Verdict.DONE, "1 decision(s)", "e")
+DONE = Settlement(Verdict.DONE, "1 decision(s)", "e")
 
 
 @dataclass
