@@ -15,7 +15,6 @@ finish the one in flight, close.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import signal
@@ -23,41 +22,21 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 from consumer import metrics, pipeline
 from consumer.broker import Broker
 from consumer.delivery import Delivery
 from consumer.pipeline import Settlement, Stages, Verdict
-from consumer.stages.decode import Incoming, dead_id, effective_user, short
+from consumer.retries import Requeued, Retries
+from consumer.stages.decode import Incoming, effective_user, short
 from schemas import topology
 from schemas.config import Config, broker_user
-from schemas.errors import BrokerError, PublishRefused, QueueMissing
-from schemas.event import MAX_BODY
+from schemas.errors import BrokerError, QueueMissing
 
 log = logging.getLogger("loginwatch.worker")
 
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 HAND_BACK_BATCH = 16
-
-
-def republish_headers(delivery: Delivery, own_user: str | None, **extra: Any) -> dict[str, Any]:
-    """The headers of a copy we republish under ``own_user``: the identity the message
-    had on arrival (``HEADER_USER_ID``, "" for none), our own headers when it is one of
-    our copies, then ``extra``.
-
-    Nothing else of the original travels: a host's headers (a forged identity, attempt
-    count, origin or reason) and the broker's ``x-death`` would read as ours on a copy
-    under our user.
-    """
-    ours = own_user is not None and delivery.user_id == own_user
-    headers = {k: delivery.headers[k] for k in topology.CENTRAL_HEADERS
-               if ours and k in delivery.headers}  # fmt: skip
-    headers[topology.HEADER_USER_ID] = (
-        effective_user(delivery.user_id, delivery.headers, own_user) or ""
-    )
-    headers.update(extra)
-    return headers
 
 
 class Worker:
@@ -72,8 +51,8 @@ class Worker:
         """``on_settle`` sees every outcome once it is settled (metrics, benchmarks)."""
         self.config = config
         self._on_settle = on_settle
-        self.delays = config.worker.retry_delays
         self.own_user = broker_user(config.broker)
+        self.retries = Retries(config.worker.retry_delays, self.own_user)
         self._build = build
         self._todo: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -176,10 +155,10 @@ class Worker:
                 continue  # its connection is gone: the broker redelivers it
             try:
                 if outcome.verdict is Verdict.PARK:
-                    self._park(broker, delivery, outcome)
+                    self.retries.park(broker, delivery, outcome.reason, outcome.event_id)
                 elif outcome.verdict is Verdict.DEAD:
-                    self._dead(broker, delivery, outcome.reason, outcome.event_id)
-            except _Requeued:
+                    self.retries.dead(broker, delivery, outcome.reason, outcome.event_id)
+            except Requeued:
                 continue
             settled.append((delivery, outcome))
         if broker is None or not settled:
@@ -203,68 +182,6 @@ class Worker:
         self._acked_through = -1
         for delivery in deliveries:
             broker.ack(delivery)
-
-    def _park(self, broker: Broker, delivery: Delivery, outcome: Settlement) -> None:
-        # Only our own republished copies count: a host cannot cut its retries short.
-        ours = delivery.user_id == self.own_user
-        attempt = _int(delivery.headers.get(topology.HEADER_ATTEMPT)) if ours else 0
-        if attempt >= len(self.delays):
-            reason = f"gave up after {attempt} parked attempt(s): {outcome.reason}"
-            self._dead(broker, delivery, reason, outcome.event_id)
-            return
-        target = topology.retry_queue(self.delays[attempt])
-        headers = republish_headers(
-            delivery,
-            broker.user,
-            **{
-                topology.HEADER_ATTEMPT: attempt + 1,
-                topology.HEADER_ORIGIN: topology.ALERTS_QUEUE,
-                topology.HEADER_REASON: outcome.reason[:500],
-            },
-        )
-        self._republish(broker, delivery, target, headers)
-        log.warning("%s parked in %s (attempt %d of %d): %s", outcome.event_id, target,
-                    attempt + 1, len(self.delays), outcome.reason)  # fmt: skip
-
-    def _dead(self, broker: Broker, delivery: Delivery, reason: str, event_id: str) -> None:
-        headers = republish_headers(
-            delivery,
-            broker.user,
-            **{
-                topology.HEADER_REASON: reason[:500],
-                topology.HEADER_ORIGIN: topology.ALERTS_QUEUE,
-                topology.HEADER_DEAD_AT: int(time.time()),
-            },
-        )
-        body = delivery.body
-        if len(body) > MAX_BODY:
-            # No event is this long. Kept whole, one host's blobs would fill the dead queue
-            # (it has no limit) until the broker's memory alarm blocks every publisher: keep
-            # the first MAX_BODY bytes, and the length and digest of what arrived.
-            headers[topology.HEADER_BODY_SIZE] = len(body)
-            headers[topology.HEADER_BODY_SHA256] = hashlib.sha256(body).hexdigest()
-            body = body[:MAX_BODY]
-        self._republish(broker, delivery, topology.DEAD_QUEUE, headers, body)
-        log.error("%s dead-lettered: %s", event_id if event_id != "-" else dead_id(body), reason)
-
-    def _republish(
-        self,
-        broker: Broker,
-        delivery: Delivery,
-        queue_name: str,
-        headers: dict[str, Any],
-        body: bytes | None = None,
-    ) -> None:
-        try:
-            broker.publish(topology.REROUTE_EXCHANGE, queue_name,
-                           delivery.body if body is None else body,
-                           headers=headers, message_id=delivery.message_id,
-                           timestamp=delivery.timestamp)  # fmt: skip
-        except PublishRefused as exc:
-            # Not acked: it comes back, and the queue's delivery limit ends the loop.
-            log.error("cannot move a message to %s: %s (is setup current?)", queue_name, exc)
-            broker.requeue(delivery)
-            raise _Requeued from None
 
     # -- pipeline thread ----------------------------------------------------------
 
@@ -319,11 +236,3 @@ class Worker:
             with self._lock:
                 self._busy -= len(done)
             log.info("%d outcome(s) not settled (connection lost): redelivered later", len(done))
-
-
-class _Requeued(Exception):
-    """Internal: a delivery was requeued instead of settled."""
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and value >= 0 else 0

@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 from consumer.delivery import Delivery
+from consumer.retries import republish_headers
 from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
-from consumer.worker import republish_headers
 from schemas import topology
 from schemas.errors import DecodeError
 from schemas.event import MAX_BODY, encode

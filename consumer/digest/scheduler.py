@@ -30,9 +30,9 @@ from consumer.digest.digests import Digests, LeaseLost
 from consumer.digest.intake import event_row
 from consumer.digest.store import DigestStore
 from consumer.digest.windows import Window, current, due
+from consumer.retries import dead_letter
 from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
 from consumer.stages.enrich import canonical_address, network_of
-from consumer.worker import republish_headers
 from schemas import topology
 from schemas.config import Config, broker_user, seconds
 from schemas.errors import BrokerError, DecodeError, QueueMissing, StoreError, TransientDelivery
@@ -279,19 +279,7 @@ class Scheduler:
             BrokerError: refused or the connection failed (it stays unacked: it comes back).
         """
         assert self.broker is not None
-        headers = republish_headers(
-            delivery,
-            self.broker.user,
-            **{
-                topology.HEADER_REASON: reason[:500],
-                topology.HEADER_ORIGIN: topology.DIGEST_QUEUE,
-                topology.HEADER_DEAD_AT: int(time.time()),
-            },
-        )
-        self.broker.publish(topology.REROUTE_EXCHANGE, topology.DEAD_QUEUE, delivery.body,
-                            headers=headers, message_id=delivery.message_id,
-                            timestamp=delivery.timestamp)  # fmt: skip
-        log.error("%s dead-lettered: %s", event_id, reason)
+        dead_letter(self.broker, delivery, reason, event_id, origin=topology.DIGEST_QUEUE)
 
     # -- sending ------------------------------------------------------------------------
 
