@@ -142,10 +142,7 @@ def run(args: argparse.Namespace) -> int:
         # now, so a bad one is one line at start, not silence until the active one dies.
         connection_parameters(config.broker)
         metrics.start(config.metrics.listen, environ)
-        scheduler = new_scheduler(config, digests, clock)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, scheduler.stop)
-        return scheduler.run(once=args.once)
+        return new_scheduler(config, digests, clock).run(once=args.once)
     finally:
         digests.store.store.close()
 

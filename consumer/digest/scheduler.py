@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from consumer import metrics
 from consumer.broker import Broker
 from consumer.delivery import Delivery
 from consumer.digest.digests import Digests, LeaseLost
@@ -31,24 +30,27 @@ from consumer.digest.intake import event_row
 from consumer.digest.store import DigestStore
 from consumer.digest.windows import Window, current, due
 from consumer.retries import dead_letter
+from consumer.runtime import Link, Runtime
 from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
 from consumer.stages.enrich import canonical_address, network_of
 from schemas import topology
 from schemas.config import Config, broker_user, seconds
-from schemas.errors import BrokerError, DecodeError, QueueMissing, StoreError, TransientDelivery
+from schemas.errors import BrokerError, DecodeError, StoreError, TransientDelivery
 from schemas.event import LoginEvent
 
 log = logging.getLogger("loginwatch.digest")
 
 LOOKBACK = timedelta(days=7)  # a scheduler that was down sends what it missed, this far back
 PRUNE_EVERY = 3600.0
-BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 PREFETCH = 500  # deliveries stored (and acked) per transaction
 SETTLE_S = 1.0  # a queue silent this long, with no ready message, is drained
 
 
 class Scheduler:
-    """``Scheduler(config, digests, clock=…).run(once=False)`` → exit status."""
+    """``Scheduler(config, digests, clock=…).run(once=False)`` → exit status.
+
+    A handler of the consumer runtime (consumer/runtime.py): each tick renews the lease,
+    then pumps the connection, stores what came and sends what is due."""
 
     def __init__(
         self,
@@ -65,18 +67,20 @@ class Scheduler:
         self.clock = clock
         self.lease_clock = lease_clock
         self.ttl = seconds(config.digest.lease)
-        self.tick = min(1.0, self.ttl / 4)
+        self.tick_s = min(1.0, self.ttl / 4)
         digests.guard = self._renew
         digests.stale_after = self.ttl
         digests.wall = lease_clock
-        self._new_broker = broker or (lambda: Broker(config.broker))
+        self.runtime = Runtime(topology.DIGEST_QUEUE, PREFETCH,
+                               connect=broker or (lambda: Broker(config.broker)),
+                               retry_on=(BrokerError, StoreError), log=log)  # fmt: skip
         self.decoder = Decoder(Identity.from_config(config))
         self.own_user = broker_user(config.broker)
-        self.broker: Broker | None = None
         self.pending: list[Delivery] = []
         self._last_delivery = time.monotonic()
         self._empty_since: float | None = None
-        self.stopping = False
+        self._once = False
+        self._give_up = 0.0
         self._pruned: float | None = None
         self._retry_at = 0.0
         self._anchor: datetime | None = None  # the store's first start (set once, kept)
@@ -87,108 +91,96 @@ class Scheduler:
         """Work until ``stop()`` (or, with ``once``, until the queue is drained and every
         due window is sent). Returns the exit status: 1 when ``once`` gave up (the broker
         or the store unreachable, or the lease held elsewhere, for ``ttl`` + 10 s)."""
-        give_up = time.monotonic() + self.ttl + 10
-        attempt = 0
+        self._once = once
+        self._give_up = time.monotonic() + self.ttl + 10
         try:
-            while not self.stopping:
-                try:
-                    if not self.store.acquire(self.digests.owner, self.lease_clock(), self.ttl):
-                        if once and time.monotonic() > give_up:
-                            log.error("another scheduler holds the lease (%s)",
-                                      self.store.holder(self.lease_clock()))  # fmt: skip
-                            return 1
-                        self._standby()
-                        continue
-                    if self._step(once) and once:
-                        return 0
-                    if once and self._retry_at > time.monotonic():
-                        log.error("the SMTP server is unreachable: digests not sent, run again")
-                        return 1
-                    attempt = 0
-                except QueueMissing as exc:
-                    log.error("%s", exc)
-                    return 1
-                except (BrokerError, StoreError) as exc:
-                    self._disconnect()
-                    if once and time.monotonic() > give_up:
-                        log.error("%s; giving up: digests not sent, run again", exc)
-                        return 1
-                    delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                    attempt += 1
-                    log.warning("%s; unacked events come back; retry in %gs", exc, delay)
-                    self._sleep(delay)
+            with self.runtime.signals():
+                return self.runtime.run(self)
         finally:
-            self._disconnect()
             with contextlib.suppress(StoreError):
                 self.store.release(self.digests.owner)
-        return 0
 
-    def _step(self, once: bool = False) -> bool:
+    def stop(self, *_: object) -> None:
+        self.runtime.stop.set()
+
+    def tick(self, runtime: Runtime) -> int | None:
+        """One tick: as the lease holder, or standing by."""
+        once = self._once
+        if not self.store.acquire(self.digests.owner, self.lease_clock(), self.ttl):
+            if once and time.monotonic() > self._give_up:
+                log.error("another scheduler holds the lease (%s)",
+                          self.store.holder(self.lease_clock()))  # fmt: skip
+                return 1
+            self._standby()
+            return None
+        if self._step(runtime, once) and once:
+            return 0
+        if once and self._retry_at > time.monotonic():
+            log.error("the SMTP server is unreachable: digests not sent, run again")
+            return 1
+        return None
+
+    def trouble(self, error: Exception, delay: float, connected: bool) -> int | None:
+        if self._once and time.monotonic() > self._give_up:
+            log.error("%s; giving up: digests not sent, run again", error)
+            return 1
+        log.warning("%s; unacked events come back; retry in %gs", error, delay)
+        return None
+
+    def finish(self, link: Link) -> None:
+        """Nothing is in flight between ticks: what is not acked comes back."""
+
+    def _step(self, runtime: Runtime, once: bool = False) -> bool:
         """One tick as the lease holder; True when the queue looks drained and every due
         digest is out (what ``--once`` waits for: it sends only once drained, so a run
         stores everything queued before it sends)."""
-        if self.broker is None:
+        link = runtime.link
+        if link is None:
             self._anchor = self.store.anchor(self.clock())  # no window before it is due
-            self._connect()
-        drained = self._pump() and (not once or self._drained())
+            link = self._connect(runtime)
+        drained = self._pump(link) and (not once or self._drained(link))
         if once and not drained:
             return False  # --once sends only what was stored from a drained queue
         done = self._send_due()
         self._prune()
         return drained and done
 
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < deadline:
-            time.sleep(0.1)
-
     def _renew(self) -> bool:
         return self.store.acquire(self.digests.owner, self.lease_clock(), self.ttl)
 
-    def stop(self, *_: object) -> None:
-        self.stopping = True
-
     def _standby(self) -> None:
-        if self.broker is not None:
+        if self.runtime.link is not None:
             log.warning("lost the scheduler lease to %s: standing by",
                         self.store.holder(self.lease_clock()))  # fmt: skip
             self._disconnect()
-        self._sleep(self.tick)
+        self.runtime.stop.sleep(self.tick_s)
 
-    def _connect(self) -> None:
-        broker = self._new_broker()
-        try:
-            broker.connect()
-            broker.consume(topology.DIGEST_QUEUE, PREFETCH, self._take)
-        except BrokerError:
-            broker.close()
-            raise
-        self.broker = broker
+    def _connect(self, runtime: Runtime) -> Link:
+        link = runtime.connect()
+        self.pending = []  # any left are a lost connection's: the broker redelivers them
         self._last_delivery = time.monotonic()
         self._empty_since = None
         log.info("holding the lease (%s); consuming %s", self.digests.owner,
                  topology.DIGEST_QUEUE)  # fmt: skip
+        return link
 
     def _disconnect(self) -> None:
-        broker, self.broker = self.broker, None
+        self.runtime.disconnect()
         self.pending.clear()  # unacked: the broker redelivers them
-        if broker is not None:
-            broker.close()
 
-    def _take(self, delivery: Delivery) -> None:
+    def take(self, delivery: Delivery) -> None:
         # Looked up at each delivery: flush() replaces the list, and a callback bound to
         # one list (``self.pending.append``) would file every later delivery where
         # nothing reads it, unacked until the connection closes (issue 10).
         self.pending.append(delivery)
 
-    def _pump(self) -> bool:
+    def _pump(self, link: Link) -> bool:
         """Take deliveries for one tick and store them; True when none came."""
-        assert self.broker is not None
-        self.broker.process_events(self.tick)
+        link.pump(self.tick_s)
         took = bool(self.pending)
         if took:
-            self.flush()
-        metrics.holding(topology.DIGEST_QUEUE, *self.broker.held())
+            self.flush(link)
+        link.report()
         if not took:
             return True
         # Silence counts from the ack: the broker sends more only once it has room again.
@@ -198,7 +190,7 @@ class Scheduler:
 
     # -- intake -------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, link: Link) -> None:
         """Store the pending deliveries in one transaction, then ack them.
 
         A batch that fails is stored one event at a time: an event that still fails
@@ -210,7 +202,6 @@ class Scheduler:
                 every unacked delivery comes back; stored ones are kept once).
             BrokerError: the connection failed.
         """
-        assert self.broker is not None
         batch, self.pending = self.pending, []
         now = self.clock()
         collecting = current(self.digests.schedule, now, self.store.cuts(now - LOOKBACK))
@@ -221,10 +212,10 @@ class Scheduler:
             log.warning("digest: storing a batch of %d failed (%s); storing them one by one",
                         len(taken), _why(exc))  # fmt: skip
             for delivery, event in taken:
-                self._store_alone(delivery, event, collecting, now)
-        if batch:  # every earlier delivery of this connection was acked with its own batch
-            self.broker.ack(batch[-1], through=True)
-            metrics.acked(topology.DIGEST_QUEUE, (d.timestamp for d in batch), time.time())
+                self._store_alone(link, delivery, event, collecting, now)
+        # Every earlier delivery of this connection was acked with its own batch: this
+        # one is the next run of tags, acked with one frame.
+        link.ack(batch)
 
     def _decoded(self, delivery: Delivery) -> LoginEvent | None:
         user = effective_user(delivery.user_id, delivery.headers, self.own_user)
@@ -254,7 +245,7 @@ class Scheduler:
                                          vouchers=self.config.enrich.first_seen_hosts)  # fmt: skip
 
     def _store_alone(
-        self, delivery: Delivery, event: LoginEvent, collecting: Window, now: datetime
+        self, link: Link, delivery: Delivery, event: LoginEvent, collecting: Window, now: datetime
     ) -> None:
         """Store one event, or dead-letter it when the store takes other writes but not it.
 
@@ -269,17 +260,8 @@ class Scheduler:
             error = exc
         if not self._renew():  # raises StoreError when the store is down
             raise StoreError(f"lost the lease while storing event {event.id_hex}")
-        self._dead(delivery, f"digest: cannot store the event: {_why(error)}", event.id_hex)
-
-    def _dead(self, delivery: Delivery, reason: str, event_id: str) -> None:
-        """Move ``delivery`` to the dead queue (confirmed) with ``reason``; its origin is
-        the digest queue, so ``dead replay`` brings it back here.
-
-        Raises:
-            BrokerError: refused or the connection failed (it stays unacked: it comes back).
-        """
-        assert self.broker is not None
-        dead_letter(self.broker, delivery, reason, event_id, origin=topology.DIGEST_QUEUE)
+        dead_letter(link.broker, delivery, f"digest: cannot store the event: {_why(error)}",
+                    event.id_hex, origin=topology.DIGEST_QUEUE)  # fmt: skip
 
     # -- sending ------------------------------------------------------------------------
 
@@ -320,18 +302,17 @@ class Scheduler:
         if count:
             log.info("pruned %d stored events older than %s", count, self.config.store.keep)
 
-    def _drained(self) -> bool:
+    def _drained(self, link: Link) -> bool:
         """The queue looks empty. A consumer cannot tell "empty" from "the rest
         is on its way" (a single-active-consumer queue activates a new consumer with a
         delay, and basic.get is refused on it), and the broker's count leaves out what it
         has already pushed to us: deliveries that arrive while the count is asked for wait
         in pika's buffer until the next pump. Empty means no delivery for a second, then no
         ready message, then still no delivery for another second."""
-        assert self.broker is not None
         now = time.monotonic()
         if now - self._last_delivery < SETTLE_S:
             return False
-        if self.broker.queue_state(topology.DIGEST_QUEUE).messages:
+        if link.count(topology.DIGEST_QUEUE):
             self._empty_since = None
             return False
         if self._empty_since is None:
@@ -340,12 +321,7 @@ class Scheduler:
 
     def dead_count(self) -> int | None:
         """Messages in the dead queue now (the broker's count), None when unknown."""
-        if self.broker is None:
-            return None
-        try:
-            return self.broker.queue_state(topology.DEAD_QUEUE).messages
-        except BrokerError:
-            return None
+        return self.runtime.messages(topology.DEAD_QUEUE)
 
 
 def _why(exc: BaseException) -> str:
