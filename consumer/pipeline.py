@@ -6,7 +6,7 @@ one thread, only once a decision mails someone (digested, folded and ignored eve
 
 ``process(stages, incoming)`` runs one message through the stages and returns
 a ``Settlement`` — done (ack), park (retry queue later) or dead (dead queue) — with
-the reason; the runtime (consumer/worker.py) only settles it with the broker.
+the reason; the worker (consumer/worker.py) only settles it with the broker.
 It logs one line per decision, with the event id and the policy's reason.
 """
 

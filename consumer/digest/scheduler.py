@@ -25,57 +25,60 @@ from datetime import datetime, timedelta
 
 from consumer.broker import Broker
 from consumer.delivery import Delivery
-from consumer.digest.digests import Digests, LeaseLost
-from consumer.digest.intake import event_row
+from consumer.digest.intake import LOOKBACK, Intake
+from consumer.digest.lease import Lease, LeaseLost
+from consumer.digest.sender import WindowSender
 from consumer.digest.store import DigestStore
-from consumer.digest.windows import Window, current, due
+from consumer.digest.windows import due
 from consumer.retries import dead_letter
 from consumer.runtime import Link, Runtime
-from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
-from consumer.stages.enrich import canonical_address, network_of
 from schemas import topology
-from schemas.config import Config, broker_user, seconds
-from schemas.errors import BrokerError, DecodeError, StoreError, TransientDelivery
-from schemas.event import LoginEvent
+from schemas.config import Config, seconds
+from schemas.errors import BrokerError, StoreError, TransientDelivery
 
 log = logging.getLogger("loginwatch.digest")
 
-LOOKBACK = timedelta(days=7)  # a scheduler that was down sends what it missed, this far back
 PRUNE_EVERY = 3600.0
 PREFETCH = 500  # deliveries stored (and acked) per transaction
 SETTLE_S = 1.0  # a queue silent this long, with no ready message, is drained
 
 
+def new_runtime(config: Config, broker: Callable[[], Broker] | None = None) -> Runtime:
+    """The runtime a scheduler runs on: the digest queue, ``PREFETCH`` deliveries per
+    transaction, a store outage retried like a broker outage."""
+    return Runtime(topology.DIGEST_QUEUE, PREFETCH,
+                   connect=broker or (lambda: Broker(config.broker)),
+                   retry_on=(BrokerError, StoreError), log=log)  # fmt: skip
+
+
 class Scheduler:
-    """``Scheduler(config, digests, clock=…).run(once=False)`` → exit status.
+    """``Scheduler(config, store, intake=…, sender=…, lease=…, runtime=…, clock=…)
+    .run(once=False)`` → exit status.
 
     A handler of the consumer runtime (consumer/runtime.py): each tick renews the lease,
-    then pumps the connection, stores what came and sends what is due."""
+    then pumps the connection, stores what came (``intake``) and sends what is due
+    (``sender``). ``runtime`` is the one whose connection also counts the dead queue for
+    the sender."""
 
     def __init__(
         self,
         config: Config,
-        digests: Digests,
+        store: DigestStore,
         *,
+        intake: Intake,
+        sender: WindowSender,
+        lease: Lease,
+        runtime: Runtime,
         clock: Callable[[], datetime],
-        lease_clock: Callable[[], float] = time.time,
-        broker: Callable[[], Broker] | None = None,
     ) -> None:
         self.config = config
-        self.digests = digests
-        self.store: DigestStore = digests.store
+        self.store = store
+        self.intake = intake
+        self.sender = sender
+        self.lease = lease
+        self.runtime = runtime
         self.clock = clock
-        self.lease_clock = lease_clock
-        self.ttl = seconds(config.digest.lease)
-        self.tick_s = min(1.0, self.ttl / 4)
-        digests.guard = self._renew
-        digests.stale_after = self.ttl
-        digests.wall = lease_clock
-        self.runtime = Runtime(topology.DIGEST_QUEUE, PREFETCH,
-                               connect=broker or (lambda: Broker(config.broker)),
-                               retry_on=(BrokerError, StoreError), log=log)  # fmt: skip
-        self.decoder = Decoder(Identity.from_config(config))
-        self.own_user = broker_user(config.broker)
+        self.tick_s = min(1.0, lease.ttl / 4)
         self.pending: list[Delivery] = []
         self._last_delivery = time.monotonic()
         self._empty_since: float | None = None
@@ -92,13 +95,13 @@ class Scheduler:
         due window is sent). Returns the exit status: 1 when ``once`` gave up (the broker
         or the store unreachable, or the lease held elsewhere, for ``ttl`` + 10 s)."""
         self._once = once
-        self._give_up = time.monotonic() + self.ttl + 10
+        self._give_up = time.monotonic() + self.lease.ttl + 10
         try:
             with self.runtime.signals():
                 return self.runtime.run(self)
         finally:
             with contextlib.suppress(StoreError):
-                self.store.release(self.digests.owner)
+                self.lease.release()
 
     def stop(self, *_: object) -> None:
         self.runtime.stop.set()
@@ -106,10 +109,10 @@ class Scheduler:
     def tick(self, runtime: Runtime) -> int | None:
         """One tick: as the lease holder, or standing by."""
         once = self._once
-        if not self.store.acquire(self.digests.owner, self.lease_clock(), self.ttl):
+        if not self.lease.acquire():
             if once and time.monotonic() > self._give_up:
                 log.error("another scheduler holds the lease (%s)",
-                          self.store.holder(self.lease_clock()))  # fmt: skip
+                          self.lease.holder())  # fmt: skip
                 return 1
             self._standby()
             return None
@@ -145,13 +148,10 @@ class Scheduler:
         self._prune()
         return drained and done
 
-    def _renew(self) -> bool:
-        return self.store.acquire(self.digests.owner, self.lease_clock(), self.ttl)
-
     def _standby(self) -> None:
         if self.runtime.link is not None:
             log.warning("lost the scheduler lease to %s: standing by",
-                        self.store.holder(self.lease_clock()))  # fmt: skip
+                        self.lease.holder())  # fmt: skip
             self._disconnect()
         self.runtime.stop.sleep(self.tick_s)
 
@@ -160,7 +160,7 @@ class Scheduler:
         self.pending = []  # any left are a lost connection's: the broker redelivers them
         self._last_delivery = time.monotonic()
         self._empty_since = None
-        log.info("holding the lease (%s); consuming %s", self.digests.owner,
+        log.info("holding the lease (%s); consuming %s", self.lease.owner,
                  topology.DIGEST_QUEUE)  # fmt: skip
         return link
 
@@ -191,11 +191,8 @@ class Scheduler:
     # -- intake -------------------------------------------------------------------------
 
     def flush(self, link: Link) -> None:
-        """Store the pending deliveries in one transaction, then ack them.
-
-        A batch that fails is stored one event at a time: an event that still fails
-        while the store takes other writes (the lease renewal) goes to the dead queue
-        with the reason, and never takes the rest of its batch with it.
+        """Store the pending deliveries (``Intake.store``), dead-letter the events the
+        store refused, then ack them all.
 
         Raises:
             StoreError: the store fails (nothing acked: the connection is dropped and
@@ -203,65 +200,12 @@ class Scheduler:
             BrokerError: the connection failed.
         """
         batch, self.pending = self.pending, []
-        now = self.clock()
-        collecting = current(self.digests.schedule, now, self.store.cuts(now - LOOKBACK))
-        taken = [(d, event) for d in batch if (event := self._decoded(d)) is not None]
-        try:
-            self._store(taken, collecting, now)
-        except Exception as exc:  # any row of the batch: find it below
-            log.warning("digest: storing a batch of %d failed (%s); storing them one by one",
-                        len(taken), _why(exc))  # fmt: skip
-            for delivery, event in taken:
-                self._store_alone(link, delivery, event, collecting, now)
+        for dead in self.intake.store(batch, self.clock()):
+            dead_letter(link.broker, dead.delivery, dead.reason, dead.event_id,
+                        origin=topology.DIGEST_QUEUE)  # fmt: skip
         # Every earlier delivery of this connection was acked with its own batch: this
         # one is the next run of tags, acked with one frame.
         link.ack(batch)
-
-    def _decoded(self, delivery: Delivery) -> LoginEvent | None:
-        user = effective_user(delivery.user_id, delivery.headers, self.own_user)
-        try:
-            return self.decoder(Incoming(delivery.body, user))
-        except Exception as exc:  # DecodeError, or a decoder bug: never the batch's end
-            # The worker dead-letters its own copy of this message, with the reason.
-            reason = exc.reason if isinstance(exc, DecodeError) else _why(exc)
-            log.warning("digest: skipping an undecodable message: %s", reason[:200])
-            return None
-
-    def _store(
-        self, taken: list[tuple[Delivery, LoginEvent]], collecting: Window, now: datetime
-    ) -> None:
-        self.store.add_events([event_row(e, self.config.route, collecting, now) for _, e in taken])
-        for delivery, event in taken:
-            # First-seen as the worker records it (idempotent per event id), so the digest's
-            # first-seen list does not depend on a worker sharing the store. A relay's report
-            # is no vote for other hosts (Identity.votes), here as in the worker.
-            address = canonical_address(event.client_ip)
-            if event.kind == "login" and address:
-                user = effective_user(delivery.user_id, delivery.headers, self.own_user)
-                votes = self.decoder.identity.votes(user, event.host)
-                self.store.store.observe(event.user, address=address, network=network_of(address),
-                                         country=None, event_id=event.id_hex, now=now,
-                                         host=event.host, votes=votes,
-                                         vouchers=self.config.enrich.first_seen_hosts)  # fmt: skip
-
-    def _store_alone(
-        self, link: Link, delivery: Delivery, event: LoginEvent, collecting: Window, now: datetime
-    ) -> None:
-        """Store one event, or dead-letter it when the store takes other writes but not it.
-
-        Raises:
-            StoreError: the store fails for other writes too, or the lease is gone.
-            BrokerError: the dead queue could not take it.
-        """
-        try:
-            self._store([(delivery, event)], collecting, now)
-            return
-        except Exception as exc:
-            error = exc
-        if not self._renew():  # raises StoreError when the store is down
-            raise StoreError(f"lost the lease while storing event {event.id_hex}")
-        dead_letter(link.broker, delivery, f"digest: cannot store the event: {_why(error)}",
-                    event.id_hex, origin=topology.DIGEST_QUEUE)  # fmt: skip
 
     # -- sending ------------------------------------------------------------------------
 
@@ -275,10 +219,10 @@ class Scheduler:
         # window without a state row would be sent again.
         keep = timedelta(seconds=seconds(self.config.store.keep))
         since = max(self._anchor, now - min(LOOKBACK, keep / 2))
-        windows = due(self.digests.schedule, now, self.store.cuts(since), since)
+        windows = due(self.sender.schedule, now, self.store.cuts(since), since)
         for window in windows:
             try:
-                self.digests.send_window(window, now)
+                self.sender.send_window(window, now)
             except TransientDelivery as exc:
                 log.warning("digest %s: SMTP: %s; retrying in a minute", window.key, exc)
                 self._retry_at = time.monotonic() + 60
@@ -287,7 +231,7 @@ class Scheduler:
                 log.warning("%s: standing by", exc)
                 self._disconnect()
                 return False
-        return all(self.store.finished(w, self.digests.recipients) for w in windows)
+        return all(self.store.finished(w, self.sender.recipients) for w in windows)
 
     def _prune(self) -> None:
         if self._pruned is not None and time.monotonic() - self._pruned < PRUNE_EVERY:
@@ -318,11 +262,3 @@ class Scheduler:
         if self._empty_since is None:
             self._empty_since = now
         return now - self._empty_since >= SETTLE_S
-
-    def dead_count(self) -> int | None:
-        """Messages in the dead queue now (the broker's count), None when unknown."""
-        return self.runtime.messages(topology.DEAD_QUEUE)
-
-
-def _why(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
