@@ -13,7 +13,7 @@ Replaying: a selected message is published — confirmed — to the queue it cam
 from (through the reroute exchange), and only then acked in the dead queue; a
 crash in between leaves one copy in each, never none. The copy is published under
 the central broker user and carries the identity the message had on arrival,
-nothing else of its headers (``consumer.worker.republish_headers``), so the
+nothing else of its headers (``consumer.retries.replay_headers``), so the
 identity check applies to it as it did the first time.
 
 What the sender chose is never trusted here: the id ``dead list`` shows and
@@ -37,8 +37,8 @@ from typing import Any
 
 from consumer.broker import Broker
 from consumer.delivery import Delivery
+from consumer.retries import replay_headers
 from consumer.stages.decode import dead_id
-from consumer.worker import republish_headers
 from schemas import event as wire
 from schemas import topology
 from schemas.errors import DecodeError
@@ -46,7 +46,6 @@ from schemas.errors import DecodeError
 MIN_ID_PREFIX = 6
 ID_LENGTH = 32
 _ID = re.compile(rf"[0-9a-f]{{{MIN_ID_PREFIX},{ID_LENGTH}}}")
-_DROPPED_ON_REPLAY = (topology.HEADER_REASON, topology.HEADER_DEAD_AT, topology.HEADER_ATTEMPT)
 _ORIGINS = (topology.ALERTS_QUEUE, topology.DIGEST_QUEUE)
 _SHOWN = 200  # characters of a reason kept for the listing
 LIMIT = 10_000  # messages one `dead list` or `dead replay` holds at a time
@@ -193,9 +192,7 @@ def replay(
             message = describe(delivery, broker.user)
             if not select(message):
                 continue
-            headers = republish_headers(delivery, broker.user)
-            for name in _DROPPED_ON_REPLAY:
-                headers.pop(name, None)
+            headers = replay_headers(delivery, broker.user)
             broker.publish(topology.REROUTE_EXCHANGE, message.origin, delivery.body,
                            headers=headers, message_id=delivery.message_id,
                            timestamp=delivery.timestamp)  # fmt: skip

@@ -4,9 +4,9 @@ Enrichment is split around the policy: the cheap facts every event needs (GeoIP,
 from the store) come before ``decide``; reverse DNS, which costs network round trips in this
 one thread, only once a decision mails someone (digested, folded and ignored events skip it).
 
-``process(stages, incoming)`` runs one message through the stages and returns an
-``Outcome`` — done (ack), park (retry queue later) or dead (dead queue) — with
-the reason; the runtime (consumer/worker.py) only settles it with the broker.
+``process(stages, incoming)`` runs one message through the stages and returns
+a ``Settlement`` — done (ack), park (retry queue later) or dead (dead queue) — with
+the reason; the worker (consumer/worker.py) only settles it with the broker.
 It logs one line per decision, with the event id and the policy's reason.
 """
 
@@ -42,7 +42,9 @@ class Verdict(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Settlement:
+    """What becomes of one delivery (its ack verdict), with the reason."""
+
     verdict: Verdict
     reason: str
     event_id: str = "-"
@@ -85,12 +87,12 @@ def build_stages(config: Config) -> Stages:
     )
 
 
-def process(stages: Stages, incoming: Incoming) -> Outcome:
+def process(stages: Stages, incoming: Incoming) -> Settlement:
     """Run one message through the pipeline; never raises for bad input or a failed send."""
     try:
         event = stages.decode(incoming)
     except DecodeError as exc:
-        return Outcome(Verdict.DEAD, exc.reason)
+        return Settlement(Verdict.DEAD, exc.reason)
     metrics.decoded(event.outcome.name.lower())
     now = stages.clock()
     try:
@@ -114,7 +116,7 @@ def process(stages: Stages, incoming: Incoming) -> Outcome:
         stages.store.record_decisions(event.id_hex, decisions, now)
     except StoreError as exc:
         metrics.store_error()
-        return Outcome(Verdict.PARK, f"store: {exc}", event.id_hex)
+        return Settlement(Verdict.PARK, f"store: {exc}", event.id_hex)
     if any(decision.action in MAILING for decision in decisions):
         enriched = stages.enrich.names(enriched)
     transient: list[str] = []
@@ -133,11 +135,11 @@ def process(stages: Stages, incoming: Incoming) -> Outcome:
     # skipped on its return (delivery log), the others are tried again.
     if transient:
         metrics.mails_failed(parked=len(transient) + len(permanent), dead=0)
-        return Outcome(Verdict.PARK, "; ".join(transient + permanent), event.id_hex)
+        return Settlement(Verdict.PARK, "; ".join(transient + permanent), event.id_hex)
     if permanent:
         metrics.mails_failed(parked=0, dead=len(permanent))
-        return Outcome(Verdict.DEAD, "; ".join(permanent), event.id_hex)
-    return Outcome(Verdict.DONE, f"{len(decisions)} decision(s)", event.id_hex)
+        return Settlement(Verdict.DEAD, "; ".join(permanent), event.id_hex)
+    return Settlement(Verdict.DONE, f"{len(decisions)} decision(s)", event.id_hex)
 
 
 def _mail(stages: Stages, enriched: Enriched, decision: Decision, now: datetime) -> None:

@@ -16,20 +16,26 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from consumer import metrics
 from consumer.broker import Broker, connection_parameters
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of
-from consumer.digest.digests import Digests, annotator
+from consumer.digest.intake import LOOKBACK, Intake
+from consumer.digest.lease import Lease
 from consumer.digest.render import DigestRenderer
-from consumer.digest.scheduler import LOOKBACK, Scheduler
+from consumer.digest.scheduler import Scheduler, new_runtime
+from consumer.digest.sender import Mailer, WindowSender, annotator
 from consumer.digest.store import DigestStore
+from consumer.digest.view import Annotate
 from consumer.digest.windows import current
+from consumer.runtime import Runtime
 from consumer.stages.deliver import SmtpSender
-from consumer.store import open_store
+from consumer.store import Store, open_store
 from schemas import topology
 from schemas.config import Config
 from schemas.errors import BrokerError, ConfigError
@@ -108,90 +114,116 @@ def crash_point(environ: dict[str, str]) -> Callable[[str], None]:
     return checkpoint
 
 
-def build(config: Config, environ: dict[str, str]) -> tuple[Digests, Callable[[], datetime]]:
+@dataclass(frozen=True)
+class DigestProcess:
+    """The digest side of one process, wired: the store, the lease, the intake, the window
+    sender, and the runtime whose connection counts the dead queue for the sender."""
+
+    config: Config
+    store: Store
+    events: DigestStore
+    lease: Lease
+    intake: Intake
+    sender: WindowSender
+    runtime: Runtime
+    clock: Callable[[], datetime]
+
+    def scheduler(self) -> Scheduler:
+        """A scheduler on these parts (one per run: ``--send-now`` may run two)."""
+        return Scheduler(self.config, self.events, intake=self.intake, sender=self.sender,
+                         lease=self.lease, runtime=self.runtime, clock=self.clock)  # fmt: skip
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def wire(
+    config: Config,
+    store: Store,
+    *,
+    mailer: Mailer,
+    annotate: Annotate,
+    owner: str,
+    clock: Callable[[], datetime],
+    checkpoint: Callable[[str], None] = lambda _name: None,
+    lease_clock: Callable[[], float] = time.time,
+    broker: Callable[[], Broker] | None = None,
+) -> DigestProcess:
+    """Wire the digest side on ``store``: every part is handed what it uses when it is built."""
+    events = DigestStore(store)
+    lease = Lease.of(config, events, owner, lease_clock)
+    runtime = new_runtime(config, broker)
+    sender = WindowSender(config, events, store, mailer, DigestRenderer(config), annotate, lease,
+                          dead_count=partial(runtime.messages, topology.DEAD_QUEUE),
+                          checkpoint=checkpoint)  # fmt: skip
+    intake = Intake(config, events, store, lease)
+    return DigestProcess(config, store, events, lease, intake, sender, runtime, clock)
+
+
+def build(config: Config, environ: dict[str, str]) -> DigestProcess:
     """The digest machinery of one process (store opened, templates compiled).
 
     Raises:
         StoreError, ConfigError.
     """
     # Events are acked once stored: the commit must survive a power loss.
-    store = DigestStore(open_store(config.store.url, durable=True))
+    store = open_store(config.store.url, durable=True)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    digests = Digests(
-        config,
-        store,
-        SmtpSender(config.smtp),
-        DigestRenderer(config),
-        annotator(config),
-        owner,
-        checkpoint=crash_point(environ),
-    )
-    return digests, test_clock(environ)
+    return wire(config, store, mailer=SmtpSender(config.smtp), annotate=annotator(config),
+                owner=owner, clock=test_clock(environ),
+                checkpoint=crash_point(environ))  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     environ = dict(os.environ)
-    digests, clock = build(config, environ)
+    digest = build(config, environ)
     try:
         if args.preview:
-            return preview(config, digests, clock, args)
+            return preview(config, digest, args)
         if args.send_now:
-            return send_now(config, digests, clock)
+            return send_now(digest)
         # A standby touches the broker only when it takes over: read the password file
         # now, so a bad one is one line at start, not silence until the active one dies.
         connection_parameters(config.broker)
         metrics.start(config.metrics.listen, environ)
-        scheduler = new_scheduler(config, digests, clock)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, scheduler.stop)
-        return scheduler.run(once=args.once)
+        return digest.scheduler().run(once=args.once)
     finally:
-        digests.store.store.close()
+        digest.close()
 
 
-def send_now(config: Config, digests: Digests, clock: Callable[[], datetime]) -> int:
-    now = clock()  # the window closes at the moment the operator asked
-    holder = digests.store.holder(time.time())
+def send_now(digest: DigestProcess) -> int:
+    now = digest.clock()  # the window closes at the moment the operator asked
+    holder = digest.lease.holder()
     if holder is not None:
-        digests.store.cut(now)
+        digest.events.cut(now)
         print(
             f"window closed at {now:%Y-%m-%d %H:%M:%S %Z}; the running scheduler ({holder})"
             " sends its digests within seconds"
         )
         return 0
-    digests.store.anchor(now)  # a first run: the window being closed is sent all the same
-    scheduler = new_scheduler(config, digests, clock)
+    digest.events.anchor(now)  # a first run: the window being closed is sent all the same
     # No scheduler is running: store what waits in the queue first, or it would be
     # counted in the window after the cut instead of the one being closed.
-    status = scheduler.run(once=True)
+    status = digest.scheduler().run(once=True)
     if status != 0:
         return status
-    digests.store.cut(now)
-    return new_scheduler(config, digests, clock).run(once=True)
+    digest.events.cut(now)
+    return digest.scheduler().run(once=True)
 
 
-def new_scheduler(config: Config, digests: Digests, clock: Callable[[], datetime]) -> Scheduler:
-    """A scheduler whose broker connection also answers the digest's dead-queue count."""
-    scheduler = Scheduler(config, digests, clock=clock)
-    digests.dead_count = scheduler.dead_count
-    return scheduler
-
-
-def preview(
-    config: Config, digests: Digests, clock: Callable[[], datetime], args: argparse.Namespace
-) -> int:
-    now = clock()
+def preview(config: Config, digest: DigestProcess, args: argparse.Namespace) -> int:
+    now = digest.clock()
+    sender = digest.sender
     moment = parse_time(args.window, "--window") if args.window else now
-    window = current(digests.schedule, moment, digests.store.cuts(moment - LOOKBACK))
-    wanted = [args.to.lower()] if args.to else list(digests.recipients)
+    window = current(sender.schedule, moment, digest.events.cuts(moment - LOOKBACK))
+    wanted = [args.to.lower()] if args.to else list(sender.recipients)
     if not wanted:
         print("loginwatch digest: no route names a recipient", file=sys.stderr)
         return 1
-    digests.recipients = tuple(wanted)
-    summaries = digests.summaries(window, _dead_count(config))
+    summaries = sender.summaries(window, _dead_count(config), wanted)
     for number, recipient in enumerate(wanted):
-        subject, text, html = digests.renderer.parts(digests.view(summaries[recipient]))
+        subject, text, html = sender.renderer.parts(sender.view(summaries[recipient]))
         if number:
             print("\n" + "=" * 72 + "\n")
         print(f"To: {recipient}\nSubject: {subject}\n\n{text}")

@@ -30,4 +30,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     metrics.start(config.metrics.listen, dict(os.environ))
-    return Worker(config, on_settle=lambda outcome: metrics.settled(outcome.verdict.value)).run()
+    return Worker(config, on_settle=lambda settled: metrics.settled(settled.verdict.value)).run()

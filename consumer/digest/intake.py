@@ -14,19 +14,34 @@ sent (a host's spool drained late, a clock behind, a forged back-date) is report
 current window instead of vanishing, and a clock ahead cannot push it into a future
 window. Both times are stored (``arrived_at``, ``host_at``): the digest names the hosts
 whose clock was off by more than ``consumer.clock.SKEW``.
+
+``Intake`` stores a batch of deliveries this way, in one transaction, and records
+first-seen sources as the worker does; the scheduler acks the batch once it is stored.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from consumer.digest.store import EventRow, epoch
-from consumer.digest.windows import Window
+from consumer.delivery import Delivery
+from consumer.digest.lease import Lease
+from consumer.digest.store import DigestStore, EventRow, epoch
+from consumer.digest.windows import Schedule, Window, current
 from consumer.routing import audience
-from consumer.stages.enrich import canonical_address
+from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
+from consumer.stages.enrich import canonical_address, network_of
+from consumer.store import Store
 from consumer.store.text import sql_text
-from schemas.config import Route
+from schemas.config import Config, Route, broker_user
+from schemas.errors import DecodeError, StoreError
 from schemas.event import LoginEvent
+
+log = logging.getLogger("loginwatch.digest")
+
+LOOKBACK = timedelta(days=7)  # a scheduler that was down sends what it missed, this far back
 
 
 def host_time(event: LoginEvent) -> datetime:
@@ -61,3 +76,97 @@ def event_row(
         epoch(now),
         epoch(said),
     )
+
+
+class Intake:
+    """Stores the digest queue's events: a batch in one transaction, first-seen recorded as
+    the worker records it; an event that cannot be stored is handed back to be dead-lettered."""
+
+    def __init__(self, config: Config, events: DigestStore, seen: Store, lease: Lease) -> None:
+        """``seen``: the store whose first-seen table the worker writes too."""
+        self.config = config
+        self.events = events
+        self.seen = seen
+        self.lease = lease
+        self.schedule = Schedule.from_config(config.digest)
+        self.decoder = Decoder(Identity.from_config(config))
+        self.own_user = broker_user(config.broker)
+
+    def store(self, batch: Sequence[Delivery], now: datetime) -> list[Unstorable]:
+        """Store the events of ``batch`` in one transaction; the undecodable ones are skipped
+        (the worker dead-letters its own copy). Returns the deliveries to dead-letter.
+
+        A batch that fails is stored one event at a time: an event that still fails
+        while the store takes other writes (the lease renewal) is returned with the reason,
+        and never takes the rest of its batch with it.
+
+        Raises:
+            StoreError: the store fails, or the lease is lost (nothing may be acked: every
+                unacked delivery comes back; stored ones are kept once).
+        """
+        collecting = current(self.schedule, now, self.events.cuts(now - LOOKBACK))
+        taken = [(d, event) for d in batch if (event := self._decoded(d)) is not None]
+        try:
+            self._store(taken, collecting, now)
+        except Exception as exc:  # any row of the batch: find it below
+            log.warning("digest: storing a batch of %d failed (%s); storing them one by one",
+                        len(taken), _why(exc))  # fmt: skip
+            return [u for d, e in taken if (u := self._store_alone(d, e, collecting, now))]
+        return []
+
+    def _decoded(self, delivery: Delivery) -> LoginEvent | None:
+        user = effective_user(delivery.user_id, delivery.headers, self.own_user)
+        try:
+            return self.decoder(Incoming(delivery.body, user))
+        except Exception as exc:  # DecodeError, or a decoder bug: never the batch's end
+            # The worker dead-letters its own copy of this message, with the reason.
+            reason = exc.reason if isinstance(exc, DecodeError) else _why(exc)
+            log.warning("digest: skipping an undecodable message: %s", reason[:200])
+            return None
+
+    def _store(
+        self, taken: list[tuple[Delivery, LoginEvent]], collecting: Window, now: datetime
+    ) -> None:
+        self.events.add_events([event_row(e, self.config.route, collecting, now) for _, e in taken])
+        for delivery, event in taken:
+            # First-seen as the worker records it (idempotent per event id), so the digest's
+            # first-seen list does not depend on a worker sharing the store. A relay's report
+            # is no vote for other hosts (Identity.votes), here as in the worker.
+            address = canonical_address(event.client_ip)
+            if event.kind == "login" and address:
+                user = effective_user(delivery.user_id, delivery.headers, self.own_user)
+                votes = self.decoder.identity.votes(user, event.host)
+                self.seen.observe(event.user, address=address, network=network_of(address),
+                                  country=None, event_id=event.id_hex, now=now,
+                                  host=event.host, votes=votes,
+                                  vouchers=self.config.enrich.first_seen_hosts)  # fmt: skip
+
+    def _store_alone(
+        self, delivery: Delivery, event: LoginEvent, collecting: Window, now: datetime
+    ) -> Unstorable | None:
+        """Store one event; or, when the store takes other writes but not it, say why not.
+
+        Raises:
+            StoreError: the store fails for other writes too, or the lease is gone.
+        """
+        try:
+            self._store([(delivery, event)], collecting, now)
+            return None
+        except Exception as exc:
+            error = exc
+        if not self.lease.renew():  # raises StoreError when the store is down
+            raise StoreError(f"lost the lease while storing event {event.id_hex}")
+        return Unstorable(delivery, f"digest: cannot store the event: {_why(error)}", event.id_hex)
+
+
+@dataclass(frozen=True)
+class Unstorable:
+    """A delivery whose event the store refused (while it took other writes): dead."""
+
+    delivery: Delivery
+    reason: str
+    event_id: str
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]

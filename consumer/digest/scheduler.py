@@ -23,60 +23,67 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from consumer import metrics
 from consumer.broker import Broker
 from consumer.delivery import Delivery
-from consumer.digest.digests import Digests, LeaseLost
-from consumer.digest.intake import event_row
+from consumer.digest.intake import LOOKBACK, Intake
+from consumer.digest.lease import Lease, LeaseLost
+from consumer.digest.sender import WindowSender
 from consumer.digest.store import DigestStore
-from consumer.digest.windows import Window, current, due
-from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
-from consumer.stages.enrich import canonical_address, network_of
-from consumer.worker import republish_headers
+from consumer.digest.windows import due
+from consumer.retries import dead_letter
+from consumer.runtime import Link, Runtime
 from schemas import topology
-from schemas.config import Config, broker_user
-from schemas.errors import BrokerError, DecodeError, QueueMissing, StoreError, TransientDelivery
-from schemas.event import LoginEvent
+from schemas.config import Config
+from schemas.errors import BrokerError, StoreError, TransientDelivery
 
 log = logging.getLogger("loginwatch.digest")
 
-LOOKBACK = timedelta(days=7)  # a scheduler that was down sends what it missed, this far back
 PRUNE_EVERY = 3600.0
-BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 PREFETCH = 500  # deliveries stored (and acked) per transaction
 SETTLE_S = 1.0  # a queue silent this long, with no ready message, is drained
 
 
+def new_runtime(config: Config, broker: Callable[[], Broker] | None = None) -> Runtime:
+    """The runtime a scheduler runs on: the digest queue, ``PREFETCH`` deliveries per
+    transaction, a store outage retried like a broker outage."""
+    return Runtime(topology.DIGEST_QUEUE, PREFETCH,
+                   connect=broker or (lambda: Broker(config.broker)),
+                   retry_on=(BrokerError, StoreError), log=log)  # fmt: skip
+
+
 class Scheduler:
-    """``Scheduler(config, digests, clock=…).run(once=False)`` → exit status."""
+    """``Scheduler(config, store, intake=…, sender=…, lease=…, runtime=…, clock=…)
+    .run(once=False)`` → exit status.
+
+    A handler of the consumer runtime (consumer/runtime.py): each tick renews the lease,
+    then pumps the connection, stores what came (``intake``) and sends what is due
+    (``sender``). ``runtime`` is the one whose connection also counts the dead queue for
+    the sender."""
 
     def __init__(
         self,
         config: Config,
-        digests: Digests,
+        store: DigestStore,
         *,
+        intake: Intake,
+        sender: WindowSender,
+        lease: Lease,
+        runtime: Runtime,
         clock: Callable[[], datetime],
-        lease_clock: Callable[[], float] = time.time,
-        broker: Callable[[], Broker] | None = None,
     ) -> None:
         self.config = config
-        self.digests = digests
-        self.store: DigestStore = digests.store
+        self.store = store
+        self.intake = intake
+        self.sender = sender
+        self.lease = lease
+        self.runtime = runtime
         self.clock = clock
-        self.lease_clock = lease_clock
-        self.ttl = config.digest.lease.seconds
-        self.tick = min(1.0, self.ttl / 4)
-        digests.guard = self._renew
-        digests.stale_after = self.ttl
-        digests.wall = lease_clock
-        self._new_broker = broker or (lambda: Broker(config.broker))
-        self.decoder = Decoder(Identity.from_config(config))
-        self.own_user = broker_user(config.broker)
-        self.broker: Broker | None = None
+        self.tick_s = min(1.0, lease.ttl / 4)
         self.pending: list[Delivery] = []
         self._last_delivery = time.monotonic()
         self._empty_since: float | None = None
-        self.stopping = False
+        self._once = False
+        self._give_up = 0.0
         self._pruned: float | None = None
         self._retry_at = 0.0
         self._anchor: datetime | None = None  # the store's first start (set once, kept)
@@ -87,108 +94,93 @@ class Scheduler:
         """Work until ``stop()`` (or, with ``once``, until the queue is drained and every
         due window is sent). Returns the exit status: 1 when ``once`` gave up (the broker
         or the store unreachable, or the lease held elsewhere, for ``ttl`` + 10 s)."""
-        give_up = time.monotonic() + self.ttl + 10
-        attempt = 0
+        self._once = once
+        self._give_up = time.monotonic() + self.lease.ttl + 10
         try:
-            while not self.stopping:
-                try:
-                    if not self.store.acquire(self.digests.owner, self.lease_clock(), self.ttl):
-                        if once and time.monotonic() > give_up:
-                            log.error("another scheduler holds the lease (%s)",
-                                      self.store.holder(self.lease_clock()))  # fmt: skip
-                            return 1
-                        self._standby()
-                        continue
-                    if self._step(once) and once:
-                        return 0
-                    if once and self._retry_at > time.monotonic():
-                        log.error("the SMTP server is unreachable: digests not sent, run again")
-                        return 1
-                    attempt = 0
-                except QueueMissing as exc:
-                    log.error("%s", exc)
-                    return 1
-                except (BrokerError, StoreError) as exc:
-                    self._disconnect()
-                    if once and time.monotonic() > give_up:
-                        log.error("%s; giving up: digests not sent, run again", exc)
-                        return 1
-                    delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                    attempt += 1
-                    log.warning("%s; unacked events come back; retry in %gs", exc, delay)
-                    self._sleep(delay)
+            with self.runtime.signals():
+                return self.runtime.run(self)
         finally:
-            self._disconnect()
             with contextlib.suppress(StoreError):
-                self.store.release(self.digests.owner)
-        return 0
+                self.lease.release()
 
-    def _step(self, once: bool = False) -> bool:
+    def stop(self, *_: object) -> None:
+        self.runtime.stop.set()
+
+    def tick(self, runtime: Runtime) -> int | None:
+        """One tick: as the lease holder, or standing by."""
+        once = self._once
+        if not self.lease.acquire():
+            if once and time.monotonic() > self._give_up:
+                log.error("another scheduler holds the lease (%s)",
+                          self.lease.holder())  # fmt: skip
+                return 1
+            self._standby()
+            return None
+        if self._step(runtime, once) and once:
+            return 0
+        if once and self._retry_at > time.monotonic():
+            log.error("the SMTP server is unreachable: digests not sent, run again")
+            return 1
+        return None
+
+    def trouble(self, error: Exception, delay: float, connected: bool) -> int | None:
+        if self._once and time.monotonic() > self._give_up:
+            log.error("%s; giving up: digests not sent, run again", error)
+            return 1
+        log.warning("%s; unacked events come back; retry in %gs", error, delay)
+        return None
+
+    def finish(self, link: Link) -> None:
+        """Nothing is in flight between ticks: what is not acked comes back."""
+
+    def _step(self, runtime: Runtime, once: bool = False) -> bool:
         """One tick as the lease holder; True when the queue looks drained and every due
         digest is out (what ``--once`` waits for: it sends only once drained, so a run
         stores everything queued before it sends)."""
-        if self.broker is None:
+        link = runtime.link
+        if link is None:
             self._anchor = self.store.anchor(self.clock())  # no window before it is due
-            self._connect()
-        drained = self._pump() and (not once or self._drained())
+            link = self._connect(runtime)
+        drained = self._pump(link) and (not once or self._drained(link))
         if once and not drained:
             return False  # --once sends only what was stored from a drained queue
         done = self._send_due()
         self._prune()
         return drained and done
 
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-    def _renew(self) -> bool:
-        return self.store.acquire(self.digests.owner, self.lease_clock(), self.ttl)
-
-    def stop(self, *_: object) -> None:
-        self.stopping = True
-
     def _standby(self) -> None:
-        if self.broker is not None:
+        if self.runtime.link is not None:
             log.warning("lost the scheduler lease to %s: standing by",
-                        self.store.holder(self.lease_clock()))  # fmt: skip
+                        self.lease.holder())  # fmt: skip
             self._disconnect()
-        self._sleep(self.tick)
+        self.runtime.stop.sleep(self.tick_s)
 
-    def _connect(self) -> None:
-        broker = self._new_broker()
-        try:
-            broker.connect()
-            broker.consume(topology.DIGEST_QUEUE, PREFETCH, self._take)
-        except BrokerError:
-            broker.close()
-            raise
-        self.broker = broker
+    def _connect(self, runtime: Runtime) -> Link:
+        link = runtime.connect()
+        self.pending = []  # any left are a lost connection's: the broker redelivers them
         self._last_delivery = time.monotonic()
         self._empty_since = None
-        log.info("holding the lease (%s); consuming %s", self.digests.owner,
+        log.info("holding the lease (%s); consuming %s", self.lease.owner,
                  topology.DIGEST_QUEUE)  # fmt: skip
+        return link
 
     def _disconnect(self) -> None:
-        broker, self.broker = self.broker, None
+        self.runtime.disconnect()
         self.pending.clear()  # unacked: the broker redelivers them
-        if broker is not None:
-            broker.close()
 
-    def _take(self, delivery: Delivery) -> None:
+    def take(self, delivery: Delivery) -> None:
         # Looked up at each delivery: flush() replaces the list, and a callback bound to
         # one list (``self.pending.append``) would file every later delivery where
         # nothing reads it, unacked until the connection closes (issue 10).
         self.pending.append(delivery)
 
-    def _pump(self) -> bool:
+    def _pump(self, link: Link) -> bool:
         """Take deliveries for one tick and store them; True when none came."""
-        assert self.broker is not None
-        self.broker.process_events(self.tick)
+        link.pump(self.tick_s)
         took = bool(self.pending)
         if took:
-            self.flush()
-        metrics.holding(topology.DIGEST_QUEUE, *self.broker.held())
+            self.flush(link)
+        link.report()
         if not took:
             return True
         # Silence counts from the ack: the broker sends more only once it has room again.
@@ -198,100 +190,22 @@ class Scheduler:
 
     # -- intake -------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Store the pending deliveries in one transaction, then ack them.
-
-        A batch that fails is stored one event at a time: an event that still fails
-        while the store takes other writes (the lease renewal) goes to the dead queue
-        with the reason, and never takes the rest of its batch with it.
+    def flush(self, link: Link) -> None:
+        """Store the pending deliveries (``Intake.store``), dead-letter the events the
+        store refused, then ack them all.
 
         Raises:
             StoreError: the store fails (nothing acked: the connection is dropped and
                 every unacked delivery comes back; stored ones are kept once).
             BrokerError: the connection failed.
         """
-        assert self.broker is not None
         batch, self.pending = self.pending, []
-        now = self.clock()
-        collecting = current(self.digests.schedule, now, self.store.cuts(now - LOOKBACK))
-        taken = [(d, event) for d in batch if (event := self._decoded(d)) is not None]
-        try:
-            self._store(taken, collecting, now)
-        except Exception as exc:  # any row of the batch: find it below
-            log.warning("digest: storing a batch of %d failed (%s); storing them one by one",
-                        len(taken), _why(exc))  # fmt: skip
-            for delivery, event in taken:
-                self._store_alone(delivery, event, collecting, now)
-        if batch:  # every earlier delivery of this connection was acked with its own batch
-            self.broker.ack(batch[-1], through=True)
-            metrics.acked(topology.DIGEST_QUEUE, (d.timestamp for d in batch), time.time())
-
-    def _decoded(self, delivery: Delivery) -> LoginEvent | None:
-        user = effective_user(delivery.user_id, delivery.headers, self.own_user)
-        try:
-            return self.decoder(Incoming(delivery.body, user))
-        except Exception as exc:  # DecodeError, or a decoder bug: never the batch's end
-            # The worker dead-letters its own copy of this message, with the reason.
-            reason = exc.reason if isinstance(exc, DecodeError) else _why(exc)
-            log.warning("digest: skipping an undecodable message: %s", reason[:200])
-            return None
-
-    def _store(
-        self, taken: list[tuple[Delivery, LoginEvent]], collecting: Window, now: datetime
-    ) -> None:
-        self.store.add_events([event_row(e, self.config.route, collecting, now) for _, e in taken])
-        for delivery, event in taken:
-            # First-seen as the worker records it (idempotent per event id), so the digest's
-            # first-seen list does not depend on a worker sharing the store. A relay's report
-            # is no vote for other hosts (Identity.votes), here as in the worker.
-            address = canonical_address(event.client_ip)
-            if event.kind == "login" and address:
-                user = effective_user(delivery.user_id, delivery.headers, self.own_user)
-                votes = self.decoder.identity.votes(user, event.host)
-                self.store.store.observe(event.user, address=address, network=network_of(address),
-                                         country=None, event_id=event.id_hex, now=now,
-                                         host=event.host, votes=votes,
-                                         vouchers=self.config.enrich.first_seen_hosts)  # fmt: skip
-
-    def _store_alone(
-        self, delivery: Delivery, event: LoginEvent, collecting: Window, now: datetime
-    ) -> None:
-        """Store one event, or dead-letter it when the store takes other writes but not it.
-
-        Raises:
-            StoreError: the store fails for other writes too, or the lease is gone.
-            BrokerError: the dead queue could not take it.
-        """
-        try:
-            self._store([(delivery, event)], collecting, now)
-            return
-        except Exception as exc:
-            error = exc
-        if not self._renew():  # raises StoreError when the store is down
-            raise StoreError(f"lost the lease while storing event {event.id_hex}")
-        self._dead(delivery, f"digest: cannot store the event: {_why(error)}", event.id_hex)
-
-    def _dead(self, delivery: Delivery, reason: str, event_id: str) -> None:
-        """Move ``delivery`` to the dead queue (confirmed) with ``reason``; its origin is
-        the digest queue, so ``dead replay`` brings it back here.
-
-        Raises:
-            BrokerError: refused or the connection failed (it stays unacked: it comes back).
-        """
-        assert self.broker is not None
-        headers = republish_headers(
-            delivery,
-            self.broker.user,
-            **{
-                topology.HEADER_REASON: reason[:500],
-                topology.HEADER_ORIGIN: topology.DIGEST_QUEUE,
-                topology.HEADER_DEAD_AT: int(time.time()),
-            },
-        )
-        self.broker.publish(topology.REROUTE_EXCHANGE, topology.DEAD_QUEUE, delivery.body,
-                            headers=headers, message_id=delivery.message_id,
-                            timestamp=delivery.timestamp)  # fmt: skip
-        log.error("%s dead-lettered: %s", event_id, reason)
+        for dead in self.intake.store(batch, self.clock()):
+            dead_letter(link.broker, dead.delivery, dead.reason, dead.event_id,
+                        origin=topology.DIGEST_QUEUE)  # fmt: skip
+        # Every earlier delivery of this connection was acked with its own batch: this
+        # one is the next run of tags, acked with one frame.
+        link.ack(batch)
 
     # -- sending ------------------------------------------------------------------------
 
@@ -305,10 +219,10 @@ class Scheduler:
         # window without a state row would be sent again.
         keep = timedelta(seconds=self.config.store.keep.seconds)
         since = max(self._anchor, now - min(LOOKBACK, keep / 2))
-        windows = due(self.digests.schedule, now, self.store.cuts(since), since)
+        windows = due(self.sender.schedule, now, self.store.cuts(since), since)
         for window in windows:
             try:
-                self.digests.send_window(window, now)
+                self.sender.send_window(window, now)
             except TransientDelivery as exc:
                 log.warning("digest %s: SMTP: %s; retrying in a minute", window.key, exc)
                 self._retry_at = time.monotonic() + 60
@@ -317,7 +231,7 @@ class Scheduler:
                 log.warning("%s: standing by", exc)
                 self._disconnect()
                 return False
-        return all(self.store.finished(w, self.digests.recipients) for w in windows)
+        return all(self.store.finished(w, self.sender.recipients) for w in windows)
 
     def _prune(self) -> None:
         if self._pruned is not None and time.monotonic() - self._pruned < PRUNE_EVERY:
@@ -332,33 +246,19 @@ class Scheduler:
         if count:
             log.info("pruned %d stored events older than %s", count, self.config.store.keep)
 
-    def _drained(self) -> bool:
+    def _drained(self, link: Link) -> bool:
         """The queue looks empty. A consumer cannot tell "empty" from "the rest
         is on its way" (a single-active-consumer queue activates a new consumer with a
         delay, and basic.get is refused on it), and the broker's count leaves out what it
         has already pushed to us: deliveries that arrive while the count is asked for wait
         in pika's buffer until the next pump. Empty means no delivery for a second, then no
         ready message, then still no delivery for another second."""
-        assert self.broker is not None
         now = time.monotonic()
         if now - self._last_delivery < SETTLE_S:
             return False
-        if self.broker.queue_state(topology.DIGEST_QUEUE).messages:
+        if link.count(topology.DIGEST_QUEUE):
             self._empty_since = None
             return False
         if self._empty_since is None:
             self._empty_since = now
         return now - self._empty_since >= SETTLE_S
-
-    def dead_count(self) -> int | None:
-        """Messages in the dead queue now (the broker's count), None when unknown."""
-        if self.broker is None:
-            return None
-        try:
-            return self.broker.queue_state(topology.DEAD_QUEUE).messages
-        except BrokerError:
-            return None
-
-
-def _why(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]

@@ -25,7 +25,7 @@ Headers: every header on a message a host published is the host's, so none is
 believed. When the central side republishes a message (parked for a retry,
 dead-lettered, replayed) under its own user, it writes ``HEADER_USER_ID`` itself
 with the identity the message had on arrival ("" for none) and copies no header
-of the host's (``consumer.worker.republish_headers``). So ``effective_user``
+of the host's (``consumer.retries.republish_headers``). So ``effective_user``
 believes that header only on a message whose ``user_id`` is the central user.
 """
 

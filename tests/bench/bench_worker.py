@@ -31,7 +31,7 @@ import pika
 
 from consumer.broker import Broker
 from consumer.model import Enriched
-from consumer.pipeline import Outcome, Stages, build_stages
+from consumer.pipeline import Settlement, Stages, build_stages
 from consumer.worker import Worker
 from schemas import topology
 from schemas.config import Config, load_config
@@ -93,7 +93,7 @@ def worker_rate(
     stamps: list[float] = []
     worker: Worker
 
-    def on_settle(_outcome: Outcome) -> None:
+    def on_settle(_outcome: Settlement) -> None:
         stamps.append(time.perf_counter())
         if len(stamps) == count:
             worker.stop()

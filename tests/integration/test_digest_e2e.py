@@ -21,8 +21,6 @@ from pathlib import Path
 import pytest
 
 from consumer.broker import Broker
-from consumer.digest.digests import Digests
-from consumer.digest.render import DigestRenderer
 from consumer.digest.scheduler import Scheduler
 from consumer.digest.store import DigestStore
 from consumer.stages.deliver import SmtpSender
@@ -36,9 +34,9 @@ from tests.support.digest_support import (
     OPS,
     config_text,
     day,
+    digest_for,
     failure,
     login,
-    no_dns,
     store_url,  # noqa: F401  (fixture)
     totals,
 )
@@ -72,11 +70,7 @@ def send(vhost: Vhost, *events: LoginEvent) -> None:
 
 
 def scheduler(config: Config, clock: Clock) -> Scheduler:
-    store = DigestStore(open_store(config.store.url))
-    digests = Digests(config, store, SmtpSender(config.smtp), DigestRenderer(config), no_dns, "t")
-    made = Scheduler(config, digests, clock=clock)
-    digests.dead_count = made.dead_count
-    return made
+    return digest_for(config, SmtpSender(config.smtp), "t", clock=clock).scheduler()
 
 
 def by_window(mails: list[Received]) -> Counter[tuple[str, str]]:
@@ -170,7 +164,7 @@ def test_a_scheduler_killed_at_any_point_sends_each_digest_once(
             done = run_digest(config, day(n + 1, 0.02))
             assert done.returncode == 0, done.stderr
             # The SMTP server accepted ALICE's digest before the crash after-smtp: it is
-            # sent again, with the same Message-ID (see consumer/digest/digests.py).
+            # sent again, with the same Message-ID (see consumer/digest/sender.py).
             expected += 3 if point == "after-smtp" else 2
             smtp.wait_for(expected)
         time.sleep(0.3)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumer.digest.digests import ATTEMPTS, Digests
+from consumer.digest.sender import ATTEMPTS, WindowSender
 from consumer.digest.store import MAX_DROPPED, State
 from consumer.digest.summary import Summary
 from consumer.digest.windows import Window, window_at
@@ -35,25 +35,25 @@ from tests.support.smtp_server import html_part, text_part
 
 
 @pytest.fixture
-def digests(store_url: str) -> Iterator[Digests]:  # noqa: F811
+def digests(store_url: str) -> Iterator[WindowSender]:  # noqa: F811
     made = digests_for(make_config(store_url), Outbox())
     yield made
     made.store.store.close()
 
 
-def outbox(digests: Digests) -> Outbox:
-    assert isinstance(digests.sender, Outbox)
-    return digests.sender
+def outbox(digests: WindowSender) -> Outbox:
+    assert isinstance(digests.mailer, Outbox)
+    return digests.mailer
 
 
-def day0(digests: Digests) -> Window:
+def day0(digests: WindowSender) -> Window:
     return window_at(digests.schedule, day(0, 1))
 
 
 # -- item 8: dropped has no bound on the wire ---------------------------------------------
 
 
-def test_huge_dropped_counters_are_stored_bounded_and_summed(digests: Digests) -> None:
+def test_huge_dropped_counters_are_stored_bounded_and_summed(digests: WindowSender) -> None:
     huge = [
         login(day(0, 2), "web-1", "a", dropped=2**64 - 1),  # SQLite: OverflowError on bind
         login(day(0, 2), "web-1", "b", dropped=2**63),
@@ -98,7 +98,7 @@ def test_a_store_holding_huge_dropped_counters_is_clamped_on_upgrade(
 
 
 def broken_first_window(
-    digests: Digests, monkeypatch: pytest.MonkeyPatch, error: Exception
+    digests: WindowSender, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> list[Window]:
     """Make ``day0``'s aggregation fail with ``error``; the windows asked for."""
     made = digests.summaries
@@ -123,7 +123,7 @@ def broken_first_window(
     ],
 )
 def test_a_window_that_cannot_be_made_fails_alone(
-    digests: Digests,
+    digests: WindowSender,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     error: Exception,
@@ -149,7 +149,7 @@ def test_a_window_that_cannot_be_made_fails_alone(
 
 
 def test_a_store_that_does_not_answer_is_an_outage_not_a_failed_window(
-    digests: Digests, monkeypatch: pytest.MonkeyPatch
+    digests: WindowSender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store_events(digests, [login(day(0, 2), "web-1")], day(0, 3))
     broken_first_window(digests, monkeypatch, StoreError("PostgreSQL store: connection lost"))
@@ -164,7 +164,7 @@ def test_a_store_that_does_not_answer_is_an_outage_not_a_failed_window(
 # -- item 8: the dropped-hosts list -------------------------------------------------------
 
 
-def test_the_dropped_hosts_list_is_cut_to_top(digests: Digests) -> None:
+def test_the_dropped_hosts_list_is_cut_to_top(digests: WindowSender) -> None:
     forged = [login(day(0, 2), f"forged-{n:05d}.example", dropped=n + 1) for n in range(3000)]
     store_events(digests, forged, day(0, 3))
     ops = digests.summaries(day0(digests), dead=0)[OPS]
@@ -192,7 +192,7 @@ def test_the_dropped_hosts_list_is_cut_to_top(digests: Digests) -> None:
 ARRIVAL = day(1, 3)  # 10:00 Berlin on day 1
 
 
-def dated(digests: Digests) -> dict[str, datetime]:
+def dated(digests: WindowSender) -> dict[str, datetime]:
     """Events whose host gave a time far from ARRIVAL, on both sides; host -> its time."""
     times = {
         "behind-3d": ARRIVAL - timedelta(days=3),  # before day 0 even began
@@ -209,7 +209,7 @@ def dated(digests: Digests) -> dict[str, datetime]:
     return times
 
 
-def test_a_host_cannot_date_an_event_out_of_the_window_it_arrived_in(digests: Digests) -> None:
+def test_a_host_cannot_date_an_event_out_of_the_window_it_arrived_in(digests: WindowSender) -> None:
     store_events(digests, [login(day(0, 2), "web-1")], day(0, 3))
     assert digests.send_window(day0(digests), day(1, 0.1)) == 2
     sent_before = digests.summaries(day0(digests), dead=0)[OPS]
@@ -228,7 +228,7 @@ def test_a_host_cannot_date_an_event_out_of_the_window_it_arrived_in(digests: Di
                             "ahead-2h")} == {ARRIVAL}  # fmt: skip
 
 
-def test_a_host_clock_more_than_five_minutes_off_is_named(digests: Digests) -> None:
+def test_a_host_clock_more_than_five_minutes_off_is_named(digests: WindowSender) -> None:
     dated(digests)
     arrived = window_at(digests.schedule, ARRIVAL)
     ops = digests.summaries(arrived, dead=0)[OPS]
@@ -255,7 +255,7 @@ def test_a_host_clock_more_than_five_minutes_off_is_named(digests: Digests) -> N
     assert "Host clocks" not in outbox(digests).text(ALICE)
 
 
-def test_the_clock_list_is_cut_to_top(digests: Digests) -> None:
+def test_the_clock_list_is_cut_to_top(digests: WindowSender) -> None:
     ahead = [login(ARRIVAL + timedelta(hours=n + 1), f"h{n:04d}") for n in range(500)]
     store_events(digests, ahead, ARRIVAL)
     ops = digests.summaries(window_at(digests.schedule, ARRIVAL), dead=0)[OPS]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from consumer import headers
-from consumer.digest.digests import Digests
+from consumer.digest.sender import WindowSender
 from consumer.digest.store import State
 from consumer.digest.windows import Window, window_at
 from consumer.stages.deliver import SmtpSender
@@ -48,7 +48,7 @@ class Page(HTMLParser):
         self.data.append(data)
 
 
-def mail(tmp_path: Path, *extra: str) -> tuple[Digests, EmailMessage]:
+def mail(tmp_path: Path, *extra: str) -> tuple[WindowSender, EmailMessage]:
     digests = digests_for(make_config(str(tmp_path / "lw.db"), *extra))
     events = [login(day(0, h), f"web-{h}", "bob", f"192.0.2.{h}") for h in range(1, 6)]
     events += [login(day(0, 15), HOSTILE_HOST, HOSTILE_USER, "198.51.100.1")]
@@ -127,7 +127,7 @@ DIGEST_HEADERS = [
 ]  # fmt: skip
 
 
-def _ew_digest(tmp_path: Path, port: int) -> tuple[Digests, Window]:
+def _ew_digest(tmp_path: Path, port: int) -> tuple[WindowSender, Window]:
     templates = tmp_path / "templates"
     templates.mkdir()
     # An operator's subject that names the busiest host: event text in a header.

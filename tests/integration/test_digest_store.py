@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from consumer.digest.digests import Digests
+from consumer.digest.sender import WindowSender
 from consumer.digest.store import State
 from consumer.digest.windows import window_at
 from consumer.model import Action, Decision
@@ -29,13 +29,13 @@ from tests.support.smtp_server import text_part
 
 
 @pytest.fixture
-def digests(store_url: str) -> Iterator[Digests]:  # noqa: F811
+def digests(store_url: str) -> Iterator[WindowSender]:  # noqa: F811
     made = digests_for(make_config(store_url), Outbox())
     yield made
     made.store.store.close()
 
 
-def fill_day(digests: Digests) -> None:
+def fill_day(digests: WindowSender) -> None:
     """One day (Thursday) of events on three hosts, plus one the next day."""
     bob = [login(day(0, h), "web-1") for h in (2, 3, 4)]
     root = login(day(0, 14), "web-2", "root", "198.51.100.7")  # 21:00 Berlin: after hours
@@ -54,7 +54,7 @@ def fill_day(digests: Digests) -> None:
     digests.store.store.record_decisions(root.id_hex, [silenced], day(0, 1))
 
 
-def test_a_window_is_counted_per_recipient(digests: Digests) -> None:
+def test_a_window_is_counted_per_recipient(digests: WindowSender) -> None:
     fill_day(digests)
     window = window_at(digests.schedule, day(0, 1))
     summaries = digests.summaries(window, dead=2)
@@ -90,9 +90,9 @@ def test_a_window_is_counted_per_recipient(digests: Digests) -> None:
     assert web1.cells[2:6] == (1, 1, 1, 4)
 
 
-def test_each_recipient_gets_one_digest_per_window(digests: Digests) -> None:
+def test_each_recipient_gets_one_digest_per_window(digests: WindowSender) -> None:
     fill_day(digests)
-    outbox: Outbox = digests.sender  # type: ignore[assignment]
+    outbox: Outbox = digests.mailer  # type: ignore[assignment]
     window = window_at(digests.schedule, day(0, 1))
     outbox.fail.append(TransientDelivery("421 try later"))
     with pytest.raises(TransientDelivery):
@@ -108,14 +108,14 @@ def test_each_recipient_gets_one_digest_per_window(digests: Digests) -> None:
     assert digests.store.state(window, OPS) is State.SENT
 
 
-def test_a_recorded_delivery_is_only_marked(digests: Digests) -> None:
+def test_a_recorded_delivery_is_only_marked(digests: WindowSender) -> None:
     """The scheduler died after the delivery log was written: no second mail."""
     window = window_at(digests.schedule, day(0, 1))
     digests.store.open_window(window, [OPS], 0)
     assert digests.store.claim(window, OPS, "dead-scheduler", 0, 0)
     digests.store.store.record_delivery(f"digest:{window.key}:{OPS}", day(1))
     digests.send_window(window, day(1, 0.1))
-    outbox: Outbox = digests.sender  # type: ignore[assignment]
+    outbox: Outbox = digests.mailer  # type: ignore[assignment]
     assert [m["To"] for m in outbox.sent] == [ALICE]
     assert digests.store.state(window, OPS) is State.SENT
 
@@ -124,7 +124,7 @@ def test_empty_windows_are_quiet_or_skipped(store_url: str) -> None:  # noqa: F8
     quiet = digests_for(make_config(store_url), Outbox())
     window = window_at(quiet.schedule, day(3))
     assert quiet.send_window(window, day(4, 0.1)) == 2
-    outbox: Outbox = quiet.sender  # type: ignore[assignment]
+    outbox: Outbox = quiet.mailer  # type: ignore[assignment]
     assert "All quiet" in text_part(outbox.sent[0])
     assert "all quiet" in outbox.sent[0]["Subject"]
     quiet.store.store.close()
@@ -135,7 +135,7 @@ def test_empty_windows_are_quiet_or_skipped(store_url: str) -> None:  # noqa: F8
     skip.store.store.close()
 
 
-def test_the_lease_has_one_holder_until_it_expires(digests: Digests) -> None:
+def test_the_lease_has_one_holder_until_it_expires(digests: WindowSender) -> None:
     store = digests.store
     assert store.acquire("a", 100.0, 30)
     assert not store.acquire("b", 110.0, 30)
@@ -148,7 +148,7 @@ def test_the_lease_has_one_holder_until_it_expires(digests: Digests) -> None:
     assert store.acquire("a", 152.0, 30)
 
 
-def test_states_move_once(digests: Digests) -> None:
+def test_states_move_once(digests: WindowSender) -> None:
     store = digests.store
     window = window_at(digests.schedule, day(0))
     store.open_window(window, [OPS], 1.0)
@@ -163,7 +163,7 @@ def test_states_move_once(digests: Digests) -> None:
     assert store.state(window, OPS) is State.SENT
 
 
-def test_old_events_are_pruned(digests: Digests) -> None:
+def test_old_events_are_pruned(digests: WindowSender) -> None:
     fill_day(digests)
     assert digests.store.prune(day(0, 4.5)) == 4  # bob's 3 logins and carol's
     remaining = digests.store.db.execute("SELECT COUNT(*) FROM digest_event")

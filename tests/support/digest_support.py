@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from consumer.digest.digests import Digests
+from consumer.broker import Broker
+from consumer.commands.digest import DigestProcess, wire
 from consumer.digest.intake import event_row
-from consumer.digest.render import DigestRenderer
-from consumer.digest.store import DigestStore
+from consumer.digest.sender import WindowSender
 from consumer.digest.windows import current
 from consumer.store import open_store
 from schemas.config import Config, parse_config
@@ -51,9 +51,21 @@ def no_dns(_address: str) -> tuple[str | None, bool, str]:
     return None, False, ""
 
 
-def digests_for(config: Config, sender: Any = None, owner: str = "test") -> Digests:
-    store = DigestStore(open_store(config.store.url))
-    return Digests(config, store, sender, DigestRenderer(config), no_dns, owner)
+def digest_for(
+    config: Config,
+    mailer: Any = None,
+    owner: str = "test",
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    broker: Callable[[], Broker] | None = None,
+) -> DigestProcess:
+    """The digest side wired as ``loginwatch digest`` wires it, on a store of its own."""
+    return wire(config, open_store(config.store.url), mailer=mailer, annotate=no_dns,
+                owner=owner, clock=clock, broker=broker)  # fmt: skip
+
+
+def digests_for(config: Config, sender: Any = None, owner: str = "test") -> WindowSender:
+    return digest_for(config, sender, owner).sender
 
 
 def login(
@@ -68,7 +80,7 @@ def failure(at: datetime, host: str, user: str, ip: str) -> LoginEvent:
                  key_type="", key_sha256=b"")  # fmt: skip
 
 
-def store_events(digests: Digests, events: list[LoginEvent], now: datetime) -> None:
+def store_events(digests: WindowSender, events: list[LoginEvent], now: datetime) -> None:
     collecting = current(digests.schedule, now, [])
     rows = [event_row(e, digests.config.route, collecting, now) for e in events]
     digests.store.add_events(rows)

@@ -9,8 +9,8 @@ import pytest
 
 from consumer.delivery import Delivery
 from consumer.display import quoted
+from consumer.retries import republish_headers
 from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
-from consumer.worker import republish_headers
 from schemas import topology
 from schemas.errors import DecodeError
 from schemas.event import MAX_BODY, encode

@@ -22,7 +22,7 @@ from consumer.digest.store import EventRow
 from schemas import topology
 from schemas.errors import StoreError
 from schemas.event import LoginEvent, encode
-from tests.support.digest_support import day, digests_for, login, make_config
+from tests.support.digest_support import day, digest_for, login, make_config
 
 
 class ScriptedQueue:
@@ -108,7 +108,7 @@ def batch(n: int, first: int = 0) -> list[LoginEvent]:
 
 def scheduler_for(tmp_path: Path, queue: ScriptedQueue) -> Scheduler:
     config = make_config(str(tmp_path / "loginwatch.db"))
-    return Scheduler(config, digests_for(config), clock=lambda: day(0, 5), broker=queue.connect)
+    return digest_for(config, clock=lambda: day(0, 5), broker=queue.connect).scheduler()
 
 
 def test_a_running_scheduler_stores_every_batch_on_one_connection(tmp_path: Path) -> None:
@@ -247,9 +247,7 @@ def test_a_relays_reports_stored_by_the_scheduler_are_no_first_seen_votes(tmp_pa
                for n, name in enumerate(("a", "b"))]  # fmt: skip
     queue = ScriptedQueue([[encode(e) for e in relayed]])
     queue.user_id = "relay-dc1"
-    scheduler = Scheduler(
-        config, digests_for(config), clock=lambda: day(0, 5), broker=queue.connect
-    )
+    scheduler = digest_for(config, clock=lambda: day(0, 5), broker=queue.connect).scheduler()
 
     assert scheduler.run(once=True) == 0
 

@@ -12,8 +12,8 @@ import pytest
 from consumer.delivery import Delivery
 from consumer.model import Action, Decision, Enriched, PolicyState
 from consumer.pipeline import Stages, Verdict, process
+from consumer.retries import republish_headers
 from consumer.stages.decode import Decoder, Identity, Incoming
-from consumer.worker import republish_headers
 from schemas import topology
 from schemas.errors import PermanentDelivery, StoreError, TransientDelivery
 from schemas.event import LoginEvent, encode

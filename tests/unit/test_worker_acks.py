@@ -12,11 +12,13 @@ from typing import cast
 
 from consumer.broker import Broker
 from consumer.delivery import Delivery
-from consumer.pipeline import Outcome, Verdict
+from consumer.pipeline import Settlement, Verdict
+from consumer.runtime import Link
 from consumer.worker import Worker
+from schemas import topology
 from schemas.config import parse_config
 
-DONE = Outcome(Verdict.DONE, "1 decision(s)", "e")
+DONE = Settlement(Verdict.DONE, "1 decision(s)", "e")
 
 
 @dataclass
@@ -31,7 +33,7 @@ class RecordingBroker:
 
 def worker_on(broker: RecordingBroker) -> Worker:
     worker = Worker(parse_config('[broker]\nurl = "amqp://127.0.0.1/"'))
-    worker._broker = cast(Broker, broker)
+    worker.runtime.link = Link(cast(Broker, broker), topology.ALERTS_QUEUE)
     return worker
 
 

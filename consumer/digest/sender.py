@@ -1,6 +1,8 @@
 """Make and send one window's digests: exactly one per recipient, whatever crashes when.
 
-Per window and recipient (``digest_send``), only the lease holder moves the state::
+``WindowSender`` is handed the scheduler's ``Lease`` when it is built: it renews the lease
+before each claim and each send, and stops (``LeaseLost``) the moment it is gone. Per window
+and recipient (``digest_send``), only the lease holder moves the state::
 
     open ──claim──▶ sending ──delivered?──yes──▶ sent          (crashed after recording)
                        │           no
@@ -24,8 +26,7 @@ Per window and recipient (``digest_send``), only the lease holder moves the stat
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
@@ -33,6 +34,7 @@ from typing import Protocol
 
 from consumer import metrics
 from consumer.digest.aggregate import Aggregator, Rules, audiences, reading
+from consumer.digest.lease import Lease, LeaseLost
 from consumer.digest.render import DigestRenderer
 from consumer.digest.store import DigestStore, State
 from consumer.digest.summary import Summary
@@ -41,19 +43,16 @@ from consumer.digest.windows import Schedule, Window, outside_hours
 from consumer.routing import digest_recipients
 from consumer.stages.geoip import GeoIp
 from consumer.stages.rdns import ReverseDns
+from consumer.store import Store
 from schemas.config import Config
-from schemas.errors import LoginwatchError, PermanentDelivery, StoreError, TransientDelivery
+from schemas.errors import PermanentDelivery, StoreError, TransientDelivery
 
 log = logging.getLogger("loginwatch.digest")
 
 ATTEMPTS = 3  # tries (one per scheduler tick) to make a window's digests before it fails
 
 
-class LeaseLost(LoginwatchError):
-    """Another scheduler holds the lease now: stop sending, stand by."""
-
-
-class Sender(Protocol):
+class Mailer(Protocol):
     """What sends a mail (``stages.deliver.SmtpSender``)."""
 
     def send(self, msg: EmailMessage) -> None: ...
@@ -84,21 +83,22 @@ def annotator(config: Config) -> Annotate:
 
 
 @dataclass
-class Digests:
-    """Everything one scheduler needs to compose and send digests."""
+class WindowSender:
+    """Composes and sends each due window's digests, as the holder of ``lease``.
+
+    ``delivery_log``: the store whose delivery log the worker writes too (check-before,
+    record-after); ``dead_count``: the dead queue's depth now, None when unknown.
+    """
 
     config: Config
     store: DigestStore
-    sender: Sender
+    delivery_log: Store
+    mailer: Mailer
     renderer: DigestRenderer
     annotate: Annotate
-    owner: str
-    dead_count: Callable[[], int | None] = lambda: None
+    lease: Lease
+    dead_count: Callable[[], int | None]
     checkpoint: Callable[[str], None] = lambda _name: None
-    # The scheduler's lease: renewed (True) or lost (False), before each claim and send.
-    guard: Callable[[], bool] = lambda: True
-    stale_after: float = 0.0  # the lease's length
-    wall: Callable[[], float] = time.time  # real time, for claims (the lease's clock)
     failures: dict[str, int] = field(default_factory=dict)  # window key -> failed tries
 
     def __post_init__(self) -> None:
@@ -116,13 +116,15 @@ class Digests:
             outside=tuple(outside),
         )
 
-    def summaries(self, window: Window, dead: int | None) -> dict[str, Summary]:
-        """Every recipient's summary of ``window``."""
+    def summaries(
+        self, window: Window, dead: int | None, recipients: Sequence[str] | None = None
+    ) -> dict[str, Summary]:
+        """Every recipient's summary of ``window`` (only ``recipients``' when given)."""
         aggregator = Aggregator(self.store.db, self.rules(window))
         found = audiences(self.store.db, window)
         return {
             r: replace(aggregator.summary(window, r, reading(r, found)), dead=dead)
-            for r in self.recipients
+            for r in (self.recipients if recipients is None else recipients)
         }
 
     def view(self, summary: Summary) -> DigestView:
@@ -139,7 +141,7 @@ class Digests:
             LeaseLost: another scheduler took the lease over (rows stay ``sending``).
             StoreError: the store failed.
         """
-        self.store.open_window(window, self.recipients, self.wall())
+        self.store.open_window(window, self.recipients, self.lease.now())
         pending = [r for r in self.recipients if self._claim(window, r)]
         if not pending:
             return 0
@@ -169,13 +171,13 @@ class Digests:
                         ATTEMPTS, reason)  # fmt: skip
             return
         for recipient in recipients:
-            self.store.finish(window, recipient, State.FAILED, self.wall())
+            self.store.finish(window, recipient, State.FAILED, self.lease.now())
             log.error("digest %s for %s failed for good after %d tries: %s", window.key,
                       recipient, tries, reason)  # fmt: skip
 
     def _claim(self, window: Window, recipient: str) -> bool:
-        wall = self.wall()
-        if not self.store.claim(window, recipient, self.owner, wall, wall - self.stale_after):
+        wall = self.lease.now()
+        if not self.store.claim(window, recipient, self.lease.owner, wall, wall - self.lease.ttl):
             return False
         # Renewed after the claim: whoever takes the lease over after us finds the claim
         # older than the lease, so it may take the row over (see DigestStore.claim).
@@ -183,13 +185,13 @@ class Digests:
         return True
 
     def _hold(self) -> None:
-        if not self.guard():
-            raise LeaseLost(f"{self.owner} lost the scheduler lease")
+        if not self.lease.renew():
+            raise LeaseLost(f"{self.lease.owner} lost the scheduler lease")
 
     def _send_one(self, window: Window, summary: Summary, now: datetime) -> int:
-        recipient, stamp = summary.recipient, self.wall()
+        recipient, stamp = summary.recipient, self.lease.now()
         key = f"digest:{window.key}:{recipient}"
-        if self.store.store.delivered(key):  # check-before: it went out, the mark did not
+        if self.delivery_log.delivered(key):  # check-before: it went out, the mark did not
             self.store.finish(window, recipient, State.SENT, stamp)
             log.info("digest %s for %s: already sent, marked", window.key, recipient)
             return 0
@@ -200,7 +202,7 @@ class Digests:
         try:
             msg = self.renderer.render(self.view(summary), now)  # before the send: a
             self._hold()  # scheduler that lost its lease while aggregating must not send
-            self.sender.send(msg)
+            self.mailer.send(msg)
         except PermanentDelivery as exc:
             self.store.finish(window, recipient, State.FAILED, stamp)
             log.error("digest %s for %s failed for good: %s", window.key, recipient, exc)
@@ -208,7 +210,7 @@ class Digests:
         except TransientDelivery:
             raise
         self.checkpoint("after-smtp")
-        self.store.store.record_delivery(key, now)  # record-after
+        self.delivery_log.record_delivery(key, now)  # record-after
         self.checkpoint("after-record")
         self.store.finish(window, recipient, State.SENT, stamp)
         metrics.digest_window_sent()
