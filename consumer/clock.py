@@ -43,3 +43,10 @@ def describe(seconds: int) -> str:
         f"host clock off by {span(seconds)} (behind the arrival time, or the event"
         " waited in the host's spool)"
     )
+
+
+def utc(moment: datetime) -> datetime:
+    """Reject naive datetimes early: every time in loginwatch is timezone-aware."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime; pass an aware one (UTC)")
+    return moment

@@ -11,7 +11,7 @@ whatever it encodes, CR/LF included, and writes that raw when it folds the heade
   the whole value, so a word split across fields or joined with template text is caught too.
 - ``wire``: the bytes SMTP sends, serialized as smtplib does, with the header block read back:
   it must hold exactly the message's own headers, in order, each the same after decoding and
-  free of CR/LF, or the mail is a ``PermanentDelivery`` (the reason goes to the log and the
+  free of CR/LF, or the mail is a ``PermanentSendError`` (the reason goes to the log and the
   dead queue). ``compose`` (every builder) and the SMTP sender both run it, so a mail that
   fails it never reaches the wire, on a Python with the fix or without it.
 
@@ -36,7 +36,7 @@ from email.utils import format_datetime, getaddresses
 from typing import Final
 
 from consumer.display import quoted, visible
-from schemas.errors import PermanentDelivery
+from schemas.errors import PermanentSendError
 
 ENCODED_WORD: Final = "=?"
 SHOWN_AS: Final = "=\uff1f"  # "=？": reads as what it was, starts no encoded word
@@ -66,7 +66,7 @@ def compose(headers: Iterable[tuple[str, str | Address]], text: str, html: str) 
     """A text + HTML mail with ``headers`` (text values made ``inert``), checked by ``wire``.
 
     Raises:
-        PermanentDelivery: a header cannot be set, or the serialized mail does not hold
+        PermanentSendError: a header cannot be set, or the serialized mail does not hold
             exactly these headers (``wire``).
     """
     msg = EmailMessage()
@@ -76,11 +76,11 @@ def compose(headers: Iterable[tuple[str, str | Address]], text: str, html: str) 
         try:
             msg[name] = inert(value) if isinstance(value, str) else value
         except (ValueError, MessageError) as exc:
-            raise PermanentDelivery(f"mail header {name}: {quoted(str(exc), 200)}") from None
+            raise PermanentSendError(f"mail header {name}: {quoted(str(exc), 200)}") from None
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     if msg.keys() != [*names, *MIME_HEADERS]:
-        raise PermanentDelivery(f"mail headers refused: {', '.join(msg.keys())} set, not these")
+        raise PermanentSendError(f"mail headers refused: {', '.join(msg.keys())} set, not these")
     wire(msg)
     return msg
 
@@ -117,7 +117,7 @@ def mail(
     envelope. The subject is cut to ``SUBJECT_MAX`` characters.
 
     Raises:
-        PermanentDelivery: as ``compose``.
+        PermanentSendError: as ``compose``.
     """
     kind, ident = about
     headers: list[tuple[str, str | Address]] = [
@@ -136,7 +136,7 @@ def wire(msg: EmailMessage) -> bytes:
     """The bytes SMTP sends for ``msg`` (CRLF lines, as ``smtplib.send_message`` makes them).
 
     Raises:
-        PermanentDelivery: a header value holds CR or LF, or the serialized header block is
+        PermanentSendError: a header value holds CR or LF, or the serialized header block is
             not exactly ``msg``'s headers (one added, ended early, or reading back otherwise).
     """
     policy = msg.policy
@@ -147,12 +147,12 @@ def wire(msg: EmailMessage) -> bytes:
         BytesGenerator(out, policy=policy).flatten(msg, linesep="\r\n")
     except (ValueError, MessageError) as exc:  # HeaderWriteError on Pythons with the fix
         _refuse_breaks(_items(msg))  # the clearer reason, where it applies
-        raise PermanentDelivery(f"mail headers refused: {quoted(str(exc), 200)}") from None
+        raise PermanentSendError(f"mail headers refused: {quoted(str(exc), 200)}") from None
     # After flattening, which sets the multipart boundary; each items() parses every header.
     items = _items(msg)
     _refuse_breaks(items)
     if any(name.lower() in _NEVER_SENT for name, _ in items):
-        raise PermanentDelivery("mail headers refused: a Bcc header would go out with the mail")
+        raise PermanentSendError("mail headers refused: a Bcc header would go out with the mail")
     data = out.getvalue()
     _check_block(msg, items, data)
     return data
@@ -167,7 +167,7 @@ def international(msg: EmailMessage) -> bool:
 def _check_block(msg: EmailMessage, items: list[tuple[str, str]], data: bytes) -> None:
     head, end, _ = data.partition(b"\r\n\r\n")
     if not end:
-        raise PermanentDelivery("mail headers refused: the header block does not end")
+        raise PermanentSendError("mail headers refused: the header block does not end")
     fields: list[bytes] = []
     for line in head.split(b"\r\n"):
         if line.startswith(_FOLD) and fields:
@@ -176,11 +176,11 @@ def _check_block(msg: EmailMessage, items: list[tuple[str, str]], data: bytes) -
             fields.append(line)
     for field in fields:
         if b"\r" in field or b"\n" in field or b":" not in field:
-            raise PermanentDelivery(f"mail headers refused: a bare CR/LF in {_shown(field)}")
+            raise PermanentSendError(f"mail headers refused: a bare CR/LF in {_shown(field)}")
     names = [field.partition(b":")[0].decode("ascii", "replace") for field in fields]
     ours = [name for name, _ in items]
     if names != ours:
-        raise PermanentDelivery(
+        raise PermanentSendError(
             f"mail headers refused: {', '.join(names)} on the wire, not {', '.join(ours)}"
         )
     # Read back as a client would. Blanks may differ: email drops the one between two of
@@ -190,7 +190,7 @@ def _check_block(msg: EmailMessage, items: list[tuple[str, str]], data: bytes) -
         if ENCODED_WORD in read:  # only email's own words can be left: decode them
             read = str(msg.policy.header_factory(name, read))  # type: ignore[attr-defined]
         if _breaks(read) or _squeezed(read) != _squeezed(value):
-            raise PermanentDelivery(
+            raise PermanentSendError(
                 f"mail header {name} reads back as {_shown(read)}, not {_shown(value)}"
             )
 
@@ -202,7 +202,7 @@ def _items(msg: EmailMessage) -> list[tuple[str, str]]:
 def _refuse_breaks(items: list[tuple[str, str]]) -> None:
     for name, value in items:
         if _breaks(value):
-            raise PermanentDelivery(f"mail header {name} holds a line break: {_shown(value)}")
+            raise PermanentSendError(f"mail header {name} holds a line break: {_shown(value)}")
 
 
 def _squeezed(value: str) -> str:

@@ -32,7 +32,7 @@ MAILS: Final = Counter(
     "Alert mails: sent (accepted by SMTP), retried (a short retry), parked, dead",
     ["result"],
 )
-DELIVERY_LATENCY: Final = Histogram(
+MAIL_LATENCY: Final = Histogram(
     "loginwatch_delivery_latency_seconds",
     "From the login (the hook's timestamp) to the SMTP server accepting its mail",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200),
@@ -79,7 +79,7 @@ def decoded(outcome: str) -> None:
 def mail_sent(login_time: datetime, now: datetime) -> None:
     """The SMTP server accepted a mail about a login at ``login_time``."""
     MAILS.labels("sent").inc()
-    DELIVERY_LATENCY.observe(max(0.0, (now - login_time).total_seconds()))
+    MAIL_LATENCY.observe(max(0.0, (now - login_time).total_seconds()))
 
 
 def mail_retried() -> None:

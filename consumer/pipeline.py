@@ -1,4 +1,4 @@
-"""The worker's pipeline: decode → facts → policy → names → render → deliver, in one function.
+"""The worker's pipeline: decode → facts → policy → names → render → send, in one function.
 
 Enrichment is split around the policy: the cheap facts every event needs (GeoIP, first-seen
 from the store) come before ``decide``; reverse DNS, which costs network round trips in this
@@ -8,6 +8,45 @@ one thread, only once a decision mails someone (digested, folded and ignored eve
 a ``Settlement`` — done (ack), park (retry queue later) or dead (dead queue) — with
 the reason; the worker (consumer/worker.py) only settles it with the broker.
 It logs one line per decision, with the event id and the policy's reason.
+
+One event goes through the stages like this (``process`` below, the contract of each stage)::
+
+    event    = decode(body)                                  # schemas.event.decode
+    enriched = enricher.facts(event, now)                    # cheap: GeoIP, first-seen
+    state    = store.flood_state(now, policy.flood_window, host=event.host, kind=event.kind)
+    decisions = policy.decide(enriched, state, now)          # pure; log each decision.reason
+    store.record_decisions(event.id_hex, decisions, now)     # silenced/folded/burst, for the digest
+    if any(decision.action in MAILING for decision in decisions):
+        enriched = enricher.names(enriched)                  # costly: reverse DNS, bounded
+    for decision in decisions:
+        if decision.action not in MAILING:
+            continue                                         # digest/ignore/silenced/folded
+        key = sent_key(event, decision)
+        if store.was_sent(key):
+            continue                                         # redelivered: mail already went out
+        msg = renderer.render(enriched, decision)            # stages.render.Renderer
+        sender.send(msg)                                     # stages.smtp.SmtpSender
+        store.record_sent(key, now)                          # record-after (STYLE.md #4)
+        store.note_mail(decision.recipient, event.host, event.kind, now, burst=decision.burst)
+    ack
+
+Errors, all from ``schemas.errors``:
+
+- ``enricher`` raises ``StoreError`` when the store fails (park the message and retry later);
+  DNS and GeoIP failures never raise, they just leave the fields empty.
+- ``renderer.render`` raises ``PermanentSendError`` for a broken (operator) template.
+- ``sender.send`` raises ``TransientSendError`` only after its own short tenacity retries
+  (park in the retry queues), ``PermanentSendError`` for 5xx / refused recipients (dead queue).
+
+Mail is sent at least once. Two windows can still duplicate a mail, both with the same
+``Message-ID`` (some mail stores and clients fold such copies): the SMTP server stored it but
+the connection dropped before its ``250`` reached us (``send`` retries it), or the worker died
+between the ``250`` and ``record_sent``. The sent log prevents every other duplicate:
+a mail whose ``record_sent`` committed is never sent again.
+
+Flood control is counted in the store (shared by every worker) per recipient, host and kind,
+and per recipient and kind for all hosts together; two workers that decide at the same instant
+may each send one mail past a limit — the limits are calm-down thresholds, not exact quotas.
 """
 
 from __future__ import annotations
@@ -21,15 +60,16 @@ from datetime import UTC, datetime
 import msgspec
 
 from consumer import metrics
-from consumer.model import MAILING, Decision, Enriched, delivery_key
+from consumer.decisions import MAILING, Decision, sent_key
+from consumer.enriched import Enriched
 from consumer.stages.decode import Decoder, Identity, Incoming
-from consumer.stages.deliver import SmtpSender
 from consumer.stages.enrich import Enricher
 from consumer.stages.policy import Policy
 from consumer.stages.render import Renderer
+from consumer.stages.smtp import Sender, SmtpSender
 from consumer.store import Store, open_store
 from schemas.config import Config
-from schemas.errors import DecodeError, PermanentDelivery, StoreError, TransientDelivery
+from schemas.errors import DecodeError, PermanentSendError, StoreError, TransientSendError
 from schemas.topology import user_host
 
 log = logging.getLogger("loginwatch.worker")
@@ -58,7 +98,7 @@ class Stages:
     enrich: Enricher
     policy: Policy
     render: Renderer
-    send: SmtpSender
+    send: Sender
     store: Store
     clock: Callable[[], datetime]
 
@@ -124,15 +164,15 @@ def process(stages: Stages, incoming: Incoming) -> Settlement:
     for decision in decisions:
         try:
             _mail(stages, enriched, decision, now)
-        except TransientDelivery as exc:
+        except TransientSendError as exc:
             transient.append(f"{decision.recipient}: {exc}")
-        except PermanentDelivery as exc:
+        except PermanentSendError as exc:
             permanent.append(f"{decision.recipient}: {exc}")
         except StoreError as exc:
             metrics.store_error()
             transient.append(f"store: {exc}")
     # A transient failure parks the whole event: recipients already mailed are
-    # skipped on its return (delivery log), the others are tried again.
+    # skipped on its return (sent log), the others are tried again.
     if transient:
         metrics.mails_failed(parked=len(transient) + len(permanent), dead=0)
         return Settlement(Verdict.PARK, "; ".join(transient + permanent), event.id_hex)
@@ -146,20 +186,20 @@ def _mail(stages: Stages, enriched: Enriched, decision: Decision, now: datetime)
     """Check-before, send, record-after for one decision (STYLE.md #4).
 
     Raises:
-        TransientDelivery, PermanentDelivery, StoreError.
+        TransientSendError, PermanentSendError, StoreError.
     """
     event_id = enriched.event.id_hex
     action = decision.action.value
     if decision.action not in MAILING:
         log.info("%s %s %s: %s", event_id, action, decision.recipient or "-", decision.reason)
         return
-    key = delivery_key(enriched.event, decision)
-    if stages.store.delivered(key):
+    key = sent_key(enriched.event, decision)
+    if stages.store.was_sent(key):
         log.info("%s %s %s: already sent (redelivery)", event_id, action, decision.recipient)
         return
     stages.send.send(stages.render.render(enriched, decision))
     metrics.mail_sent(enriched.event.time, now)
-    stages.store.record_delivery(key, now)
+    stages.store.record_sent(key, now)
     event = enriched.event
     stages.store.note_mail(
         decision.recipient or "", event.host, event.kind, now, burst=decision.burst

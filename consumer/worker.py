@@ -10,7 +10,7 @@ and recorded, nothing to mail, or republished — confirmed — to a retry queue
 the dead queue (consumer/retries.py).
 
 The broker going away is survived: deliveries not yet settled simply come back (the
-delivery log keeps a mailed one from being mailed twice). SIGTERM/SIGINT: stop taking
+sent log keeps a mailed one from being mailed twice). SIGTERM/SIGINT: stop taking
 deliveries, finish the one in flight, close.
 """
 

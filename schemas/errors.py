@@ -44,13 +44,13 @@ class StoreError(LoginwatchError):
     """The store (SQLite or PostgreSQL) failed."""
 
 
-class DeliveryError(LoginwatchError):
+class SendError(LoginwatchError):
     """A mail could not be delivered."""
 
 
-class TransientDelivery(DeliveryError):
+class TransientSendError(SendError):
     """Worth retrying: connection refused or dropped, timeout, SMTP 4xx."""
 
 
-class PermanentDelivery(DeliveryError):
+class PermanentSendError(SendError):
     """Retrying cannot help: SMTP 5xx, a bad address, a template error."""

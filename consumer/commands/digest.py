@@ -29,12 +29,12 @@ from consumer.digest.intake import LOOKBACK, Intake
 from consumer.digest.lease import Lease
 from consumer.digest.render import DigestRenderer
 from consumer.digest.scheduler import Scheduler, new_runtime
-from consumer.digest.sender import Mailer, WindowSender, annotator
+from consumer.digest.sender import WindowSender, annotator
 from consumer.digest.store import DigestStore
 from consumer.digest.view import Annotate
 from consumer.digest.windows import current
 from consumer.runtime import Runtime
-from consumer.stages.deliver import SmtpSender
+from consumer.stages.smtp import Sender, SmtpSender
 from consumer.store import Store, open_store
 from schemas import topology
 from schemas.config import Config
@@ -141,7 +141,7 @@ def wire(
     config: Config,
     store: Store,
     *,
-    mailer: Mailer,
+    mailer: Sender,
     annotate: Annotate,
     owner: str,
     clock: Callable[[], datetime],

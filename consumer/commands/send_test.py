@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of
-from consumer.model import Action, Decision, Enriched, FirstSeen
-from consumer.stages.deliver import SmtpSender
+from consumer.decisions import Action, Decision
+from consumer.enriched import Enriched, FirstSeen
 from consumer.stages.render import Renderer
+from consumer.stages.smtp import SmtpSender
 from schemas.config import Config
 from schemas.event import LoginEvent, Outcome, PamType
 

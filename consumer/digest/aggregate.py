@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
 from consumer import clock
-from consumer.digest.queries import (
+from consumer.digest.aggregate_sql import (
     BURSTS,
     CLOCKS,
     FIRST_SEEN,

@@ -19,7 +19,7 @@ from consumer.digest.view import DigestView
 from consumer.headers import SUBJECT_MAX, header_text, mail, sender_address
 from consumer.stages.render import load_templates, template_environment
 from schemas.config import Config
-from schemas.errors import PermanentDelivery
+from schemas.errors import PermanentSendError
 
 TEMPLATE_NAMES: Final = tuple(f"digest.{part}.j2" for part in ("subject", "txt", "html"))
 
@@ -40,20 +40,20 @@ class DigestRenderer:
         """Subject, text and HTML.
 
         Raises:
-            PermanentDelivery: a template failed at render time.
+            PermanentSendError: a template failed at render time.
         """
         context = {"d": view}
         try:
             subject, text, html = (self.templates[n].render(context) for n in TEMPLATE_NAMES)
         except jinja2.TemplateError as exc:
-            raise PermanentDelivery(f"digest template: {type(exc).__name__}: {exc}") from None
+            raise PermanentSendError(f"digest template: {type(exc).__name__}: {exc}") from None
         return header_text(subject, SUBJECT_MAX), text, html
 
     def render(self, view: DigestView, now: datetime | None = None) -> EmailMessage:
         """The digest mail for ``view.recipient``.
 
         Raises:
-            PermanentDelivery: a template failed at render time, or the headers did not
+            PermanentSendError: a template failed at render time, or the headers did not
                 survive serializing.
         """
         subject, text, html = self.parts(view)

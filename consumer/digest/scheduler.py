@@ -34,7 +34,7 @@ from consumer.retries import dead_letter
 from consumer.runtime import Link, Runtime
 from schemas import topology
 from schemas.config import Config
-from schemas.errors import BrokerError, StoreError, TransientDelivery
+from schemas.errors import BrokerError, StoreError, TransientSendError
 
 log = logging.getLogger("loginwatch.digest")
 
@@ -223,7 +223,7 @@ class Scheduler:
         for window in windows:
             try:
                 self.sender.send_window(window, now)
-            except TransientDelivery as exc:
+            except TransientSendError as exc:
                 log.warning("digest %s: SMTP: %s; retrying in a minute", window.key, exc)
                 self._retry_at = time.monotonic() + 60
                 return False

@@ -29,8 +29,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from email.message import EmailMessage
-from typing import Protocol
 
 from consumer import metrics
 from consumer.digest.aggregate import Aggregator, Rules, audiences, reading
@@ -43,19 +41,14 @@ from consumer.digest.windows import Schedule, Window, outside_hours
 from consumer.routing import digest_recipients
 from consumer.stages.geoip import GeoIp
 from consumer.stages.rdns import ReverseDns
+from consumer.stages.smtp import Sender
 from consumer.store import Store
 from schemas.config import Config
-from schemas.errors import PermanentDelivery, StoreError, TransientDelivery
+from schemas.errors import PermanentSendError, StoreError, TransientSendError
 
 log = logging.getLogger("loginwatch.digest")
 
 ATTEMPTS = 3  # tries (one per scheduler tick) to make a window's digests before it fails
-
-
-class Mailer(Protocol):
-    """What sends a mail (``stages.deliver.SmtpSender``)."""
-
-    def send(self, msg: EmailMessage) -> None: ...
 
 
 def recipients(config: Config) -> tuple[str, ...]:
@@ -86,14 +79,14 @@ def annotator(config: Config) -> Annotate:
 class WindowSender:
     """Composes and sends each due window's digests, as the holder of ``lease``.
 
-    ``delivery_log``: the store whose delivery log the worker writes too (check-before,
+    ``sent_log``: the store whose sent log the worker writes too (check-before,
     record-after); ``dead_count``: the dead queue's depth now, None when unknown.
     """
 
     config: Config
     store: DigestStore
-    delivery_log: Store
-    mailer: Mailer
+    sent_log: Store
+    mailer: Sender
     renderer: DigestRenderer
     annotate: Annotate
     lease: Lease
@@ -137,7 +130,7 @@ class WindowSender:
         """Send ``window``'s digests not sent yet; how many went out.
 
         Raises:
-            TransientDelivery: the SMTP server is unreachable (rows stay ``sending``).
+            TransientSendError: the SMTP server is unreachable (rows stay ``sending``).
             LeaseLost: another scheduler took the lease over (rows stay ``sending``).
             StoreError: the store failed.
         """
@@ -191,7 +184,7 @@ class WindowSender:
     def _send_one(self, window: Window, summary: Summary, now: datetime) -> int:
         recipient, stamp = summary.recipient, self.lease.now()
         key = f"digest:{window.key}:{recipient}"
-        if self.delivery_log.delivered(key):  # check-before: it went out, the mark did not
+        if self.sent_log.was_sent(key):  # check-before: it went out, the mark did not
             self.store.finish(window, recipient, State.SENT, stamp)
             log.info("digest %s for %s: already sent, marked", window.key, recipient)
             return 0
@@ -203,14 +196,14 @@ class WindowSender:
             msg = self.renderer.render(self.view(summary), now)  # before the send: a
             self._hold()  # scheduler that lost its lease while aggregating must not send
             self.mailer.send(msg)
-        except PermanentDelivery as exc:
+        except PermanentSendError as exc:
             self.store.finish(window, recipient, State.FAILED, stamp)
             log.error("digest %s for %s failed for good: %s", window.key, recipient, exc)
             return 0
-        except TransientDelivery:
+        except TransientSendError:
             raise
         self.checkpoint("after-smtp")
-        self.delivery_log.record_delivery(key, now)  # record-after
+        self.sent_log.record_sent(key, now)  # record-after
         self.checkpoint("after-record")
         self.store.finish(window, recipient, State.SENT, stamp)
         metrics.digest_window_sent()

@@ -40,7 +40,7 @@ RETURNING holder
 class State(enum.Enum):
     OPEN = "open"  # due, nothing done yet
     SENDING = "sending"  # a scheduler is sending it (or died doing so)
-    SENT = "sent"  # the SMTP server accepted it and the delivery log says so
+    SENT = "sent"  # the SMTP server accepted it and the sent log says so
     SKIPPED = "skipped"  # empty window with [digest] empty = "skip"
     FAILED = "failed"  # the SMTP server refused it for good (5xx, template error): logged
 

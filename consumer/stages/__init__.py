@@ -1,1 +1,1 @@
-"""The worker's stages: enrich → policy → render → deliver (see consumer/model.py)."""
+"""The worker's stages: decode → enrich → policy → render → smtp (see consumer/pipeline.py)."""

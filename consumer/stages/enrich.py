@@ -20,7 +20,7 @@ from datetime import datetime
 import dns.resolver
 import msgspec
 
-from consumer.model import Enriched
+from consumer.enriched import Enriched
 from consumer.stages.geoip import NOWHERE, GeoIp
 from consumer.stages.rdns import ReverseDns
 from consumer.store import Store

@@ -27,8 +27,10 @@ from __future__ import annotations
 import ipaddress
 from datetime import datetime
 
+from consumer.clock import utc
+from consumer.decisions import Action, Budget, Decision, PolicyState
 from consumer.display import quoted
-from consumer.model import Action, Budget, Decision, Enriched, PolicyState, utc
+from consumer.enriched import Enriched
 from consumer.routing import first_routes, globs_match
 from schemas.config import Config, Route, Silence
 from schemas.event import LoginEvent

@@ -18,11 +18,12 @@ from typing import Final
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from consumer.decisions import Action, Budget, Decision
+from consumer.enriched import Enriched
 from consumer.headers import mail, sender_address
-from consumer.model import Action, Budget, Decision, Enriched
 from consumer.stages.view import alert_view
 from schemas.config import Config
-from schemas.errors import ConfigError, PermanentDelivery
+from schemas.errors import ConfigError, PermanentSendError
 
 TEMPLATE_NAMES: Final = tuple(
     f"{kind}.{part}.j2" for kind in ("alert", "burst") for part in ("subject", "txt", "html")
@@ -54,11 +55,11 @@ class Renderer:
         """The mail for a mailing decision (IMMEDIATE → alert, BURST → burst).
 
         Raises:
-            PermanentDelivery: a template failed (undefined name, sandbox violation…),
+            PermanentSendError: a template failed (undefined name, sandbox violation…),
                 the decision sends no mail, or the headers did not survive serializing.
         """
         if decision.recipient is None or decision.action not in (Action.IMMEDIATE, Action.BURST):
-            raise PermanentDelivery(f"nothing to render for a {decision.action.value} decision")
+            raise PermanentSendError(f"nothing to render for a {decision.action.value} decision")
         kind = "burst" if decision.action is Action.BURST else "alert"
         fleet = decision.burst is Budget.FLEET
         context = {
@@ -91,7 +92,7 @@ class Renderer:
         try:
             return self.templates[name].render(context)
         except jinja2.TemplateError as exc:
-            raise PermanentDelivery(f"template {name}: {type(exc).__name__}: {exc}") from None
+            raise PermanentSendError(f"template {name}: {type(exc).__name__}: {exc}") from None
 
 
 def template_environment(override_dir: str | None) -> SandboxedEnvironment:

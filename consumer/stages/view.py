@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Final
 
 from consumer import clock
+from consumer.decisions import Decision
 from consumer.display import visible
-from consumer.model import Decision, Enriched
+from consumer.enriched import Enriched
 
 KIND_LABELS: Final = {
     "login": "login",

@@ -1,4 +1,4 @@
-"""The store: first-seen sources, the delivery log and flood counters, in SQLite or PostgreSQL.
+"""The store: first-seen sources, the sent log and flood counters, in SQLite or PostgreSQL.
 
 ``open_store(url)``: a file path (default; SQLite in WAL mode) or a ``postgresql://`` URL
 (psycopg 3), so workers and digest schedulers on several machines share one store. Both get
@@ -8,6 +8,6 @@ applied on open, to which later features append.
 
 from __future__ import annotations
 
-from consumer.store.base import Store, open_store
+from consumer.store.store import Store, open_store
 
 __all__ = ["Store", "open_store"]

@@ -29,7 +29,7 @@ class Migration(NamedTuple):
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
-        "first-seen sources, delivery log, flood counters",
+        "first-seen sources, sent log, flood counters",
         (
             # One row per (user, scope, value); event_id is the event that created it, so a
             # redelivered event still reads as first-seen (see Store.observe).

@@ -12,9 +12,9 @@ import json
 import sys
 import time
 
-from consumer.model import Action, Decision
-from consumer.stages.deliver import SmtpSender
+from consumer.decisions import Action, Decision
 from consumer.stages.render import Renderer
+from consumer.stages.smtp import SmtpSender
 from schemas.config import SmtpConfig, parse_config
 from tests.support.factories import enriched, event
 from tests.support.smtp_server import SmtpServer

@@ -30,7 +30,7 @@ from pathlib import Path
 import pika
 
 from consumer.broker import Broker
-from consumer.model import Enriched
+from consumer.enriched import Enriched
 from consumer.pipeline import Settlement, Stages, build_stages
 from consumer.worker import Worker
 from schemas import topology

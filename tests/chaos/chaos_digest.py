@@ -13,7 +13,7 @@ to it, and all of it must be stored with nothing ready or unacked on ``loginwatc
 (``rabbitmqctl``) within ``INTAKE_S`` — else the scenario fails (counted as lost). A check
 that a scheduler's own crash point cut short is counted apart (``intake_interrupted``).
 
-A kill between the SMTP server's 250 and the delivery-log write cannot be told from a kill
+A kill between the SMTP server's 250 and the sent-log write cannot be told from a kill
 just before the 250: the restarted scheduler sends that digest again, *with the same
 Message-ID*, which mail stores fold into one. Those repeated transactions are counted and
 printed (``resent_same_message_id``); a second digest — another Message-ID for a window —

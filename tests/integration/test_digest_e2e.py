@@ -23,7 +23,7 @@ import pytest
 from consumer.broker import Broker
 from consumer.digest.scheduler import Scheduler
 from consumer.digest.store import DigestStore
-from consumer.stages.deliver import SmtpSender
+from consumer.stages.smtp import SmtpSender
 from consumer.store import open_store
 from schemas import topology
 from schemas.config import Config, parse_config

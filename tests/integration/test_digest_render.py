@@ -14,7 +14,7 @@ from consumer import headers
 from consumer.digest.sender import WindowSender
 from consumer.digest.store import State
 from consumer.digest.windows import Window, window_at
-from consumer.stages.deliver import SmtpSender
+from consumer.stages.smtp import SmtpSender
 from tests.support.digest_support import (
     DAY1,
     OPS,

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
+from consumer.decisions import Action, Decision
 from consumer.digest.sender import WindowSender
 from consumer.digest.store import State
 from consumer.digest.windows import window_at
-from consumer.model import Action, Decision
-from schemas.errors import TransientDelivery
+from schemas.errors import TransientSendError
 from tests.support.digest_support import (
     ALICE,
     OPS,
@@ -94,8 +94,8 @@ def test_each_recipient_gets_one_digest_per_window(digests: WindowSender) -> Non
     fill_day(digests)
     outbox: Outbox = digests.mailer  # type: ignore[assignment]
     window = window_at(digests.schedule, day(0, 1))
-    outbox.fail.append(TransientDelivery("421 try later"))
-    with pytest.raises(TransientDelivery):
+    outbox.fail.append(TransientSendError("421 try later"))
+    with pytest.raises(TransientSendError):
         digests.send_window(window, day(1, 0.1))
     assert digests.store.state(window, ALICE) is State.SENDING
     assert digests.send_window(window, day(1, 0.2)) == 2
@@ -109,11 +109,11 @@ def test_each_recipient_gets_one_digest_per_window(digests: WindowSender) -> Non
 
 
 def test_a_recorded_delivery_is_only_marked(digests: WindowSender) -> None:
-    """The scheduler died after the delivery log was written: no second mail."""
+    """The scheduler died after the sent log was written: no second mail."""
     window = window_at(digests.schedule, day(0, 1))
     digests.store.open_window(window, [OPS], 0)
     assert digests.store.claim(window, OPS, "dead-scheduler", 0, 0)
-    digests.store.store.record_delivery(f"digest:{window.key}:{OPS}", day(1))
+    digests.store.store.record_sent(f"digest:{window.key}:{OPS}", day(1))
     digests.send_window(window, day(1, 0.1))
     outbox: Outbox = digests.mailer  # type: ignore[assignment]
     assert [m["To"] for m in outbox.sent] == [ALICE]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.model import FirstSeen
+from consumer.enriched import FirstSeen
 from consumer.stages.enrich import Enricher, canonical_address, network_of
 from consumer.stages.geoip import GeoIp
 from consumer.stages.rdns import ReverseDns

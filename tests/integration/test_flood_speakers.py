@@ -61,7 +61,7 @@ def stages(tmp_path: Path) -> tuple[Stages, Outbox]:
         enrich=Enricher(CONFIG.enrich, store),
         policy=Policy(CONFIG),
         render=Renderer(CONFIG),
-        send=outbox,  # type: ignore[arg-type]
+        send=outbox,
         store=store,
         clock=lambda: T0,
     )

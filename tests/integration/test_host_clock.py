@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from consumer import clock, pipeline
-from consumer.model import Action, Decision
+from consumer.decisions import Action, Decision
 from consumer.stages.decode import Incoming
 from consumer.stages.enrich import Enricher
 from consumer.stages.view import alert_view
@@ -82,7 +82,7 @@ def test_a_host_time_without_a_zone_goes_dead_and_mails_nothing(tmp_path: Path, 
                           '[smtp]\nfrom = "a@example.org"\n'
                           '[[route]]\nto = ["ops@example.org"]\nmode = "immediate"\n')  # fmt: skip
     outbox = Outbox()
-    stages = dataclasses.replace(pipeline.build_stages(config), send=outbox)  # type: ignore[arg-type]
+    stages = dataclasses.replace(pipeline.build_stages(config), send=outbox)
     try:
         outcomes = [pipeline.process(stages, Incoming(body, None)) for _ in range(3)]
     finally:

@@ -72,7 +72,7 @@ def worker(dns_server: DnsServer, tmp_path: Path) -> Iterator[tuple[Stages, Outb
         enrich=Enricher(CONFIG.enrich, store, resolver=dns_server.resolver()),
         policy=Policy(CONFIG),
         render=Renderer(CONFIG),
-        send=outbox,  # type: ignore[arg-type]
+        send=outbox,
         store=store,
         clock=lambda: T0,
     )
@@ -144,7 +144,7 @@ def test_one_event_costs_at_most_one_bound(tmp_path: Path) -> None:
             enrich=Enricher(config.enrich, store, resolver=server.resolver()),
             policy=Policy(config),
             render=Renderer(config),
-            send=outbox,  # type: ignore[arg-type]
+            send=outbox,
             store=store,
             clock=lambda: T0,
         )

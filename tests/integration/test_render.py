@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 
 from consumer import headers
+from consumer.decisions import Action, Budget, Decision, sent_key
 from consumer.display import visible
-from consumer.model import Action, Budget, Decision, FirstSeen, delivery_key
+from consumer.enriched import FirstSeen
 from consumer.pipeline import Verdict, build_stages, process
 from consumer.stages.decode import Incoming
-from consumer.stages.deliver import SmtpSender
 from consumer.stages.render import Renderer
+from consumer.stages.smtp import SmtpSender
 from schemas.config import SmtpConfig, parse_config
-from schemas.errors import ConfigError, PermanentDelivery
+from schemas.errors import ConfigError, PermanentSendError
 from schemas.event import Outcome, PamType
 from tests.support.factories import T0, enriched, event
 from tests.support.smtp_server import SmtpServer
@@ -209,7 +210,7 @@ def test_a_broken_template_is_a_config_error(tmp_path: Path) -> None:
 def test_template_errors_and_sandbox_escapes_are_permanent(tmp_path: Path, template: str) -> None:
     (tmp_path / "alert.txt.j2").write_text(template)
     renderer = Renderer(parse_config(f'[render]\ntemplates = "{tmp_path}"'))
-    with pytest.raises(PermanentDelivery, match=r"template alert\.txt\.j2"):
+    with pytest.raises(PermanentSendError, match=r"template alert\.txt\.j2"):
         renderer.render(enriched(), ALERT)
 
 
@@ -234,7 +235,7 @@ def test_hostile_mail_through_a_real_smtp_server() -> None:
 def test_one_mail_per_event_and_recipient_whatever_its_kind() -> None:
     burst = Decision(action=Action.BURST, reason="r", recipient="OPS@example.org", sent=5)
     login = enriched()
-    assert delivery_key(login.event, burst) == delivery_key(login.event, ALERT)
+    assert sent_key(login.event, burst) == sent_key(login.event, ALERT)
     assert (
         RENDERER.render(login, burst)["Message-ID"] == RENDERER.render(login, ALERT)["Message-ID"]
     )
@@ -311,7 +312,7 @@ def test_a_header_that_breaks_on_the_wire_is_permanent_and_never_sent(
     """The last check holds on its own: with the neutraliser off, the mail dies, unsent."""
     monkeypatch.setattr(headers, "inert", lambda text: " ".join(text.split()))
     login = enriched(event(user=_b("utf-8", SHORT)))
-    with pytest.raises(PermanentDelivery, match=r"mail header"):
+    with pytest.raises(PermanentSendError, match=r"mail header"):
         RENDERER.render(login, ALERT)
     # A mail built elsewhere, past compose: the sender refuses it before connecting.
     forged = EmailMessage()
@@ -321,7 +322,7 @@ def test_a_header_that_breaks_on_the_wire_is_permanent_and_never_sent(
     forged.set_content("body\n")
     with SmtpServer() as smtp:
         config = SmtpConfig(host="127.0.0.1", port=smtp.port, from_="loginwatch@example.org")
-        with SmtpSender(config) as sender, pytest.raises(PermanentDelivery, match="Subject"):
+        with SmtpSender(config) as sender, pytest.raises(PermanentSendError, match="Subject"):
             sender.send(forged)
         assert smtp.messages == [] and smtp.ehlos == 0
 
@@ -347,7 +348,7 @@ def test_the_wire_check_refuses_a_header_block_that_is_not_ours(
         self._fp.write(serialized)  # type: ignore[attr-defined]
 
     monkeypatch.setattr(BytesGenerator, "flatten", flatten)
-    with pytest.raises(PermanentDelivery, match="mail header"):
+    with pytest.raises(PermanentSendError, match="mail header"):
         headers.wire(msg)
 
 
@@ -380,7 +381,7 @@ _EVERY_PYTHON_CHECK = r"""
 import base64, email, email.policy, sys
 from email.message import EmailMessage
 from consumer import headers
-from schemas.errors import PermanentDelivery
+from schemas.errors import PermanentSendError
 word = "=?utf-8?b?" + base64.b64encode(b"\r\nBcc: v@e.net\r\n\r\nx").decode() + "?="
 msg = headers.compose([("From", "a@example.org"), ("To", "b@example.org"),
                        ("Subject", "Login " + word)], "t\n", "<p>h</p>\n")
@@ -393,7 +394,7 @@ forged["Subject"] = "Login " + word
 forged.set_content("x\n")
 try:
     headers.wire(forged)
-except PermanentDelivery:
+except PermanentSendError:
     fixed = getattr(email.policy.default, "verify_generated_headers", False)
     print(sys.version.split()[0], "with" if fixed else "without", "the CVE-2024-6923 fix: ok")
 else:
@@ -432,7 +433,7 @@ def test_a_bcc_header_never_goes_out() -> None:
     msg["From"] = "a@example.org"
     msg["Bcc"] = "hidden@example.org"
     msg.set_content("x\n")
-    with pytest.raises(PermanentDelivery, match="Bcc"):
+    with pytest.raises(PermanentSendError, match="Bcc"):
         headers.wire(msg)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from consumer.model import Action, Budget, Decision, FirstSeen, FloodCount
+from consumer.decisions import Action, Budget, Decision, FloodCount
+from consumer.enriched import FirstSeen
 from consumer.store import Store, open_store
 from consumer.store.migrations import MIGRATIONS, Migration
 from schemas.errors import StoreError
@@ -95,12 +96,12 @@ def test_concurrent_workers_agree_on_one_first_seen(store_url: str) -> None:
 
 def test_delivery_log(store: Store) -> None:
     key = "alert:00ff:ops@example.org"
-    assert not store.delivered(key)
-    store.record_delivery(key, T0)
-    store.record_delivery(key, T0)  # a second record is harmless
-    assert store.delivered(key)
+    assert not store.was_sent(key)
+    store.record_sent(key, T0)
+    store.record_sent(key, T0)  # a second record is harmless
+    assert store.was_sent(key)
     assert store.prune(T0 + timedelta(seconds=1)) == 1
-    assert not store.delivered(key)
+    assert not store.was_sent(key)
 
 
 def test_flood_counts_per_recipient_within_the_window(store: Store) -> None:
@@ -173,9 +174,9 @@ def test_postgres_store_reconnects_after_losing_its_connection(
         with psycopg.connect(PG_DSN, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(StoreError, match="PostgreSQL store"):
-            store.delivered("k")  # this call finds the connection gone…
-        store.record_delivery("k", T0)  # …the next one reconnects
-        assert store.delivered("k")
+            store.was_sent("k")  # this call finds the connection gone…
+        store.record_sent("k", T0)  # …the next one reconnects
+        assert store.was_sent("k")
 
 
 def test_sqlite_fsyncs_every_commit_only_where_acks_depend_on_it(tmp_path: Path) -> None:

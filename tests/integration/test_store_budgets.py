@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from consumer.model import Budget, FirstSeen, FloodCount
+from consumer.decisions import Budget, FloodCount
+from consumer.enriched import FirstSeen
 from consumer.pipeline import Stages, Verdict, process
 from consumer.stages.decode import Decoder, Identity, Incoming
 from consumer.stages.enrich import Enricher
@@ -83,7 +84,7 @@ def worker(store_url: str) -> tuple[Stages, Outbox]:
         enrich=Enricher(CONFIG.enrich, store),
         policy=Policy(CONFIG),
         render=Renderer(CONFIG),
-        send=outbox,  # type: ignore[arg-type]
+        send=outbox,
         store=store,
         clock=lambda: T0,
     )

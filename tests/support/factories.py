@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from consumer.model import Enriched, FirstSeen
+from consumer.enriched import Enriched, FirstSeen
 from schemas.event import LoginEvent, Outcome, PamType
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consumer.decisions import Action, Decision
 from consumer.display import quoted, visible
 from consumer.headers import header_text, inert
-from consumer.model import Action, Decision
 from consumer.stages.render import Renderer
 from schemas.config import parse_config
 from tests.support.factories import enriched, event

@@ -4,7 +4,7 @@ headers in the same order, then their own ``X-Loginwatch-*`` marks."""
 from __future__ import annotations
 
 from consumer import headers
-from consumer.model import Action, Decision
+from consumer.decisions import Action, Decision
 from consumer.stages.render import Renderer
 from schemas.config import parse_config
 from tests.support.factories import T0, enriched

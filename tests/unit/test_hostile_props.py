@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from consumer import headers
+from consumer.decisions import Action, PolicyState
 from consumer.display import visible
-from consumer.model import Action, PolicyState
 from consumer.stages.enrich import Enricher
 from consumer.stages.policy import Policy
 from consumer.stages.render import Renderer

@@ -61,12 +61,12 @@ def test_an_import_inside_a_function_closes_a_circle_too(tmp_path: Path) -> None
 
 def test_a_relative_import_and_a_package_init_count(tmp_path: Path) -> None:
     tree(tmp_path, {
-        "consumer/store/__init__.py": "from .base import Store\n",
-        "consumer/store/base.py": "from . import migrations\n",
+        "consumer/store/__init__.py": "from .store import Store\n",
+        "consumer/store/store.py": "from . import migrations\n",
         "consumer/store/migrations.py": "from consumer.store import Store\n",
     })  # fmt: skip
     assert problems(tmp_path) == [
-        "import circle: consumer.store -> consumer.store.base -> consumer.store.migrations"
+        "import circle: consumer.store -> consumer.store.store -> consumer.store.migrations"
         " -> consumer.store"
     ]
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from consumer.decisions import Action, Decision, PolicyState
 from consumer.delivery import Delivery
-from consumer.model import Action, Decision, Enriched, PolicyState
+from consumer.enriched import Enriched
 from consumer.pipeline import Stages, Verdict, process
 from consumer.retries import republish_headers
 from consumer.stages.decode import Decoder, Identity, Incoming
 from schemas import topology
-from schemas.errors import PermanentDelivery, StoreError, TransientDelivery
+from schemas.errors import PermanentSendError, StoreError, TransientSendError
 from schemas.event import LoginEvent, encode
 from tests.support.factories import T0, event
 from tests.support.worker_helpers import loginwatch
@@ -32,10 +33,10 @@ class FakeStore:
             raise StoreError("database is locked")
         return PolicyState()
 
-    def delivered(self, key: str) -> bool:
+    def was_sent(self, key: str) -> bool:
         return key in self.sent
 
-    def record_delivery(self, key: str, now: datetime) -> None:
+    def record_sent(self, key: str, now: datetime) -> None:
         self.sent.add(key)
 
     def note_mail(
@@ -110,8 +111,8 @@ def stages(
 
 
 LOGIN: LoginEvent = event()
-TRANSIENT = TransientDelivery("421 busy")
-PERMANENT = PermanentDelivery("550 no such user")
+TRANSIENT = TransientSendError("421 busy")
+PERMANENT = PermanentSendError("550 no such user")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.model import Action, PolicyState
+from consumer.decisions import Action, PolicyState
 from consumer.routing import audience, digest_recipients, first_routes
 from consumer.stages.policy import Policy
 from schemas.config import parse_config

@@ -63,7 +63,7 @@ def shared_dir() -> Iterator[Path]:
 def test_a_new_store_is_private_under_umask_022(tmp_path: Path) -> None:
     path = tmp_path / "var" / "lib" / "loginwatch" / "loginwatch.db"
     with open_store(str(path)) as store:
-        store.record_delivery("k", datetime.now(UTC))
+        store.record_sent("k", datetime.now(UTC))
         names = sorted(p.name for p in path.parent.iterdir())
         assert names == ["loginwatch.db", "loginwatch.db-shm", "loginwatch.db-wal"]
         assert {p.name: mode(p) for p in path.parent.iterdir()} == dict.fromkeys(names, 0o600)
@@ -80,7 +80,7 @@ def test_root_leaves_files_the_service_user_can_write(shared_dir: Path) -> None:
     os.chown(state, NOBODY, NOBODY)
     path = state / "sub" / "loginwatch.db"
     with open_store(str(path)) as store:
-        store.record_delivery("k", datetime.now(UTC))
+        store.record_sent("k", datetime.now(UTC))
         made = [path.parent, *path.parent.iterdir()]
         assert len(made) == 4  # sub/, the db, -wal, -shm
         assert {(p.name, p.stat().st_uid, p.stat().st_gid) for p in made} == {

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from consumer.headers import compose
-from consumer.stages.deliver import SmtpSender
+from consumer.stages.smtp import SmtpSender
 from schemas import topology
 from schemas.config import SmtpConfig
-from schemas.errors import ConfigError, PermanentDelivery, TransientDelivery
+from schemas.errors import ConfigError, PermanentSendError, TransientSendError
 from schemas.event import encode
 from tests.support.factories import event
 from tests.support.services import Vhost
@@ -87,7 +87,7 @@ def test_drop_after_accept_is_the_at_least_once_edge(smtp: SmtpServer) -> None:
 
 def test_550_is_permanent_at_once(smtp: SmtpServer) -> None:
     smtp.fail_next("550 5.7.1 message refused")
-    with sender(smtp.port) as out, pytest.raises(PermanentDelivery) as caught:
+    with sender(smtp.port) as out, pytest.raises(PermanentSendError) as caught:
         out.send(mail())
     assert str(caught.value) == f"SMTP 127.0.0.1:{smtp.port}: 550 5.7.1 message refused"
     assert smtp.attempts == 1
@@ -97,14 +97,14 @@ def test_refused_recipient_is_permanent(smtp: SmtpServer) -> None:
     smtp.reject_rcpt.add("gone@example.org")
     with (
         sender(smtp.port) as out,
-        pytest.raises(PermanentDelivery, match=r"gone@example.org \(550"),
+        pytest.raises(PermanentSendError, match=r"gone@example.org \(550"),
     ):
         out.send(mail(to="gone@example.org"))
 
 
 def test_persistent_4xx_is_transient_after_the_retries(smtp: SmtpServer) -> None:
     smtp.fail_next(*["451 4.3.0 later"] * 3)
-    with sender(smtp.port) as out, pytest.raises(TransientDelivery, match=r"451 4\.3\.0 later"):
+    with sender(smtp.port) as out, pytest.raises(TransientSendError, match=r"451 4\.3\.0 later"):
         out.send(mail())
     assert smtp.attempts == 3
 
@@ -113,7 +113,7 @@ def test_server_down_is_transient_after_the_retries() -> None:
     port = free_port()
     with (
         sender(port) as out,
-        pytest.raises(TransientDelivery, match=f"127.0.0.1:{port}: Connection refused"),
+        pytest.raises(TransientSendError, match=f"127.0.0.1:{port}: Connection refused"),
     ):
         out.send(mail())
 
@@ -144,7 +144,7 @@ def test_starttls_and_auth(tmp_path: Path) -> None:
         assert len(smtp.wait_for(1)) == 1
         with (
             sender(smtp.port, **tls, password_file=secret(tmp_path, "wrong")) as out,
-            pytest.raises(PermanentDelivery, match="535"),
+            pytest.raises(PermanentSendError, match="535"),
         ):
             out.send(mail())
 
@@ -157,7 +157,7 @@ def test_implicit_tls() -> None:
         # Without our CA the certificate is not trusted: the alert waits rather than dies.
         with (
             sender(tls_smtp.port, ssl=True) as out,
-            pytest.raises(TransientDelivery, match="certificate"),
+            pytest.raises(TransientSendError, match="certificate"),
         ):
             out.send(mail())
 
@@ -178,7 +178,7 @@ def test_a_server_that_never_answers_times_out_as_transient() -> None:
         config = SmtpConfig(host="127.0.0.1", port=port, timeout=0.3)
         out = SmtpSender(config, attempts=2, wait=0.01)
         with pytest.raises(
-            TransientDelivery, match=f"127.0.0.1:{port}: Connection unexpectedly closed: timed out"
+            TransientSendError, match=f"127.0.0.1:{port}: Connection unexpectedly closed: timed out"
         ):
             out.send(mail())
 
@@ -253,7 +253,7 @@ def test_starttls_stripped_on_the_way_is_transient_and_keeps_the_password(
         password = secret(tmp_path, "s3cret")
         with StrippingProxy(smtp.port, mode) as proxy:
             with sender(proxy.address, **tls, password_file=password) as out:
-                with pytest.raises(TransientDelivery, match=error):
+                with pytest.raises(TransientSendError, match=error):
                     out.send(mail())  # parked for the retry queues, not dead
             said = proxy.said.lower()  # smtplib says "ehlo", "auth", "mail from"
             assert b"ehlo" in said
@@ -270,7 +270,7 @@ def test_a_server_without_starttls_is_transient_and_hears_no_password(tmp_path: 
     with SmtpServer() as plain:
         out = sender(plain.port, starttls=True, username="lw",
                      password_file=secret(tmp_path, "s3cret"))  # fmt: skip
-        with out, pytest.raises(TransientDelivery, match="did not offer STARTTLS"):
+        with out, pytest.raises(TransientSendError, match="did not offer STARTTLS"):
             out.send(mail())
         assert plain.messages == [] and plain.ehlos == 3  # three tries, each EHLO then QUIT
 

@@ -11,16 +11,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
-from consumer.model import (
-    Action,
-    Budget,
-    Decision,
-    FirstSeen,
-    FloodCount,
-    PolicyState,
-    flood_host,
-    utc,
-)
+from consumer.clock import utc
+from consumer.decisions import Action, Budget, Decision, FloodCount, PolicyState, flood_host
+from consumer.enriched import FirstSeen
 from consumer.store.backends import Database, connect
 from consumer.store.migrations import MIGRATIONS, Migration, check
 from consumer.store.text import sql_text
@@ -106,7 +99,7 @@ LOGGED_ACTIONS: Final = frozenset({Action.SILENCED, Action.FOLDED, Action.BURST}
 
 
 class Store:
-    """First-seen sources, the delivery log and flood counters.
+    """First-seen sources, the sent log and flood counters.
 
     Every method raises ``StoreError`` when the database fails.
     """
@@ -192,11 +185,11 @@ class Store:
         )[0]
         return not here and others < vouchers
 
-    def delivered(self, key: str) -> bool:
+    def was_sent(self, key: str) -> bool:
         """True when the mail with this delivery key was accepted by the SMTP server before."""
         return bool(self.db.execute("SELECT 1 FROM delivery_log WHERE key = ?", (key,)))
 
-    def record_delivery(self, key: str, now: datetime) -> None:
+    def record_sent(self, key: str, now: datetime) -> None:
         """Note that the SMTP server accepted this mail (idempotent)."""
         self.db.execute(
             "INSERT INTO delivery_log (key, delivered_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -248,8 +241,8 @@ class Store:
                 run(_DECISION, row)
 
     def prune(self, before: datetime) -> int:
-        """Forget delivery-log and decision-log entries older than ``before`` (``[store]
-        keep``); how many delivery-log entries went."""
+        """Forget sent-log and decision-log entries older than ``before`` (``[store]
+        keep``); how many sent-log entries went."""
         stamp = utc(before).timestamp()
         with self.db.transaction() as run:
             count = run("SELECT COUNT(*) FROM delivery_log WHERE delivered_at < ?", (stamp,))

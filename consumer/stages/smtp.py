@@ -1,8 +1,8 @@
-"""Deliver stage: hand a rendered mail to the SMTP server, reusing one connection.
+"""SMTP stage: hand a rendered mail to the SMTP server, reusing one connection.
 
 Failures are classified where they happen (``classify``): connection errors, timeouts,
-disconnects and 4xx replies are ``TransientDelivery``; 5xx replies, refused recipients and
-unusable settings are ``PermanentDelivery``. Tenacity retries only transient failures, a few
+disconnects and 4xx replies are ``TransientSendError``; 5xx replies, refused recipients and
+unusable settings are ``PermanentSendError``. Tenacity retries only transient failures, a few
 short tries, in ``send``; a longer outage is the caller's to park (retry queues).
 
 Before a byte goes out, ``headers.wire`` serializes the mail and checks its header block
@@ -25,15 +25,24 @@ import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import getaddresses
+from typing import Protocol
 
 import tenacity
 
 from consumer import metrics
 from consumer.headers import international, wire
 from schemas.config import SmtpConfig, read_secret
-from schemas.errors import ConfigError, DeliveryError, PermanentDelivery, TransientDelivery
+from schemas.errors import ConfigError, PermanentSendError, SendError, TransientSendError
 
 log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    """What sends a mail: ``SmtpSender``, or a fake in tests."""
+
+    def send(self, msg: EmailMessage) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class SmtpSender:
@@ -61,7 +70,7 @@ class SmtpSender:
                 f" {config.host}: set smtp.starttls or smtp.ssl"
             )
         self._retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TransientDelivery),
+            retry=tenacity.retry_if_exception_type(TransientSendError),
             stop=tenacity.stop_after_attempt(attempts),
             wait=tenacity.wait_exponential(multiplier=wait, max=max_wait),
             before_sleep=_log_retry,
@@ -77,8 +86,8 @@ class SmtpSender:
         """Send one mail to the addresses in its To header.
 
         Raises:
-            TransientDelivery: still failing after the short retries (park and retry later).
-            PermanentDelivery: 5xx, refused recipients, unusable settings (dead queue).
+            TransientSendError: still failing after the short retries (park and retry later).
+            PermanentSendError: 5xx, refused recipients, unusable settings (dead queue).
         """
         self._retrying(self._send_once, msg)
         self.sent += 1
@@ -102,7 +111,7 @@ class SmtpSender:
 
     def _transmit(self, msg: EmailMessage) -> None:
         recipients = [addr for _, addr in getaddresses(msg.get_all("To", []))]
-        data = wire(msg)  # PermanentDelivery: the header block is not exactly ours
+        data = wire(msg)  # PermanentSendError: the header block is not exactly ours
         options = ("SMTPUTF8", "BODY=8BITMIME") if international(msg) else ()
         try:
             conn = self._connection()
@@ -113,7 +122,7 @@ class SmtpSender:
             self.close()
             raise classify(exc, self._where()) from exc
         if refused:
-            raise PermanentDelivery(f"{self._where()}: refused {_refusals(refused)}")
+            raise PermanentSendError(f"{self._where()}: refused {_refusals(refused)}")
 
     def _connection(self) -> smtplib.SMTP:
         if self._conn is None:
@@ -147,10 +156,10 @@ class SmtpSender:
         """Upgrade to TLS, or give up on this connection before AUTH or MAIL is said.
 
         Raises:
-            TransientDelivery: the server did not offer STARTTLS, or refused it.
+            TransientSendError: the server did not offer STARTTLS, or refused it.
         """
         if not conn.has_extn("starttls"):
-            raise TransientDelivery(
+            raise TransientSendError(
                 f"{self._where()}: the server did not offer STARTTLS (smtp.starttls is set;"
                 " stripped on the way?): nothing sent, trying again later"
             )
@@ -159,7 +168,7 @@ class SmtpSender:
         except smtplib.SMTPResponseException as exc:
             reply = exc.smtp_error
             text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-            raise TransientDelivery(
+            raise TransientSendError(
                 f"{self._where()}: STARTTLS refused: {exc.smtp_code} {text}; nothing sent,"
                 " trying again later"
             ) from exc
@@ -199,7 +208,7 @@ def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
         raise ConfigError(f"$.smtp.ca_file: cannot load {config.ca_file}: {exc}") from None
 
 
-def classify(exc: BaseException, where: str) -> DeliveryError:
+def classify(exc: BaseException, where: str) -> SendError:
     """Transient or permanent, with one line saying what happened.
 
     4xx replies, disconnects, timeouts and network errors are worth retrying; 5xx replies,
@@ -210,32 +219,32 @@ def classify(exc: BaseException, where: str) -> DeliveryError:
         return _smtp_error(exc, where)
     if isinstance(exc, ssl.SSLCertVerificationError):
         # A certificate problem is a setting to fix, but the alerts must wait for it, not die.
-        return TransientDelivery(f"{where}: TLS certificate not trusted: {exc.verify_message}")
+        return TransientSendError(f"{where}: TLS certificate not trusted: {exc.verify_message}")
     if isinstance(exc, TimeoutError):
-        return TransientDelivery(f"{where}: timed out")
+        return TransientSendError(f"{where}: timed out")
     if isinstance(exc, OSError):
-        return TransientDelivery(f"{where}: {exc.strerror or exc}")
-    return TransientDelivery(f"{where}: {exc}")
+        return TransientSendError(f"{where}: {exc.strerror or exc}")
+    return TransientSendError(f"{where}: {exc}")
 
 
-def _smtp_error(exc: smtplib.SMTPException, where: str) -> DeliveryError:
+def _smtp_error(exc: smtplib.SMTPException, where: str) -> SendError:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
-        kind = TransientDelivery if all(400 <= c < 500 for c in codes) else PermanentDelivery
+        kind = TransientSendError if all(400 <= c < 500 for c in codes) else PermanentSendError
         return kind(f"{where}: refused {_refusals(exc.recipients)}")
     if isinstance(exc, smtplib.SMTPResponseException):
         reply = exc.smtp_error
         text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-        kind = TransientDelivery if 400 <= exc.smtp_code < 500 else PermanentDelivery
+        kind = TransientSendError if 400 <= exc.smtp_code < 500 else PermanentSendError
         return kind(f"{where}: {exc.smtp_code} {text}".rstrip())
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return PermanentDelivery(f"{where}: {exc} (check smtp.username)")
-    return TransientDelivery(f"{where}: {exc}")
+        return PermanentSendError(f"{where}: {exc} (check smtp.username)")
+    return TransientSendError(f"{where}: {exc}")
 
 
-def _disconnected(exc: smtplib.SMTPServerDisconnected, where: str) -> TransientDelivery:
+def _disconnected(exc: smtplib.SMTPServerDisconnected, where: str) -> TransientSendError:
     # smtplib reports a read timeout as a disconnect: "Connection unexpectedly closed: timed out".
-    return TransientDelivery(f"{where}: {exc or 'server closed the connection'}")
+    return TransientSendError(f"{where}: {exc or 'server closed the connection'}")
 
 
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
