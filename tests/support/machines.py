@@ -1,0 +1,328 @@
+"""Several central machines on one host: namespaces, a broker node, PostgreSQL and SMTP.
+
+    with Rig(2, routes=CHAOS_ROUTES) as rig:  # two namespaces on a private bridge
+        rig.start_worker(rig.machines[0])       # `loginwatch worker` inside machine 1
+        rig.start_digest(rig.machines[1])       # `loginwatch digest` inside machine 2
+        publish_events(rig.amqp_url, events)    # from the root namespace, as hosts would
+        rig.machines[0].kill_all()              # machine 1 loses power
+
+Every service listens on the bridge's address only (tests/support/netns.py), where the
+machines reach it over their veth links: a private RabbitMQ node (``BridgeNode``: plain
+AMQP with ``allow_plaintext = true``, the explicit opt-in, and a user of its own whose
+password sits in a 0600 file), a private PostgreSQL (tests/support/pg_server.py: SCRAM
+password from ``[store] password_file``), and an in-process SMTP server. The shared broker
+on :5672 and the machine's own PostgreSQL are never touched. Everything is stopped and
+removed on exit, after a failure too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.support.netns import Machine, Network
+from tests.support.pg_server import PgServer, write_secret
+from tests.support.rabbit_node import SERVER
+from tests.support.services import missing
+from tests.support.smtp_server import Received, SmtpServer
+from tests.support.worker_helpers import ROOT
+
+CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+AMQP_USER = "loginwatch"
+RECIPIENT = "ops@test.example"
+# The chaos suite's routes: quiet-* ignored, failures to the digest, the rest mailed at once.
+CHAOS_ROUTES = f"""
+[[route]]
+to = ["{RECIPIENT}"]
+hosts = ["quiet-*"]
+mode = "ignore"
+
+[[route]]
+to = ["{RECIPIENT}"]
+kinds = ["failure"]
+mode = "digest"
+
+[[route]]
+to = ["{RECIPIENT}"]
+mode = "immediate"
+"""
+
+
+class BridgeNode:
+    """``rabbitmq-server`` as ``lwnet-<random>@localhost``, plain AMQP on ``address:port``
+    only; Erlang distribution on loopback (rabbitmqctl from the root namespace)."""
+
+    def __init__(self, directory: Path, address: str) -> None:
+        if not os.path.exists(SERVER):
+            missing("rabbitmq-server (apt-get install rabbitmq-server)")
+        self.dir = directory
+        self.address = address
+        self.name = f"lwnet-{uuid.uuid4().hex[:8]}@localhost"
+        self.port = _free_port(address)
+        self.password = secrets.token_urlsafe(18)
+        self.proc: subprocess.Popen[bytes] | None = None
+        # The password sits in this 0600 file only (RabbitMQ reads it at first boot).
+        write_secret(
+            directory / "rabbitmq.conf",
+            f"listeners.tcp.default = {address}:{self.port}\n"
+            "loopback_users = none\n"
+            f"default_user = {AMQP_USER}\ndefault_pass = {self.password}\n"
+            "disk_free_limit.absolute = 50MB\n",
+        )
+        (directory / "rabbitmq-env.conf").write_text(
+            'ERL_EPMD_ADDRESS=127.0.0.1\nexport ERL_FLAGS="-kernel inet_dist_use_interface'
+            ' {127,0,0,1}"\n'
+        )
+        (directory / "enabled_plugins").write_text("[].\n")
+        (directory / "advanced.config").write_text("[].\n")
+
+    def url(self, with_password: bool = False) -> str:
+        secret = f":{self.password}" if with_password else ""
+        return f"amqp://{AMQP_USER}{secret}@{self.address}:{self.port}/%2F"
+
+    def _env(self) -> dict[str, str]:
+        return {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(self.dir),  # the node's own Erlang cookie
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_DIST_PORT": str(_free_port("127.0.0.1")),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.dir / "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_PID_FILE": str(self.dir / "node.pid"),
+        }
+
+    def start(self, timeout: float = 120) -> BridgeNode:
+        """Raises: RuntimeError: AMQP did not answer in time (with the log's tail)."""
+        with open(self.dir / "startup.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [SERVER], env=self._env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not self._listening():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"RabbitMQ node did not start: {self.log_tail()}")
+            time.sleep(0.2)
+        return self
+
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CTL, "-q", "-n", self.name, *args], env=self._env(), capture_output=True,
+            text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+
+    def queue_depth(self, queue: str) -> tuple[int, int]:
+        """(ready, unacked) of ``queue`` in ``/``, from rabbitmqctl; (-1, -1) if it failed."""
+        done = self.ctl("list_queues", "name", "messages_ready", "messages_unacknowledged")
+        for line in done.stdout.splitlines():
+            name, *numbers = line.split()
+            if name == queue and len(numbers) == 2:
+                return int(numbers[0]), int(numbers[1])
+        return -1, -1
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            return sock.connect_ex((self.address, self.port)) == 0
+
+    def log_tail(self) -> str:
+        logs = [self.dir / "startup.log", *sorted((self.dir / "log").glob("*.log"))]
+        return "\n".join(p.read_text(errors="replace")[-1500:] for p in logs if p.exists())
+
+    def close(self) -> None:
+        """SIGTERM to the node's session (it is ours: start_new_session), SIGKILL after 60 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class StampedSmtp(SmtpServer):
+    """An SMTP server that also notes when each mail arrived (monotonic seconds)."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(host=host, port=_free_port(host))
+        self.arrivals: list[float] = []
+
+    def store(self, received: Received) -> None:
+        # First: aiosmtpd stores from one thread, so arrivals[i] is messages[i]'s.
+        self.arrivals.append(time.monotonic())
+        super().store(received)
+
+
+class Rig:
+    """``count`` central machines, one broker node, one PostgreSQL, one SMTP server."""
+
+    def __init__(self, count: int, *, routes: str = CHAOS_ROUTES, extra: str = "") -> None:
+        if os.geteuid() != 0:
+            missing("root (namespaces, a RabbitMQ node, a PostgreSQL instance)")
+        self.work = Path(tempfile.mkdtemp(prefix="lw-machines-"))
+        self.logs = self.work / "logs"
+        self.logs.mkdir()
+        self._stack = contextlib.ExitStack()
+        self._count = count
+        self._routes, self._extra = routes, extra
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def __enter__(self) -> Rig:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        stack = self._stack
+        self.net = stack.enter_context(Network(self._count))
+        (self.work / "node").mkdir()
+        # Both at once: the node takes ~10 s to boot on two loaded cores, PostgreSQL ~2 s.
+        self.node = BridgeNode(self.work / "node", self.net.address)
+        stack.callback(self.node.close)
+        booting = threading.Thread(target=self.node.start, daemon=True)
+        booting.start()
+        self.pg = stack.enter_context(PgServer(self.net.address))
+        self.smtp = StampedSmtp(self.net.address)
+        stack.enter_context(self.smtp)
+        booting.join(150)
+        if not self.node._listening():
+            raise RuntimeError(f"RabbitMQ node did not start: {self.node.log_tail()}")
+        self.config = self.write_config()
+        done = self.loginwatch("setup")
+        if done.returncode != 0:
+            raise RuntimeError(f"loginwatch setup failed: {done.stderr.strip()[-500:]}")
+
+    @property
+    def machines(self) -> list[Machine]:
+        return self.net.machines
+
+    @property
+    def amqp_url(self) -> str:
+        """The node's URL with its password: for the test's own publisher only."""
+        return self.node.url(with_password=True)
+
+    def write_config(self) -> Path:
+        """One config for every machine (their file system is the host's): the broker and
+        the store by the bridge address, their passwords in 0600 files."""
+        broker_pw = write_secret(self.work / "broker.password", self.node.password + "\n")
+        store_pw = self.pg.password_file(self.work / "store.password")
+        path = self.work / "loginwatch.toml"
+        path.write_text(
+            f"""
+[broker]
+url = "{self.node.url()}"
+password_file = "{broker_pw}"
+allow_plaintext = true
+
+[smtp]
+host = "{self.net.address}"
+port = {self.smtp.port}
+from = "loginwatch@test.example"
+timeout = 5
+
+[store]
+url = "{self.pg.url}"
+password_file = "{store_pw}"
+
+[enrich]
+dns = false
+
+[worker]
+retry_delays = [1, 2, 4]
+
+[policy]
+flood_max = 1000000
+{self._extra}
+{self._routes}""",
+            encoding="utf-8",
+        )
+        return path
+
+    def loginwatch(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """``loginwatch ARGS --config …`` in the root namespace."""
+        return subprocess.run(
+            [sys.executable, "-m", "consumer.cli", *args, "--config", str(self.config)],
+            capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False,
+        )  # fmt: skip
+
+    def start(
+        self, machine: Machine, command: str, name: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """``loginwatch COMMAND`` inside ``machine``, its log at ``logs/NAME.log``."""
+        proc = machine.popen(
+            [sys.executable, "-m", "consumer.cli", command, "--config", str(self.config)],
+            log=self.log(name), env={"PYTHONUNBUFFERED": "1", **(env or {})}, cwd=ROOT,
+        )  # fmt: skip
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def wait_log(self, name: str, pattern: str, timeout: float = 60) -> None:
+        """Until ``logs/NAME.log`` shows ``pattern``.
+
+        Raises:
+            RuntimeError: it did not in time, or its process ended (with the log's tail).
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log(name).read_text(errors="replace") if self.log(name).exists() else ""
+            if re.search(pattern, text, re.M):
+                return
+            if self.procs[name].poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} never logged {pattern!r}: {text[-1500:]}")
+
+    def stop_all(self, timeout: float = 20) -> None:
+        """SIGTERM every process still running, then kill -9 whatever remains per machine."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+        for machine in self.machines:
+            machine.kill_all()
+        for proc in self.procs.values():
+            proc.wait(5)  # reaped: killed ones too
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if hasattr(self, "net"):
+                self.stop_all()
+        self._stack.close()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
