@@ -223,12 +223,14 @@ class Rig:
         """The node's URL with its password: for the test's own publisher only."""
         return self.node.url(with_password=True)
 
-    def write_config(self) -> Path:
-        """One config for every machine (their file system is the host's): the broker and
-        the store by the bridge address, their passwords in 0600 files."""
-        broker_pw = write_secret(self.work / "broker.password", self.node.password + "\n")
-        store_pw = self.pg.password_file(self.work / "store.password")
-        path = self.work / "loginwatch.toml"
+    def write_config(self, name: str = "loginwatch", routes: str | None = None) -> Path:
+        """A config for every machine (their file system is the host's), ``NAME.toml``: the
+        broker and the store by the bridge address, their passwords in 0600 files."""
+        broker_pw, store_pw = self.work / "broker.password", self.work / "store.password"
+        if not broker_pw.exists():
+            write_secret(broker_pw, self.node.password + "\n")
+            self.pg.password_file(store_pw)
+        path = self.work / f"{name}.toml"
         path.write_text(
             f"""
 [broker]
@@ -255,7 +257,7 @@ retry_delays = [1, 2, 4]
 [policy]
 flood_max = 1000000
 {self._extra}
-{self._routes}""",
+{self._routes if routes is None else routes}""",
             encoding="utf-8",
         )
         return path
@@ -268,11 +270,18 @@ flood_max = 1000000
         )  # fmt: skip
 
     def start(
-        self, machine: Machine, command: str, name: str, env: Mapping[str, str] | None = None
+        self,
+        machine: Machine,
+        command: str,
+        name: str,
+        *,
+        config: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """``loginwatch COMMAND`` inside ``machine``, its log at ``logs/NAME.log``."""
+        path = str(config or self.config)
         proc = machine.popen(
-            [sys.executable, "-m", "consumer.cli", command, "--config", str(self.config)],
+            [sys.executable, "-m", "consumer.cli", command, "--config", path],
             log=self.log(name), env={"PYTHONUNBUFFERED": "1", **(env or {})}, cwd=ROOT,
         )  # fmt: skip
         self.procs[name] = proc
@@ -296,6 +305,17 @@ flood_max = 1000000
                 break
             time.sleep(0.1)
         raise RuntimeError(f"{name} never logged {pattern!r}: {text[-1500:]}")
+
+    def stop(self, name: str, timeout: float = 20) -> int:
+        """SIGTERM ``name``'s process, kill -9 after ``timeout``; its exit status."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(10)
 
     def stop_all(self, timeout: float = 20) -> None:
         """SIGTERM every process still running, then kill -9 whatever remains per machine."""
