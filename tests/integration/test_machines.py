@@ -8,11 +8,14 @@ same event redelivered to the other machine is not mailed again.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.support.chaos_support import publish_events
 from tests.support.factories import event
 from tests.support.machines import Rig
+from tests.support.netns import ip
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,5 +35,10 @@ def test_two_machines_mail_once_each_through_the_shared_store() -> None:
         rig.wait_log("worker-b", rf"{first.id_hex} .*already sent \(redelivery\)")
         mails = rig.smtp.wait_for(2, timeout=30)
         b_log = rig.log("worker-b").read_text()
+        tag = rig.net.tag
+        # A machine reaches our services on the bridge, not this host's loopback services.
+        probe = "import socket; socket.create_connection(('127.0.0.1', 5672), 1)"
+        assert b.run(sys.executable, "-c", probe).returncode != 0
     assert [m.message["X-Loginwatch-Event"] for m in mails] == [first.id_hex, second.id_hex]
     assert f"{second.id_hex} " in b_log
+    assert tag not in ip("netns", "list").stdout + ip("link").stdout  # nothing left behind
