@@ -1,8 +1,9 @@
 """Two central machines (network namespaces) share one PostgreSQL store.
 
-Each runs ``loginwatch worker`` and reaches a private RabbitMQ node, a private PostgreSQL
-(password from ``[store] password_file``) and an SMTP server over its veth link
-(tests/support/machines.py). A mail sent by one machine is in the shared sent log: the
+Each runs ``loginwatch worker`` and reaches a private RabbitMQ node (AMQPS, a throwaway CA,
+client certificates), a private PostgreSQL (password from ``[store] password_file``) and an
+SMTP server over its veth link (tests/support/machines.py; the chaos scenario ``machine``
+runs the plain-AMQP opt-in). A mail sent by one machine is in the shared sent log: the
 same event redelivered to the other machine is not mailed again.
 """
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.timeout(240)
 
 def test_two_machines_mail_once_each_through_the_shared_store() -> None:
     first, second = event(host="web-01", tty="m1"), event(host="web-02", tty="m2")
-    with Rig(2) as rig:
+    with Rig(2, tls=True) as rig:
         a, b = rig.machines
         rig.start(a, "worker", "worker-a")
         rig.wait_log("worker-a", r"consuming loginwatch\.alerts")

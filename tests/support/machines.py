@@ -8,8 +8,9 @@
 
 Every service listens on the bridge's address only (tests/support/netns.py), where the
 machines reach it over their veth links: a private RabbitMQ node (``BridgeNode``: plain
-AMQP with ``allow_plaintext = true``, the explicit opt-in, and a user of its own whose
-password sits in a 0600 file), a private PostgreSQL (tests/support/pg_server.py: SCRAM
+AMQP with ``allow_plaintext = true``, the explicit opt-in, or with ``tls=True`` AMQPS with
+a throwaway CA and client certificates; a user of its own whose password sits in a 0600
+file), a private PostgreSQL (tests/support/pg_server.py: SCRAM
 password from ``[store] password_file``), and an in-process SMTP server. The shared broker
 on :5672 and the machine's own PostgreSQL are never touched. Everything is stopped and
 removed on exit, after a failure too.
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from tests.support.netns import Machine, Network
 from tests.support.pg_server import PgServer, write_secret
-from tests.support.rabbit_node import SERVER
+from tests.support.rabbit_node import SERVER, ThrowawayCA
 from tests.support.services import missing
 from tests.support.smtp_server import Received, SmtpServer
 from tests.support.worker_helpers import ROOT
@@ -62,23 +63,43 @@ mode = "immediate"
 
 
 class BridgeNode:
-    """``rabbitmq-server`` as ``lwnet-<random>@localhost``, plain AMQP on ``address:port``
-    only; Erlang distribution on loopback (rabbitmqctl from the root namespace)."""
+    """``rabbitmq-server`` as ``lwnet-<random>@localhost`` on ``address:port``: plain AMQP,
+    or with ``tls`` AMQPS only (a throwaway CA's server certificate for the address, client
+    certificates required); plain AMQP on this namespace's loopback for the test itself.
+    Erlang distribution on loopback (rabbitmqctl from the root namespace)."""
 
-    def __init__(self, directory: Path, address: str) -> None:
+    def __init__(self, directory: Path, address: str, *, tls: bool = False) -> None:
         if not os.path.exists(SERVER):
             missing("rabbitmq-server (apt-get install rabbitmq-server)")
         self.dir = directory
         self.address = address
         self.name = f"lwnet-{uuid.uuid4().hex[:8]}@localhost"
         self.port = _free_port(address)
+        self.local_port = _free_port("127.0.0.1")
         self.password = secrets.token_urlsafe(18)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ca: ThrowawayCA | None = None
+        listeners = f"listeners.tcp.local = 127.0.0.1:{self.local_port}\n"
+        if tls:
+            self.ca = ThrowawayCA(directory)
+            cert, key = self.ca.issue(
+                "server", f"subjectAltName=IP:{address}\nextendedKeyUsage=serverAuth\n"
+            )
+            self.client_cert, self.client_key = self.ca.issue(
+                "client", "extendedKeyUsage=clientAuth\n"
+            )
+            listeners += (
+                f"listeners.ssl.default = {address}:{self.port}\n"
+                f"ssl_options.cacertfile = {self.ca.cert}\nssl_options.certfile = {cert}\n"
+                f"ssl_options.keyfile = {key}\nssl_options.verify = verify_peer\n"
+                "ssl_options.fail_if_no_peer_cert = true\n"
+            )
+        else:
+            listeners += f"listeners.tcp.default = {address}:{self.port}\n"
         # The password sits in this 0600 file only (RabbitMQ reads it at first boot).
         write_secret(
             directory / "rabbitmq.conf",
-            f"listeners.tcp.default = {address}:{self.port}\n"
-            "loopback_users = none\n"
+            listeners + "loopback_users = none\n"
             f"default_user = {AMQP_USER}\ndefault_pass = {self.password}\n"
             "disk_free_limit.absolute = 50MB\n",
         )
@@ -89,9 +110,14 @@ class BridgeNode:
         (directory / "enabled_plugins").write_text("[].\n")
         (directory / "advanced.config").write_text("[].\n")
 
-    def url(self, with_password: bool = False) -> str:
-        secret = f":{self.password}" if with_password else ""
-        return f"amqp://{AMQP_USER}{secret}@{self.address}:{self.port}/%2F"
+    def url(self) -> str:
+        """What the machines use: no password (``password_file``'s), TLS when the node has it."""
+        scheme = "amqp" if self.ca is None else "amqps"
+        return f"{scheme}://{AMQP_USER}@{self.address}:{self.port}/%2F"
+
+    def local_url(self) -> str:
+        """Plain AMQP on loopback with the password: the test's own publisher."""
+        return f"amqp://{AMQP_USER}:{self.password}@127.0.0.1:{self.local_port}/%2F"
 
     def _env(self) -> dict[str, str]:
         return {
@@ -140,7 +166,7 @@ class BridgeNode:
     def _listening(self) -> bool:
         with socket.socket() as sock:
             sock.settimeout(0.2)
-            return sock.connect_ex((self.address, self.port)) == 0
+            return sock.connect_ex(("127.0.0.1", self.local_port)) == 0
 
     def log_tail(self) -> str:
         logs = [self.dir / "startup.log", *sorted((self.dir / "log").glob("*.log"))]
@@ -175,7 +201,9 @@ class StampedSmtp(SmtpServer):
 class Rig:
     """``count`` central machines, one broker node, one PostgreSQL, one SMTP server."""
 
-    def __init__(self, count: int, *, routes: str = CHAOS_ROUTES, extra: str = "") -> None:
+    def __init__(
+        self, count: int, *, routes: str = CHAOS_ROUTES, extra: str = "", tls: bool = False
+    ) -> None:
         if os.geteuid() != 0:
             missing("root (namespaces, a RabbitMQ node, a PostgreSQL instance)")
         self.work = Path(tempfile.mkdtemp(prefix="lw-machines-"))
@@ -183,7 +211,7 @@ class Rig:
         self.logs.mkdir()
         self._stack = contextlib.ExitStack()
         self._count = count
-        self._routes, self._extra = routes, extra
+        self._routes, self._extra, self._tls = routes, extra, tls
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def __enter__(self) -> Rig:
@@ -199,7 +227,7 @@ class Rig:
         self.net = stack.enter_context(Network(self._count))
         (self.work / "node").mkdir()
         # Both at once: the node takes ~10 s to boot on two loaded cores, PostgreSQL ~2 s.
-        self.node = BridgeNode(self.work / "node", self.net.address)
+        self.node = BridgeNode(self.work / "node", self.net.address, tls=self._tls)
         stack.callback(self.node.close)
         booting = threading.Thread(target=self.node.start, daemon=True)
         booting.start()
@@ -220,8 +248,8 @@ class Rig:
 
     @property
     def amqp_url(self) -> str:
-        """The node's URL with its password: for the test's own publisher only."""
-        return self.node.url(with_password=True)
+        """The node's loopback URL with its password: for the test's own publisher only."""
+        return self.node.local_url()
 
     def write_config(self, name: str = "loginwatch", routes: str | None = None) -> Path:
         """A config for every machine (their file system is the host's), ``NAME.toml``: the
@@ -231,12 +259,18 @@ class Rig:
             write_secret(broker_pw, self.node.password + "\n")
             self.pg.password_file(store_pw)
         path = self.work / f"{name}.toml"
+        node = self.node
+        if node.ca is None:
+            transport = "allow_plaintext = true"  # the explicit opt-in: amqp:// off loopback
+        else:
+            transport = (f'ca_file = "{node.ca.cert}"\ncert_file = "{node.client_cert}"\n'
+                         f'key_file = "{node.client_key}"')  # fmt: skip
         path.write_text(
             f"""
 [broker]
-url = "{self.node.url()}"
+url = "{node.url()}"
 password_file = "{broker_pw}"
-allow_plaintext = true
+{transport}
 
 [smtp]
 host = "{self.net.address}"
