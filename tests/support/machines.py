@@ -1,17 +1,19 @@
 """Several central machines on one host: namespaces, a broker node, PostgreSQL and SMTP.
 
-    with Rig(2, routes=CHAOS_ROUTES) as rig:  # two namespaces on a private bridge
-        rig.start_worker(rig.machines[0])       # `loginwatch worker` inside machine 1
-        rig.start_digest(rig.machines[1])       # `loginwatch digest` inside machine 2
-        publish_events(rig.amqp_url, events)    # from the root namespace, as hosts would
-        rig.machines[0].kill_all()              # machine 1 loses power
+    with Rig(2) as rig:                              # two namespaces on a private bridge
+        a, b = rig.machines
+        rig.start(a, "worker", "worker-a")           # `loginwatch worker` inside machine A
+        rig.wait_log("worker-a", "consuming")
+        rig.start(b, "digest", "digest-b")           # `loginwatch digest` inside machine B
+        publish_events(rig.amqp_url, events)         # from the root namespace, as hosts would
+        a.kill_all()                                 # machine A loses power
 
 Every service listens on the bridge's address only (tests/support/netns.py), where the
 machines reach it over their veth links: a private RabbitMQ node (``BridgeNode``: plain
 AMQP with ``allow_plaintext = true``, the explicit opt-in, or with ``tls=True`` AMQPS with
 a throwaway CA and client certificates; a user of its own whose password sits in a 0600
-file), a private PostgreSQL (tests/support/pg_server.py: SCRAM
-password from ``[store] password_file``), and an in-process SMTP server. The shared broker
+file; tests/support/bridge_node.py), a private PostgreSQL (tests/support/pg_server.py:
+SCRAM password from ``[store] password_file``), and an in-process SMTP server. The shared broker
 on :5672 and the machine's own PostgreSQL are never touched. Everything is stopped and
 removed on exit, after a failure too.
 """
