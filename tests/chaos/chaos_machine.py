@@ -25,6 +25,7 @@ from itertools import pairwise
 from typing import cast
 
 from schemas import topology
+from schemas.event import LoginEvent
 from tests.chaos.chaos_digest import _key_times, _windows
 from tests.support.chaos_support import Ledger, mixed_event, publish_events, wait_settled
 from tests.support.machines import Rig
@@ -34,12 +35,12 @@ _SENT = re.compile(r"digest (\S+) for \S+: sent")
 _EVENT_HEADER = re.compile(rb"^X-Loginwatch-Event: ", re.M | re.I)
 
 
-def _stream(url: str, count: int, seconds: float, done: threading.Event) -> None:
-    """``count`` events spread evenly over ``seconds``, in batches of ten."""
+def _stream(url: str, events: list[LoginEvent], seconds: float, done: threading.Event) -> None:
+    """``events`` spread evenly over ``seconds``, in batches of ten."""
     try:
-        pause = seconds / max(1, count // 10)
-        for first in range(0, count, 10):
-            publish_events(url, (mixed_event(n) for n in range(first, min(count, first + 10))))
+        pause = seconds / max(1, len(events) // 10)
+        for first in range(0, len(events), 10):
+            publish_events(url, events[first : first + 10])
             time.sleep(pause)
     finally:
         done.set()
@@ -64,7 +65,7 @@ def machine_kill(args: argparse.Namespace) -> dict[str, object]:
         streamed = threading.Event()
         stream_s = (before + after) * every
         publisher = threading.Thread(
-            target=_stream, args=(rig.amqp_url, count, stream_s, streamed), daemon=True
+            target=_stream, args=(rig.amqp_url, events, stream_s, streamed), daemon=True
         )
         publisher.start()
         time.sleep(before * every)
