@@ -13,8 +13,9 @@ one worker (machine A) and with two (A and B), side by side in one run, rounds i
 
 The events are queued before the workers start; a figure counts what was settled from the
 moment the last worker consumes to the last event. Beside each rate: the CPU seconds per
-1,000 events of the workers, PostgreSQL, the RabbitMQ node and this process (SMTP server),
-and how busy the machine's cores were, which name what bounds it (2 shared cores here).
+1,000 events of the workers, PostgreSQL, the RabbitMQ node (delivering, and taking the
+confirmed publishes before) and this process (SMTP server), how busy the machine's cores
+were and how many of them our parts used: they name what bounds it (2 shared cores here).
 
 Run alone: ``.venv/bin/python -m tests.bench.bench_machines [--quick]``.
 """
@@ -107,20 +108,25 @@ class _Meter:
         self.parts = parts
         self.before: dict[str, float] = {}
         self.cores = (0.0, 0.0)
+        self.began = 0.0
 
     def start(self) -> None:
         self.before = {name: _cpu(pids()) for name, pids in self.parts.items()}
         self.cores = _busy()
+        self.began = time.monotonic()
 
     def stop(self, events: int) -> dict[str, float]:
         busy, total = _busy()
+        wall = max(1e-6, time.monotonic() - self.began)
         used = {name: _cpu(pids()) - self.before[name] for name, pids in self.parts.items()}
         shown = {
             f"cpu_s_per_1000_{n}": round(1000 * s / max(1, events), 2) for n, s in used.items()
         }
         cores = os.cpu_count() or 1
         busy_share = (busy - self.cores[0]) / max(1.0, total - self.cores[1])
-        return {**shown, "cores_busy": round(busy_share * cores, 2)}
+        # All cores' use against ours: the difference is other work on the machine.
+        ours = round(sum(used.values()) / wall, 2)
+        return {**shown, "cores_busy": round(busy_share * cores, 2), "cores_ours": ours}
 
 
 def measure_one(rig: Rig, workload: str, config: Path, machines: int) -> dict[str, float]:
@@ -129,7 +135,10 @@ def measure_one(rig: Rig, workload: str, config: Path, machines: int) -> dict[st
     with pika.BlockingConnection(pika.URLParameters(rig.amqp_url)) as connection:
         channel = connection.channel()
         channel.queue_purge(topology.DIGEST_QUEUE)
+        node = _group(rig.node.proc.pid if rig.node.proc else None, 5)
+        before = _cpu(node)
         _fill(rig.amqp_url, count)
+        published = 1000 * (_cpu(node) - before) / count
         mails_before = len(rig.smtp.arrivals)
         names = [f"{workload}-{machines}-{n}-{uuid.uuid4().hex[:4]}" for n in range(machines)]
         meter = _Meter({
@@ -161,7 +170,8 @@ def measure_one(rig: Rig, workload: str, config: Path, machines: int) -> dict[st
         figures = meter.stop(finished - at_start)
         for name in names:
             rig.stop(name)
-    return {"per_s": (finished - at_start) / max(1e-6, ended - started), **figures}
+    rate = (finished - at_start) / max(1e-6, ended - started)
+    return {"per_s": rate, **figures, "cpu_s_per_1000_rabbitmq_publish": round(published, 2)}
 
 
 def measure(quick: bool = False) -> dict[str, object]:
