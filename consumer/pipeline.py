@@ -68,7 +68,7 @@ from consumer.stages.policy import Policy
 from consumer.stages.render import Renderer
 from consumer.stages.smtp import Sender, SmtpSender
 from consumer.store import Store, open_store
-from schemas.config import Config
+from schemas.config import Config, store_password
 from schemas.errors import DecodeError, PermanentSendError, StoreError, TransientSendError
 from schemas.topology import user_host
 
@@ -115,7 +115,7 @@ def build_stages(config: Config) -> Stages:
         StoreError: the store cannot be opened.
         ConfigError: a stage rejects its configuration.
     """
-    store = open_store(config.store.url)
+    store = open_store(config.store.url, password=store_password(config.store))
     return Stages(
         decode=Decoder(Identity.from_config(config)),
         enrich=Enricher(config.enrich, store),

@@ -14,7 +14,7 @@ import stat
 import tomllib
 from datetime import datetime
 from typing import Annotated, Final, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 import msgspec
 
@@ -269,8 +269,48 @@ class RenderConfig(_Section, frozen=True):
 
 
 class StoreConfig(_Section, frozen=True):
+    """``[store]``: a SQLite file path (one machine), or a ``postgresql://`` URL that the
+    workers and schedulers of several machines share."""
+
     url: str = "/var/lib/loginwatch/loginwatch.db"
+    # The PostgreSQL password, in a file only its reader can read, never in the URL (which
+    # `check-config` prints and an error may quote).
+    password_file: str | None = None
     keep: Duration = Duration("90d")
+
+    def __post_init__(self) -> None:
+        _absolute(self, "password_file")
+        if self.password_file is None:
+            return
+        if not is_postgres(self.url):
+            raise ValueError(
+                "password_file is for a PostgreSQL store: url is a SQLite path, which has"
+                ' no password (use url = "postgresql://USER@HOST/DB", or drop password_file)'
+            )
+        parts = urlsplit(self.url)
+        if parts.password is not None or "password" in parse_qs(parts.query):
+            raise ValueError(
+                "url carries a password and password_file is set: keep the password in"
+                " password_file only (postgresql://USER@HOST/DB)"
+            )
+
+
+def is_postgres(url: str) -> bool:
+    """Whether a ``[store] url`` names a PostgreSQL database (anything else is a SQLite path)."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def store_password(store: StoreConfig) -> str | None:
+    """The PostgreSQL password from ``[store] password_file``; None: none is set (the URL,
+    ``~/.pgpass`` or ``$PGPASSWORD`` may still carry one, as libpq reads them).
+
+    Raises:
+        ConfigError: the password file is missing or too open (naming
+            ``$.store.password_file``).
+    """
+    if store.password_file is None:
+        return None
+    return read_secret(store.password_file, "$.store.password_file")
 
 
 _CLOCK = r"([01]\d|2[0-3]):[0-5]\d"

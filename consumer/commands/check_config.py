@@ -47,6 +47,7 @@ def _secret_files(config: Config) -> list[tuple[str, str]]:
     named = (
         ("$.broker.password_file", config.broker.password_file),
         ("$.smtp.password_file", config.smtp.password_file),
+        ("$.store.password_file", config.store.password_file),
     )
     return [(key, path) for key, path in named if path is not None]
 
@@ -151,8 +152,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _no_password(url: str) -> str:
-    """``amqp://user:secret@host/`` → ``amqp://user:***@host/``: summaries end up in tickets."""
+    """``amqp://user:secret@host/`` → ``amqp://user:***@host/`` (and libpq's ``?password=``
+    → ``?password=***``): summaries end up in tickets."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    query = "&".join(
+        "password=***" if pair.partition("=")[0] == "password" else pair
+        for pair in parts.query.split("&")
+    )
+    return urlunsplit(parts._replace(query=query))

@@ -37,7 +37,7 @@ from consumer.runtime import Runtime
 from consumer.stages.smtp import Sender, SmtpSender
 from consumer.store import Store, open_store
 from schemas import topology
-from schemas.config import Config
+from schemas.config import Config, store_password
 from schemas.errors import BrokerError, ConfigError
 
 CLOCK_ENV = "LOGINWATCH_TEST_CLOCK"
@@ -167,7 +167,7 @@ def build(config: Config, environ: dict[str, str]) -> DigestProcess:
         StoreError, ConfigError.
     """
     # Events are acked once stored: the commit must survive a power loss.
-    store = open_store(config.store.url, durable=True)
+    store = open_store(config.store.url, durable=True, password=store_password(config.store))
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     return wire(config, store, mailer=SmtpSender(config.smtp), annotate=annotator(config),
                 owner=owner, clock=test_clock(environ),

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from schemas.config import is_postgres
 from schemas.errors import StoreError
 
 Row = tuple[Any, ...]
@@ -122,17 +123,23 @@ class PostgresDatabase:
 
     dialect = "postgres"
 
-    def __init__(self, url: str, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, connect_timeout: int = 10, password: str | None = None) -> None:
         self._url = url
         self._timeout = connect_timeout
+        # From [store] password_file: handed to libpq as a keyword (None: none), never put
+        # into the URL, which messages may show.
+        self._password = password
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Row] | None = None
-        with self._lock, _wrapped("cannot connect to the PostgreSQL store"):
+        hint = " (password from $.store.password_file)" if password is not None else ""
+        with self._lock, _wrapped(f"cannot connect to the PostgreSQL store{hint}"):
             self._connection()
 
     def _connection(self) -> psycopg.Connection[Row]:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=self._timeout)
+            self._conn = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=self._timeout, password=self._password
+            )
         return self._conn
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
@@ -204,14 +211,17 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-def connect(url: str, durable: bool = False) -> SqliteDatabase | PostgresDatabase:
+def connect(
+    url: str, durable: bool = False, password: str | None = None
+) -> SqliteDatabase | PostgresDatabase:
     """``postgresql://…`` (or ``postgres://``) → PostgreSQL; anything else is a SQLite path.
 
-    ``durable``: every SQLite commit is fsync'd (PostgreSQL's always are).
+    ``durable``: every SQLite commit is fsync'd (PostgreSQL's always are). ``password``:
+    PostgreSQL's, from ``[store] password_file`` (``schemas.config.store_password``).
 
     Raises:
         StoreError: cannot open or connect.
     """
-    if url.startswith(("postgresql://", "postgres://")):
-        return PostgresDatabase(url)
+    if is_postgres(url):
+        return PostgresDatabase(url, password=password)
     return SqliteDatabase(url.removeprefix("sqlite://"), durable)

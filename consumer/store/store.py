@@ -302,13 +302,18 @@ def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> Non
 
 
 def open_store(
-    url: str, migrations: tuple[Migration, ...] = MIGRATIONS, *, durable: bool = False
+    url: str,
+    migrations: tuple[Migration, ...] = MIGRATIONS,
+    *,
+    durable: bool = False,
+    password: str | None = None,
 ) -> Store:
     """The store at ``url``: a SQLite file path, or a ``postgresql://`` URL; migrated.
 
     ``durable``: fsync every commit, for callers that ack a broker message after it.
+    ``password``: PostgreSQL's, from ``[store] password_file`` (never in ``url``).
 
     Raises:
         StoreError: cannot open, connect or migrate.
     """
-    return Store(connect(url, durable), migrations)
+    return Store(connect(url, durable, password), migrations)

@@ -7,7 +7,9 @@ Sections, each a module that also runs alone: ``hook`` (tests/bench/bench_hook.p
 per event on the wire), ``worker`` (tests/bench/bench_worker.py: throughput vs raw pika, alert
 mails per second, login-to-inbox p50/p99), ``mail`` (tests/bench/bench_mail.py), ``store``
 (tests/bench/bench_store.py), ``digest`` (tests/bench/bench_digest.py: one window of 1M events, time
-and RSS), ``load`` (tests/bench/bench_load.py: 10,000 hosts, the maximum sustained rate).
+and RSS), ``load`` (tests/bench/bench_load.py: 10,000 hosts, the maximum sustained rate),
+``machines`` (tests/bench/bench_machines.py: two workers on two network namespaces sharing a
+PostgreSQL store against one, mail-per-login and digest-only).
 Every ratio is measured side by side inside its section, in this one run. Figures only:
 nothing here passes or fails; a section that breaks is reported with its error.
 """
@@ -93,6 +95,12 @@ def load(quick: bool) -> Figures:
     return measure(quick)
 
 
+def machines(quick: bool) -> Figures:
+    from tests.bench.bench_machines import measure
+
+    return measure(quick)
+
+
 SECTIONS: dict[str, Callable[[bool], Figures]] = {
     "wire": wire,
     "hook": hook,
@@ -101,6 +109,7 @@ SECTIONS: dict[str, Callable[[bool], Figures]] = {
     "store": store,
     "digest": digest,
     "load": load,
+    "machines": machines,
 }
 
 

@@ -91,7 +91,7 @@ class _Handler:
 
 
 class SmtpServer:
-    """An aiosmtpd server on 127.0.0.1 in a thread; a context manager."""
+    """An aiosmtpd server on 127.0.0.1 (or ``host``) in a thread; a context manager."""
 
     def __init__(
         self,
@@ -100,6 +100,7 @@ class SmtpServer:
         tls: Literal["starttls", "ssl"] | None = None,
         users: dict[str, str] | None = None,
         port: int | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.messages: list[Received] = []
         self.faults: deque[str] = deque()
@@ -123,7 +124,7 @@ class SmtpServer:
             kwargs["auth_require_tls"] = True
         self.controller = Controller(
             _Handler(self),
-            hostname="127.0.0.1",
+            hostname=host,  # loopback, or a test network's own address (tests/support/netns.py)
             port=self.port,
             enable_SMTPUTF8=True,
             # A fixed name: aiosmtpd would otherwise look up its FQDN for every connection.
