@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from schemas.errors import StoreError
 
 Row = tuple[Any, ...]
 Run = Callable[[str, Sequence[object]], list[Row]]
+# One statement of a batch: its SQL (``?`` placeholders) and its parameters.
+Statement = tuple[str, Sequence[object]]
 
 
 class Database(Protocol):
@@ -39,6 +42,17 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractContextManager[Run]:
         """A transaction: the yielded function runs statements inside it."""
+        ...
+
+    def batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        """Run ``statements`` in order in one transaction; the rows of each.
+
+        On PostgreSQL the whole batch is one round trip (pipeline mode): a statement may
+        not depend on an earlier one's rows, only on its writes.
+
+        Raises:
+            StoreError: the database failed (nothing of the batch was written).
+        """
         ...
 
     def close(self) -> None: ...
@@ -112,9 +126,16 @@ class SqliteDatabase:
                 raise
             self._conn.execute("COMMIT")
 
+    def batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        with self.transaction() as run:
+            return [run(sql, params) for sql, params in statements]
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+_IDLE = TransactionStatus.IDLE
 
 
 class PostgresDatabase:
@@ -151,6 +172,23 @@ class PostgresDatabase:
 
             with conn.transaction():
                 yield run
+
+    def batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        # BEGIN and COMMIT go in the pipeline too (conn.transaction() would sync after
+        # BEGIN): the batch costs one round trip and one commit, however long it is.
+        with self._lock, _wrapped("PostgreSQL store"):
+            conn = self._connection()
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    cursors = [conn.execute(_pg(sql), params) for sql, params in statements]
+                    conn.execute("COMMIT")
+            except BaseException:
+                # A failed statement leaves the transaction aborted (the rest was skipped).
+                if not conn.broken and conn.info.transaction_status != _IDLE:
+                    conn.execute("ROLLBACK")
+                raise
+            return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
 
     def close(self) -> None:
         with self._lock:
