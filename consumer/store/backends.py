@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -178,17 +180,18 @@ class PostgresDatabase:
         # BEGIN): the batch costs one round trip and one commit, however long it is.
         with self._lock, _wrapped("PostgreSQL store"):
             conn = self._connection()
+            runs = [(sql, [p for _, p in run]) for sql, run in groupby(statements, itemgetter(0))]
             try:
                 with conn.pipeline():
                     conn.execute("BEGIN")
-                    cursors = [conn.execute(_pg(sql), params) for sql, params in statements]
+                    cursors = [_send(conn, sql, params) for sql, params in runs]
                     conn.execute("COMMIT")
             except BaseException:
                 # A failed statement leaves the transaction aborted (the rest was skipped).
                 if not conn.broken and conn.info.transaction_status != _IDLE:
                     conn.execute("ROLLBACK")
                 raise
-            return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+            return [rows for cursor in cursors for rows in _results(cursor)]
 
     def close(self) -> None:
         with self._lock:
@@ -236,6 +239,25 @@ def _own_like_parent(path: Path) -> None:
         return
     parent = path.parent.stat()
     os.chown(path, parent.st_uid, parent.st_gid, follow_symlinks=False)
+
+
+def _send(
+    conn: psycopg.Connection[Row], sql: str, params: list[Sequence[object]]
+) -> psycopg.Cursor[Row]:
+    """Queue a run of one statement in the pipeline (a run of several: one executemany)."""
+    if len(params) == 1:
+        return conn.execute(_pg(sql), params[0])
+    cursor = conn.cursor()
+    cursor.executemany(_pg(sql), params, returning=True)
+    return cursor
+
+
+def _results(cursor: psycopg.Cursor[Row]) -> Iterator[list[Row]]:
+    """The rows of each statement a cursor ran, in order."""
+    while True:
+        yield cursor.fetchall() if cursor.description else []
+        if not cursor.nextset():
+            return
 
 
 def _pg(sql: str) -> str:

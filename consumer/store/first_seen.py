@@ -1,13 +1,13 @@
 """First-seen: the SQL that records (or only reads) one event's sources, per host and fleet-wide.
 
 ``Sighting`` is one event's question (``Store.observe`` says what it means); its
-``statements`` go into one transaction, with other events' (``Store.observe_all``), and
-``first_seen`` reads the verdict from their rows.
+``asks`` go into one transaction, with other events' (``observe``), and ``verdict`` reads
+each scope's answer from their rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -81,46 +81,52 @@ class Sighting:
         pairs = (("address", self.address), ("network", self.network), ("country", self.country))
         return [(scope, sql_text(value)) for scope, value in pairs if value]
 
-    def statements(self) -> list[Statement]:
-        """What records it (or, ``record=False``, only reads); ``first_seen`` reads the rows."""
+    def asks(self) -> list[list[_Ask]]:
+        """Per scope, the statements that record it (or, ``record=False``, only read it);
+        the last one's rows decide (``verdict``)."""
         name, where = sql_text(self.user), self._where()
         stamp = utc(self.now).timestamp()
-        made: list[Statement] = []
-        # Scopes in one order (address, network, country): concurrent workers cannot deadlock.
+        made: list[list[_Ask]] = []
         for scope, value in self.scopes():
+            key = (name, scope, value)
             if not self.record and where is None:
-                made.append((_SEEN, (name, scope, value)))
+                made.append([_Ask(_FLEET, key, (_SEEN, key))])
             elif not self.record:
-                made.append((_SEEN_HOST, (name, scope, value, where, name, scope, value, where,
-                                          self.vouchers)))  # fmt: skip
+                made.append([_Ask(_HOST, key, (_SEEN_HOST, (*key, where, *key, where,
+                                                            self.vouchers)))])  # fmt: skip
             else:
-                made.append((_OBSERVE, (name, scope, value, self.event_id, stamp, stamp)))
+                asks = [_Ask(_FLEET, key, (_OBSERVE, (*key, self.event_id, stamp, stamp)))]
                 if where is not None:
-                    made.append((_OBSERVE_HOST,
-                                 (name, scope, value, where, self.event_id, self.vouchers,
-                                  name, scope, value, where, self.vouchers, stamp, stamp,
-                                  int(self.votes))))  # fmt: skip
+                    asks.append(_Ask(_HOST, key,
+                                     (_OBSERVE_HOST, (*key, where, self.event_id, self.vouchers,
+                                                      *key, where, self.vouchers, stamp, stamp,
+                                                      int(self.votes)))))  # fmt: skip
+                made.append(asks)
         return made
 
-    def first_seen(self, results: Iterator[list[Row]]) -> FirstSeen:
-        """The verdict, from the rows of ``statements`` (taken from ``results`` in order)."""
-        seen = {}
-        for scope, _ in self.scopes():
-            rows = next(results)
-            if not self.record and self._where() is None:
-                seen[scope] = not rows or rows[0][0] == self.event_id
-            elif not self.record:
-                here, others = rows[0]
-                seen[scope] = not here and others < self.vouchers
-            else:
-                seen[scope] = bool(rows) and rows[0][0] == self.event_id
-                if self._where() is not None:
-                    rows = next(results)
-                    seen[scope] = bool(rows) and rows[0][0] == self.event_id and bool(rows[0][1])
-        return FirstSeen(**seen)
+    def verdict(self, rows: list[Row]) -> bool:
+        """Whether a scope is new, from the rows of its deciding statement."""
+        if not self.record and self._where() is None:
+            return not rows or rows[0][0] == self.event_id
+        if not self.record:
+            here, others = rows[0]
+            return not here and others < self.vouchers
+        if self._where() is None:
+            return bool(rows) and rows[0][0] == self.event_id
+        return bool(rows) and rows[0][0] == self.event_id and bool(rows[0][1])
 
     def _where(self) -> str | None:
         return None if self.host is None else sql_text(flood_host(self.host))
+
+
+_FLEET, _HOST = 0, 1  # the table a statement touches: first_seen, first_seen_host
+
+
+@dataclass(frozen=True)
+class _Ask:
+    table: int
+    key: tuple[str, str, str]  # username, scope, value
+    statement: Statement
 
 
 def observe(
@@ -131,11 +137,29 @@ def observe(
     reads: Sequence[Statement] = (),
 ) -> tuple[list[FirstSeen], list[list[Row]]]:
     """``before``, the sightings' statements, then ``reads``, in one transaction (one round
-    trip on PostgreSQL): each sighting's verdict, and the rows of ``reads``."""
-    asked = [sighting.statements() for sighting in sightings]
-    if not before and not reads and not any(asked):
+    trip on PostgreSQL): each sighting's verdict, and the rows of ``reads``.
+
+    The sightings' statements run grouped by table and source (user, scope, value), each
+    group in the sightings' order: a statement reads and writes only its own table's rows
+    of its own source, so every one returns what it would have returned in the sightings'
+    order, and concurrent batches lock a table's rows in one order (no deadlock between
+    two workers' batches, but for one source reported to both from two hosts at once; a
+    deadlock fails one batch, which the pipeline then takes one event at a time). Runs of
+    one statement go to the server together (``executemany``).
+    """
+    asked = [sighting.asks() for sighting in sightings]
+    flat = [ask for scopes in asked for asks in scopes for ask in asks]
+    if not before and not reads and not flat:
         return [FirstSeen() for _ in sightings], []
-    rows = db.batch([*before, *(s for each in asked for s in each), *reads])
-    results = iter(rows[len(before) :])
-    seen = [sighting.first_seen(results) for sighting in sightings]
-    return seen, list(results)
+    order = sorted(range(len(flat)), key=lambda n: (flat[n].table, flat[n].key))
+    rows = db.batch([*before, *(flat[n].statement for n in order), *reads])
+    mine = rows[len(before) : len(before) + len(flat)]
+    answered: dict[int, list[Row]] = dict(zip(order, mine, strict=True))
+    seen, n = [], 0
+    for sighting, scopes in zip(sightings, asked, strict=True):
+        verdicts = {}
+        for (scope, _), asks in zip(sighting.scopes(), scopes, strict=True):
+            n += len(asks)
+            verdicts[scope] = sighting.verdict(answered[n - 1])
+        seen.append(FirstSeen(**verdicts))
+    return seen, rows[len(before) + len(flat) :]
