@@ -4,36 +4,48 @@ Enrichment is split around the policy: the cheap facts every event needs (GeoIP,
 from the store) come before ``decide``; reverse DNS, which costs network round trips in this
 one thread, only once a decision mails someone (digested, folded and ignored events skip it).
 
-``process(stages, incoming)`` runs one message through the stages and returns
-a ``Settlement`` — done (ack), park (retry queue later) or dead (dead queue) — with
-the reason; the worker (consumer/worker.py) only settles it with the broker.
-It logs one line per decision, with the event id and the policy's reason.
+``process_batch(stages, incomings)`` runs the messages the worker took together (those
+waiting, up to ``HAND_BACK_BATCH``) and returns one ``Settlement`` per message — done (ack),
+park (retry queue later) or dead (dead queue) — with the reason; ``process`` is a batch of
+one. The worker (consumer/worker.py) only settles them with the broker, after the batch's
+writes committed. It logs one line per decision, with the event id and the policy's reason.
 
-One event goes through the stages like this (``process`` below, the contract of each stage)::
+A batch goes through the stages like this (``process_batch`` below, the contract of each
+stage; ``consumer/store/batch.py`` says what each store step costs)::
 
-    event    = decode(body)                                  # schemas.event.decode
-    enriched = enricher.facts(event, now)                    # cheap: GeoIP, first-seen
-    state    = store.flood_state(now, policy.flood_window, host=event.host, kind=event.kind)
-    decisions = policy.decide(enriched, state, now)          # pure; log each decision.reason
-    store.record_decisions(event.id_hex, decisions, now)     # silenced/folded/burst, for the digest
-    if any(decision.action in MAILING for decision in decisions):
-        enriched = enricher.names(enriched)                  # costly: reverse DNS, bounded
-    for decision in decisions:
-        if decision.action not in MAILING:
-            continue                                         # digest/ignore/silenced/folded
-        key = sent_key(event, decision)
-        if store.was_sent(key):
-            continue                                         # redelivered: mail already went out
-        msg = renderer.render(enriched, decision)            # stages.render.Renderer
-        sender.send(msg)                                     # stages.smtp.SmtpSender
-        store.record_sent(key, now)                          # record-after (STYLE.md #4)
-        store.note_mail(decision.recipient, event.host, event.kind, now, burst=decision.burst)
-    ack
+    events   = [decode(body) for body in batch]              # schemas.event.decode
+    placed   = [enricher.placed(event, now) ...]             # cheap: GeoIP, network
+    work     = store.batch([enricher.sighting(p, now) ...], budgets=…)  # first-seen written,
+                                                             #   flood budgets read: 1 round trip
+    for each event, in order (decided exactly as it would be alone):
+        state = work.flood_state(now, host=event.host, kind=event.kind)   # in memory
+        decisions = policy.decide(enriched, state, now)      # pure; log each decision.reason
+        if any(decision.action in MAILING for decision in decisions):
+            work.check(now, host=…, kind=…, keys=…)          # fresh counts, the sent log
+            decisions = policy.decide(enriched, work.flood_state(…), now)
+        work.log_decisions(event.id_hex, decisions, now)     # silenced/folded/burst, for the digest
+        if any(decision.action in MAILING for decision in decisions):
+            enriched = enricher.names(enriched)              # costly: reverse DNS, bounded
+        for decision in decisions:
+            if decision.action not in MAILING:
+                continue                                     # digest/ignore/silenced/folded
+            key = sent_key(event, decision)
+            if work.was_sent(key):
+                continue                                     # redelivered: mail already went out
+            sender.send(renderer.render(enriched, decision)) # stages.render, stages.smtp
+            work.record_sent(key, now, …)                    # record-after (STYLE.md #4), and
+                                                             #   the flood counts, one commit
+    work.flush()                                             # the decisions still queued
+    ack the batch
+
+A batch that the store refuses as a whole (its first round trip fails) is taken again one
+event at a time, so only an event the store refuses is parked.
 
 Errors, all from ``schemas.errors``:
 
-- ``enricher`` raises ``StoreError`` when the store fails (park the message and retry later);
-  DNS and GeoIP failures never raise, they just leave the fields empty.
+- the store (``store.batch`` and every step of ``work``) raises ``StoreError`` when it fails
+  (park the message and retry later); DNS and GeoIP failures never raise, they just leave
+  the fields empty.
 - ``renderer.render`` raises ``PermanentSendError`` for a broken (operator) template.
 - ``sender.send`` raises ``TransientSendError`` only after its own short tenacity retries
   (park in the retry queues), ``PermanentSendError`` for 5xx / refused recipients (dead queue).

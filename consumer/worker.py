@@ -3,15 +3,17 @@
 The worker is a handler of the consumer runtime (consumer/runtime.py: connection,
 reconnect with backoff, signals, generations, batched acks). Threads: pika's
 BlockingConnection has no I/O thread, so the main thread only pumps the connection
-(deliveries, heartbeats) and settles results; one pipeline thread runs
-``pipeline.process`` (DNS, store, SMTP may take seconds) and hands each settlement back
-with ``Link.call_soon``. A delivery is acked only after its settlement is final: mailed
-and recorded, nothing to mail, or republished — confirmed — to a retry queue (park) or
-the dead queue (consumer/retries.py).
+(deliveries, heartbeats) and settles results; one pipeline thread takes the deliveries
+that wait (up to HAND_BACK_BATCH), runs them through ``pipeline.process_batch`` together
+(DNS, store, SMTP may take seconds; the store's work costs a few round trips per batch) and
+hands their settlements back with ``Link.call_soon`` once the batch's writes committed. A
+delivery is acked only after its settlement is final: mailed and recorded, nothing to mail,
+or republished — confirmed — to a retry queue (park) or the dead queue
+(consumer/retries.py).
 
 The broker going away is survived: deliveries not yet settled simply come back (the
-sent log keeps a mailed one from being mailed twice). SIGTERM/SIGINT: stop taking
-deliveries, finish the one in flight, close.
+sent log keeps a mailed one from being mailed twice; first-seen writes are idempotent per
+event id). SIGTERM/SIGINT: stop taking deliveries, finish the batch in flight, close.
 """
 
 from __future__ import annotations

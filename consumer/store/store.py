@@ -1,7 +1,9 @@
 """The store's operations, the same SQL on SQLite and PostgreSQL.
 
-Times are stored as Unix seconds (UTC). Every write is one atomic statement, so several
-workers, on one machine (SQLite WAL) or several (PostgreSQL), can share a store.
+Times are stored as Unix seconds (UTC). Every write is atomic (one statement, or one
+transaction), so several workers, on one machine (SQLite WAL) or several (PostgreSQL), can
+share a store. The SQL lives with what it serves: ``first_seen.py``, ``flood.py``,
+``logs.py`` (sent and decision logs); ``batch.py`` is the worker's batch of events.
 """
 
 from __future__ import annotations
