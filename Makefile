@@ -66,7 +66,7 @@ $(STAMP): pyproject.toml requirements/build.txt requirements/dev.txt
 # for several Pythons at once, pip-tools cannot), keeping every pin that pyproject still
 # allows; `make lock LOCK_ARGS=--upgrade` takes the newest releases, LOCK_ARGS="-P msgspec"
 # one package's. Each file is constrained by the one before, so a pin is the same in all.
-# `make lock-check` (needs the index, so not part of `make test`; tests/test_lock.py checks
+# `make lock-check` (needs the index, so not part of `make test`; tests/integration/test_lock.py checks
 # offline that every requirement in pyproject is pinned) fails if `make lock` would change them.
 UV_VERSION := 0.13.9
 LOCK_VENV  := .venv-lock
