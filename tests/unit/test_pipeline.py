@@ -13,7 +13,7 @@ import pytest
 from consumer.decisions import Action, Decision, PolicyState
 from consumer.delivery import Delivery
 from consumer.enriched import Enriched, FirstSeen
-from consumer.pipeline import Stages, Verdict, process
+from consumer.pipeline import Stages, Verdict, process, process_batch
 from consumer.retries import republish_headers
 from consumer.stages.decode import Decoder, Identity, Incoming
 from consumer.store import Sighting
@@ -247,3 +247,27 @@ def test_check_config_refuses_a_secret_others_can_read(tmp_path: Path) -> None:
     result = loginwatch("check-config", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert f"secrets {secret} (mode ok)" in result.stdout
+
+
+@dataclass
+class RefusesBatches(FakeStore):
+    """A store that refuses any batch holding the event ``bad`` (a value it cannot take)."""
+
+    bad: str = ""
+
+    def batch(
+        self, sightings: Sequence[Sighting], *, budgets: object, now: datetime, window: float
+    ) -> FakeBatch:
+        if any(s.event_id == self.bad for s in sightings):
+            raise StoreError("value out of range")
+        return super().batch(sightings, budgets=budgets, now=now, window=window)
+
+
+def test_a_batch_the_store_refuses_is_taken_one_event_at_a_time() -> None:
+    logins = [event(tty=f"pts/{n}") for n in range(4)]
+    store = RefusesBatches(bad=logins[1].id_hex)
+    built, sender = stages((mail("a@x"),), {}, store)
+    settled = process_batch(built, [Incoming(encode(e), "guest") for e in logins])
+    assert [s.verdict for s in settled] == [Verdict.DONE, Verdict.PARK, Verdict.DONE, Verdict.DONE]
+    assert settled[1].reason == "store: value out of range"
+    assert len(sender.mails) == 3
