@@ -10,7 +10,9 @@ $LOGINWATCH_TEST_PG, when reachable), rounds interleaved, medians:
   ``BATCH`` (what one worker takes at its default prefetch);
 - ``*_one_at_a_time_events_per_s``: the same, one event per batch;
 - ``*_mail_events_per_s``: every event mailed (no SMTP: check-before and record-after
-  alone, one commit per mail), in batches of ``BATCH``.
+  alone, one commit per mail), in batches of ``BATCH``;
+- ``*_digest_intake_events_per_s``: the digest scheduler's intake (``Intake.store``: the
+  events' rows and their first-seen in one transaction) in batches of ``INTAKE_BATCH``.
 
 No assertions: figures only.
 """
@@ -25,14 +27,19 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from consumer.delivery import Delivery
+from consumer.digest.intake import Intake
+from consumer.digest.lease import Lease
+from consumer.digest.store import DigestStore
 from consumer.stages.enrich import Enricher
 from consumer.store import Store, StoreBatch, open_store
-from schemas.config import EnrichConfig, WorkerConfig
-from schemas.event import LoginEvent
+from schemas.config import EnrichConfig, WorkerConfig, parse_config
+from schemas.event import LoginEvent, encode
 from tests.support.factories import T0, event
 from tests.support.pg import pg_schema
 
 BATCH = WorkerConfig().prefetch
+INTAKE_BATCH = 100
 ROUNDS = 3
 WINDOW = 600.0
 
@@ -75,27 +82,45 @@ def _mail(work: StoreBatch, login: LoginEvent, now: datetime) -> None:
                          kind=login.kind, burst=None)  # fmt: skip
 
 
+def intake_work(store: Store, events: list[LoginEvent]) -> float:
+    """Seconds for the digest intake to store ``events`` in batches of ``INTAKE_BATCH``."""
+    config = parse_config('[[route]]\nto = ["ops@example.org"]\nmode = "digest"\n')
+    digests = DigestStore(store)
+    intake = Intake(config, digests, store, Lease(digests, "bench", 30))
+    batch = [Delivery(n, encode(e), "login", False, user_id=f"host-{e.host}")
+             for n, e in enumerate(events)]  # fmt: skip
+    started = time.perf_counter()
+    for start in range(0, len(batch), INTAKE_BATCH):
+        intake.store(batch[start : start + INTAKE_BATCH], T0 + timedelta(minutes=1))
+    return time.perf_counter() - started
+
+
 def bench_store(count: int = 2000) -> dict[str, float | str]:
     figures: dict[str, float | str] = {"count": count, "batch": BATCH}
     cases: dict[str, Callable[[Store, list[LoginEvent]], float]] = {
         "events_per_s": lambda s, e: store_work(s, e, BATCH, mail=False),
         "one_at_a_time_events_per_s": lambda s, e: store_work(s, e, 1, mail=False),
         "mail_events_per_s": lambda s, e: store_work(s, e, BATCH, mail=True),
+        "digest_intake_events_per_s": intake_work,
     }
     rates: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp, pg_schema() as pg_url:
         urls = {"sqlite": f"{tmp}/bench.db"}
         if pg_url is not None:
             urls["postgres"] = pg_url
+        # As each opens it: the worker's store is not durable (SQLite: WAL, synchronous
+        # NORMAL), the digest's is (its acks follow its commits); PostgreSQL's always are.
         stores = {name: open_store(url) for name, url in urls.items()}
+        durable = {name: open_store(url, durable=True) for name, url in urls.items()}
         try:
             for round_ in range(ROUNDS):
                 for n, (case, run) in enumerate(cases.items()):
-                    for name, store in stores.items():
+                    for name in urls:
+                        store = durable[name] if case.startswith("digest") else stores[name]
                         events = logins(count, round_ * len(cases) + n)
                         rates.setdefault(f"{name}_{case}", []).append(count / run(store, events))
         finally:
-            for store in stores.values():
+            for store in [*stores.values(), *durable.values()]:
                 store.close()
     for key, values in rates.items():
         figures[key] = round(statistics.median(values), 1)
