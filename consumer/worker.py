@@ -3,15 +3,17 @@
 The worker is a handler of the consumer runtime (consumer/runtime.py: connection,
 reconnect with backoff, signals, generations, batched acks). Threads: pika's
 BlockingConnection has no I/O thread, so the main thread only pumps the connection
-(deliveries, heartbeats) and settles results; one pipeline thread runs
-``pipeline.process`` (DNS, store, SMTP may take seconds) and hands each settlement back
-with ``Link.call_soon``. A delivery is acked only after its settlement is final: mailed
-and recorded, nothing to mail, or republished — confirmed — to a retry queue (park) or
-the dead queue (consumer/retries.py).
+(deliveries, heartbeats) and settles results; one pipeline thread takes the deliveries
+that wait (up to HAND_BACK_BATCH), runs them through ``pipeline.process_batch`` together
+(DNS, store, SMTP may take seconds; the store's work costs a few round trips per batch) and
+hands their settlements back with ``Link.call_soon`` once the batch's writes committed. A
+delivery is acked only after its settlement is final: mailed and recorded, nothing to mail,
+or republished — confirmed — to a retry queue (park) or the dead queue
+(consumer/retries.py).
 
 The broker going away is survived: deliveries not yet settled simply come back (the
-sent log keeps a mailed one from being mailed twice). SIGTERM/SIGINT: stop taking
-deliveries, finish the one in flight, close.
+sent log keeps a mailed one from being mailed twice; first-seen writes are idempotent per
+event id). SIGTERM/SIGINT: stop taking deliveries, finish the batch in flight, close.
 """
 
 from __future__ import annotations
@@ -153,36 +155,44 @@ class Worker:
             return
         self._ready.set()
         try:
-            done: list[tuple[Delivery, Settlement]] = []
-            while (delivery := self._todo.get()) is not None:
-                with self._lock:
-                    # Not started when stopping or stale: the broker gives it back.
-                    start = not self.stopping() and self._current(delivery)
-                    self._busy += int(start)
-                if start:
-                    done.append((delivery, self._process(stages, delivery)))
-                # Settled in small batches while more deliveries wait: one wake-up of
-                # the connection thread per batch instead of one per message.
-                if done and (not start or self._todo.empty() or len(done) >= HAND_BACK_BATCH):
-                    self._hand_back(done)
-                    done = []
-            if done:
-                self._hand_back(done)
+            while (batch := self._next_batch()) is not None:
+                if batch:
+                    self._hand_back(list(zip(batch, self._process(stages, batch), strict=True)))
         finally:
             stages.close()
+
+    def _next_batch(self) -> list[Delivery] | None:
+        """The deliveries waiting now (at least one; at most HAND_BACK_BATCH) that may start;
+        None: stop. A delivery not started (stopping, or its connection gone) stays unacked
+        and comes back."""
+        batch: list[Delivery] = []
+        delivery = self._todo.get()
+        while delivery is not None:
+            with self._lock:
+                if not self.stopping() and self._current(delivery):
+                    self._busy += 1
+                    batch.append(delivery)
+            if len(batch) >= HAND_BACK_BATCH or self._todo.empty():
+                return batch
+            delivery = self._todo.get()
+        self._todo.put(None)  # the batch taken so far is settled first, then the thread ends
+        return batch or None
 
     def _current(self, delivery: Delivery) -> bool:
         link = self.runtime.link
         return link is not None and link.current(delivery)
 
-    def _process(self, stages: Stages, delivery: Delivery) -> Settlement:
-        user = effective_user(delivery.user_id, delivery.headers, self.own_user)
-        incoming = Incoming(delivery.body, user)
+    def _process(self, stages: Stages, batch: list[Delivery]) -> list[Settlement]:
+        incoming = [
+            Incoming(d.body, effective_user(d.user_id, d.headers, self.own_user)) for d in batch
+        ]
         try:
-            return pipeline.process(stages, incoming)
+            return pipeline.process_batch(stages, incoming)
         except Exception as exc:  # a bug must not kill the worker: park, and say so
-            log.exception("internal error on message %s", quoted(delivery.message_id or "?", 40))
-            return Settlement(Verdict.PARK, f"internal error: {type(exc).__name__}: {exc}")
+            ids = ", ".join(quoted(d.message_id or "?", 40) for d in batch)
+            log.exception("internal error on message(s) %s", ids)
+            return [Settlement(Verdict.PARK, f"internal error: {type(exc).__name__}: {exc}")
+                    for _ in batch]  # fmt: skip
 
     def _hand_back(self, done: list[tuple[Delivery, Settlement]]) -> None:
         link = self.runtime.link

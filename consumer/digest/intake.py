@@ -33,7 +33,7 @@ from consumer.digest.windows import Schedule, Window, current
 from consumer.routing import audience
 from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
 from consumer.stages.enrich import canonical_address, network_of
-from consumer.store import Store
+from consumer.store import Sighting, Store
 from consumer.store.text import sql_text
 from schemas.config import Config, Route, broker_user
 from schemas.errors import DecodeError, StoreError
@@ -83,7 +83,15 @@ class Intake:
     the worker records it; an event that cannot be stored is handed back to be dead-lettered."""
 
     def __init__(self, config: Config, events: DigestStore, seen: Store, lease: Lease) -> None:
-        """``seen``: the store whose first-seen table the worker writes too."""
+        """``seen``: the store whose first-seen table the worker writes too; it must be the
+        events' store (``events.store``): a batch's events and first-seen sources are
+        written in one transaction of that store.
+
+        Raises:
+            ValueError: ``seen`` is another store.
+        """
+        if seen is not events.store:
+            raise ValueError("the digest intake writes events and first-seen to one store")
         self.config = config
         self.events = events
         self.seen = seen
@@ -127,19 +135,21 @@ class Intake:
     def _store(
         self, taken: list[tuple[Delivery, LoginEvent]], collecting: Window, now: datetime
     ) -> None:
-        self.events.add_events([event_row(e, self.config.route, collecting, now) for _, e in taken])
-        for delivery, event in taken:
-            # First-seen as the worker records it (idempotent per event id), so the digest's
-            # first-seen list does not depend on a worker sharing the store. A relay's report
-            # is no vote for other hosts (Identity.votes), here as in the worker.
-            address = canonical_address(event.client_ip)
-            if event.kind == "login" and address:
-                user = effective_user(delivery.user_id, delivery.headers, self.own_user)
-                votes = self.decoder.identity.votes(user, event.host)
-                self.seen.observe(event.user, address=address, network=network_of(address),
-                                  country=None, event_id=event.id_hex, now=now,
-                                  host=event.host, votes=votes,
-                                  vouchers=self.config.enrich.first_seen_hosts)  # fmt: skip
+        rows = [event_row(e, self.config.route, collecting, now) for _, e in taken]
+        self.events.add_events(rows, [s for d, e in taken if (s := self._sighting(d, e, now))])
+
+    def _sighting(self, delivery: Delivery, event: LoginEvent, now: datetime) -> Sighting | None:
+        """First-seen as the worker records it (idempotent per event id), so the digest's
+        first-seen list does not depend on a worker sharing the store. A relay's report is
+        no vote for other hosts (Identity.votes), here as in the worker."""
+        address = canonical_address(event.client_ip)
+        if event.kind != "login" or not address:
+            return None
+        user = effective_user(delivery.user_id, delivery.headers, self.own_user)
+        return Sighting(event.user, event.id_hex, now, address=address,
+                        network=network_of(address), host=event.host,
+                        vouchers=self.config.enrich.first_seen_hosts,
+                        votes=self.decoder.identity.votes(user, event.host))  # fmt: skip
 
     def _store_alone(
         self, delivery: Delivery, event: LoginEvent, collecting: Window, now: datetime

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from consumer.digest.windows import Window
-from consumer.store import Store
+from consumer.store import Sighting, Store
 from schemas.errors import StoreError
 
 LEASE: Final = "digest-scheduler"
@@ -65,11 +65,10 @@ class DigestStore:
         self.store = store
         self.db = store.db
 
-    def add_events(self, rows: Sequence[EventRow]) -> None:
-        """Store events in one transaction; an event stored before is left as it was."""
-        with self.db.transaction() as run:
-            for row in rows:
-                run(_INSERT_EVENT, _bounded(row))
+    def add_events(self, rows: Sequence[EventRow], sightings: Sequence[Sighting] = ()) -> None:
+        """Store events, and observe ``sightings`` (``Store.observe_all``), in one
+        transaction (one round trip on PostgreSQL); an event stored before is left as it was."""
+        self.store.observe_all(sightings, before=[(_INSERT_EVENT, _bounded(row)) for row in rows])
 
     # -- lease ------------------------------------------------------------------------
 

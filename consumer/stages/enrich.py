@@ -23,7 +23,7 @@ import msgspec
 from consumer.enriched import Enriched
 from consumer.stages.geoip import NOWHERE, GeoIp
 from consumer.stages.rdns import ReverseDns
-from consumer.store import Store
+from consumer.store import Sighting, Store
 from schemas.config import EnrichConfig
 from schemas.event import LoginEvent
 
@@ -72,29 +72,39 @@ class Enricher:
         Raises:
             StoreError: the first-seen lookup failed (retry the event later).
         """
+        placed = self.placed(event, now)
+        seen = self.store.observe_all([self.sighting(placed, now, votes=votes)])[0]
+        return msgspec.structs.replace(placed, first_seen=seen)
+
+    def placed(self, event: LoginEvent, now: datetime) -> Enriched:
+        """The event with its source's place and network, first-seen not asked yet: the
+        pipeline asks the store for a batch of events at once (``sighting``)."""
         address = canonical_address(event.client_ip)
         place = self.geoip.lookup(address) if self.geoip and address else NOWHERE
-        network = network_of(address) if address else None
-        first_seen = self.store.observe(
-            event.user,
-            address=address,
-            network=network,
-            country=place.country,
-            event_id=event.id_hex,
-            now=now,
-            record=event.kind == "login",
-            host=event.host,
-            vouchers=self.first_seen_hosts,
-            votes=votes,
-        )
         return Enriched(
             event=event,
             country=place.country,
             country_name=place.country_name,
             city=place.city,
-            network=network,
-            first_seen=first_seen,
+            network=network_of(address) if address else None,
             received=now,
+        )
+
+    def sighting(self, placed: Enriched, now: datetime, *, votes: bool = True) -> Sighting:
+        """What the store records (or, for a failed login, only compares) about ``placed``'s
+        source: its first-seen marks (``Store.observe``)."""
+        event = placed.event
+        return Sighting(
+            user=event.user,
+            event_id=event.id_hex,
+            now=now,
+            address=canonical_address(event.client_ip),
+            network=placed.network,
+            country=placed.country,
+            record=event.kind == "login",
+            host=event.host,
+            vouchers=self.first_seen_hosts,
+            votes=votes,
         )
 
     def names(self, enriched: Enriched) -> Enriched:

@@ -8,6 +8,6 @@ applied on open, to which later features append.
 
 from __future__ import annotations
 
-from consumer.store.store import Store, open_store
+from consumer.store.store import Sighting, Store, StoreBatch, open_store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Sighting", "Store", "StoreBatch", "open_store"]

@@ -15,16 +15,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from schemas.config import is_postgres
 from schemas.errors import StoreError
 
 Row = tuple[Any, ...]
 Run = Callable[[str, Sequence[object]], list[Row]]
+# One statement of a batch: its SQL (``?`` placeholders) and its parameters.
+Statement = tuple[str, Sequence[object]]
 
 
 class Database(Protocol):
@@ -40,6 +45,17 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractContextManager[Run]:
         """A transaction: the yielded function runs statements inside it."""
+        ...
+
+    def batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        """Run ``statements`` in order in one transaction; the rows of each.
+
+        On PostgreSQL the whole batch is one round trip (pipeline mode): a statement may
+        not depend on an earlier one's rows, only on its writes.
+
+        Raises:
+            StoreError: the database failed (nothing of the batch was written).
+        """
         ...
 
     def close(self) -> None: ...
@@ -113,9 +129,16 @@ class SqliteDatabase:
                 raise
             self._conn.execute("COMMIT")
 
+    def batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        with self.transaction() as run:
+            return [run(sql, params) for sql, params in statements]
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+_IDLE = TransactionStatus.IDLE
 
 
 class PostgresDatabase:
@@ -158,6 +181,24 @@ class PostgresDatabase:
 
             with conn.transaction():
                 yield run
+
+    def batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        # BEGIN and COMMIT go in the pipeline too (conn.transaction() would sync after
+        # BEGIN): the batch costs one round trip and one commit, however long it is.
+        with self._lock, _wrapped("PostgreSQL store"):
+            conn = self._connection()
+            runs = [(sql, [p for _, p in run]) for sql, run in groupby(statements, itemgetter(0))]
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    cursors = [_send(conn, sql, params) for sql, params in runs]
+                    conn.execute("COMMIT")
+            except BaseException:
+                # A failed statement leaves the transaction aborted (the rest was skipped).
+                if not conn.broken and conn.info.transaction_status != _IDLE:
+                    conn.execute("ROLLBACK")
+                raise
+            return [rows for cursor in cursors for rows in _results(cursor)]
 
     def close(self) -> None:
         with self._lock:
@@ -205,6 +246,25 @@ def _own_like_parent(path: Path) -> None:
         return
     parent = path.parent.stat()
     os.chown(path, parent.st_uid, parent.st_gid, follow_symlinks=False)
+
+
+def _send(
+    conn: psycopg.Connection[Row], sql: str, params: list[Sequence[object]]
+) -> psycopg.Cursor[Row]:
+    """Queue a run of one statement in the pipeline (a run of several: one executemany)."""
+    if len(params) == 1:
+        return conn.execute(_pg(sql), params[0])
+    cursor = conn.cursor()
+    cursor.executemany(_pg(sql), params, returning=True)
+    return cursor
+
+
+def _results(cursor: psycopg.Cursor[Row]) -> Iterator[list[Row]]:
+    """The rows of each statement a cursor ran, in order."""
+    while True:
+        yield cursor.fetchall() if cursor.description else []
+        if not cursor.nextset():
+            return
 
 
 def _pg(sql: str) -> str:

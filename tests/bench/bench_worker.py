@@ -32,6 +32,7 @@ import pika
 from consumer.broker import Broker
 from consumer.enriched import Enriched
 from consumer.pipeline import Settlement, Stages, build_stages
+from consumer.store import Sighting
 from consumer.worker import Worker
 from schemas import topology
 from schemas.config import Config, load_config
@@ -111,6 +112,13 @@ class _NoEnrich:
 
     def facts(self, login: LoginEvent, now: datetime, *, votes: bool = True) -> Enriched:
         return Enriched(event=login)
+
+    def placed(self, login: LoginEvent, now: datetime) -> Enriched:
+        return Enriched(event=login)
+
+    def sighting(self, placed: Enriched, now: datetime, *, votes: bool = True) -> Sighting:
+        """No source to look up: nothing for the store to write."""
+        return Sighting(placed.event.user, placed.event.id_hex, now)
 
     def names(self, enriched: Enriched) -> Enriched:
         return enriched

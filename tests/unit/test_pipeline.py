@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -11,10 +12,11 @@ import pytest
 
 from consumer.decisions import Action, Decision, PolicyState
 from consumer.delivery import Delivery
-from consumer.enriched import Enriched
-from consumer.pipeline import Stages, Verdict, process
+from consumer.enriched import Enriched, FirstSeen
+from consumer.pipeline import Stages, Verdict, process, process_batch
 from consumer.retries import republish_headers
 from consumer.stages.decode import Decoder, Identity, Incoming
+from consumer.store import Sighting
 from schemas import topology
 from schemas.errors import PermanentSendError, StoreError, TransientSendError
 from schemas.event import LoginEvent, encode
@@ -28,24 +30,38 @@ class FakeStore:
     fail: bool = False
     logged: list[str] = field(default_factory=list)
 
-    def flood_state(self, now: datetime, window: float, *, host: str, kind: str) -> PolicyState:
+    def batch(
+        self, sightings: Sequence[Sighting], *, budgets: object, now: datetime, window: float
+    ) -> FakeBatch:
         if self.fail:
             raise StoreError("database is locked")
+        return FakeBatch(self, [FirstSeen() for _ in sightings])
+
+
+@dataclass
+class FakeBatch:
+    """The pipeline's view of the store for one batch (consumer/store/batch.py)."""
+
+    store: FakeStore
+    first_seen: list[FirstSeen]
+
+    def flood_state(self, now: datetime, *, host: str, kind: str) -> PolicyState:
         return PolicyState()
 
-    def was_sent(self, key: str) -> bool:
-        return key in self.sent
-
-    def record_sent(self, key: str, now: datetime) -> None:
-        self.sent.add(key)
-
-    def note_mail(
-        self, recipient: str, host: str, kind: str, now: datetime, *, burst: object = None
-    ) -> None:
+    def check(self, now: datetime, *, host: str, kind: str, keys: object) -> None:
         pass
 
-    def record_decisions(self, event_id: str, decisions: object, now: datetime) -> None:
-        self.logged.append(event_id)
+    def was_sent(self, key: str) -> bool:
+        return key in self.store.sent
+
+    def record_sent(self, key: str, now: datetime, **_: object) -> None:
+        self.store.sent.add(key)
+
+    def log_decisions(self, event_id: str, decisions: object, now: datetime) -> None:
+        self.store.logged.append(event_id)
+
+    def flush(self) -> None:
+        pass
 
 
 @dataclass
@@ -63,8 +79,11 @@ class FakeEnrich:
 
     named: list[str] = field(default_factory=list)
 
-    def facts(self, login: LoginEvent, now: datetime, *, votes: bool = True) -> Enriched:
+    def placed(self, login: LoginEvent, now: datetime) -> Enriched:
         return Enriched(event=login)
+
+    def sighting(self, placed: Enriched, now: datetime, *, votes: bool = True) -> Sighting:
+        return Sighting(placed.event.user, placed.event.id_hex, now)
 
     def names(self, enriched: Enriched) -> Enriched:
         self.named.append(enriched.event.id_hex)
@@ -228,3 +247,27 @@ def test_check_config_refuses_a_secret_others_can_read(tmp_path: Path) -> None:
     result = loginwatch("check-config", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert f"secrets {secret} (mode ok)" in result.stdout
+
+
+@dataclass
+class RefusesBatches(FakeStore):
+    """A store that refuses any batch holding the event ``bad`` (a value it cannot take)."""
+
+    bad: str = ""
+
+    def batch(
+        self, sightings: Sequence[Sighting], *, budgets: object, now: datetime, window: float
+    ) -> FakeBatch:
+        if any(s.event_id == self.bad for s in sightings):
+            raise StoreError("value out of range")
+        return super().batch(sightings, budgets=budgets, now=now, window=window)
+
+
+def test_a_batch_the_store_refuses_is_taken_one_event_at_a_time() -> None:
+    logins = [event(tty=f"pts/{n}") for n in range(4)]
+    store = RefusesBatches(bad=logins[1].id_hex)
+    built, sender = stages((mail("a@x"),), {}, store)
+    settled = process_batch(built, [Incoming(encode(e), "guest") for e in logins])
+    assert [s.verdict for s in settled] == [Verdict.DONE, Verdict.PARK, Verdict.DONE, Verdict.DONE]
+    assert settled[1].reason == "store: value out of range"
+    assert len(sender.mails) == 3
