@@ -8,9 +8,8 @@ import sys
 from consumer import policies
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of, open_broker
-from consumer.hosts import vhost_of
 from schemas import topology
-from schemas.config import config_path
+from schemas.config import broker_vhost, config_path
 from schemas.errors import BrokerError
 
 
@@ -33,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = config_of(args)
-    specs = topology.queue_specs(config.worker.retry_delays)
+    specs = topology.queue_specs(config.worker.retry_delays, len(config.broker.nodes))
     limits = topology.policy_specs(config.broker.queue_max_length, config.broker.queue_max_bytes)
-    vhost = vhost_of(config.broker.url)
+    vhost = broker_vhost(config.broker)
     with open_broker(config) as broker:
         broker.declare(specs)
         cluster = broker.cluster_name
