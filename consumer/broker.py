@@ -167,8 +167,9 @@ class Broker:
                 failures.append(str(exc))
                 continue
             _FIRST[self._cluster] = node
-            if count > 1 and node != first:
-                log.info("connected to broker node %s (%s)", self.where(), "; ".join(failures))
+            if count > 1:
+                skipped = f" ({'; '.join(failures)})" if failures else ""
+                log.info("connected to broker node %s%s", self.where(), skipped)
             return
         raise BrokerError("; ".join(failures))
 

@@ -26,6 +26,11 @@ from schemas.errors import BrokerError, PublishRefused
 from schemas.tls import tls_context
 
 
+class Nacked(PublishRefused):
+    """The broker nacked an event: a full queue, or a quorum queue without a leader for a
+    moment (its node died, the election is under way). Worth another try, elsewhere."""
+
+
 class Channel:
     """A confirm-mode channel that publishes events as the configured broker user, on
     node ``node`` (an index of ``[broker] urls``)."""
@@ -41,8 +46,9 @@ class Channel:
         """Publish one event and wait for the broker's confirm.
 
         Raises:
+            Nacked: nacked (a full queue, a queue between leaders).
             PublishRefused: unroutable (no queue bound: run ``loginwatch setup``),
-                nacked, or refused (a ``user_id`` that is not ours).
+                or refused (a ``user_id`` that is not ours).
             BrokerError: the connection failed.
         """
         properties = pika.BasicProperties(
@@ -62,7 +68,7 @@ class Channel:
                 f"{topology.EXCHANGE} has no queue for {routing_key!r}: run `loginwatch setup`"
             ) from None
         except pika.exceptions.NackError:
-            raise PublishRefused("the broker nacked the event") from None
+            raise Nacked("the broker nacked the event") from None
         except pika.exceptions.ChannelClosedByBroker as exc:
             raise PublishRefused(f"the broker refused the event: {exc.reply_text}") from None
         except pika.exceptions.AMQPError as exc:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 from producer import capture, spool
-from producer.amqp import Channel, connect
+from producer.amqp import Channel, Nacked, connect
 from producer.build import build_event
 from producer.shared import log
 from schemas.config import Config, load_config, node_order
@@ -64,9 +65,10 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
     child waits for none: the one running picks its record up).
 
     The broker nodes are tried from the one this host's name picks (``node_order``).
-    When the connection to a node is lost, the record whose confirm did not come is
-    still spooled: it is published again to the next node (a duplicate at most, which
-    the worker folds; never a loss), once for each node at most.
+    When the connection to a node is lost, or it nacks (a queue between leaders after a
+    node died), the record whose confirm did not come is still spooled: it is published
+    again to the next node after a short pause (a duplicate at most, which the worker
+    folds; never a loss), for as long as ``publish_timeout`` allows.
 
     Raises:
         BrokerError: no broker node could be reached, or one refused the events.
@@ -75,7 +77,7 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
     spool_dir = config.spool.dir
     order = node_order(len(config.broker.nodes), config.host.name or os.uname().nodename)
     counts = _Counts()
-    losses = 0
+    retry = _Retry(config.broker.publish_timeout)
     channel: Channel | None = None
     try:
         while True:
@@ -89,21 +91,45 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
                 channel = channel or connect(config.broker, order)
                 try:
                     _publish_all(channel, config, paths, counts)
-                except PublishRefused:
-                    raise
-                except BrokerError as exc:
-                    losses += 1
-                    if losses >= len(order):
+                except PublishRefused as exc:
+                    if not isinstance(exc, Nacked):
                         raise
-                    log(f"broker node {channel.node} lost ({exc}); publishing again to the next")
-                    channel.close()
-                    order = _after(order, channel.node)
-                    channel = None
+                    retry.after(exc, channel.node)
+                except BrokerError as exc:
+                    retry.after(exc, channel.node)
+                else:
+                    continue
+            # The lock is let go while pausing: a hook's child that finds it free takes over.
+            channel.close()
+            order, channel = _after(order, channel.node), None
+            retry.pause()
             # Released: records spooled meanwhile by hooks that found the lock
             # taken are picked up by the next round.
     finally:
         if channel is not None:
             channel.close()
+
+
+class _Retry:
+    """Another node after a lost or nacked publish, with growing pauses (a quorum queue
+    needs a moment to elect a leader), until ``seconds`` from now."""
+
+    PAUSES_S = (0.2, 0.5, 1.0, 2.0)
+
+    def __init__(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+        self._tries = 0
+
+    def after(self, error: BrokerError, node: int) -> None:
+        """Raises: BrokerError: ``error``, when the next try would end past the deadline."""
+        pause = self.PAUSES_S[min(self._tries, len(self.PAUSES_S) - 1)]
+        if time.monotonic() + pause >= self._deadline:
+            raise error
+        log(f"broker node {node}: {error}; publishing again to the next node")
+        self._tries += 1
+
+    def pause(self) -> None:
+        time.sleep(self.PAUSES_S[min(self._tries - 1, len(self.PAUSES_S) - 1)])
 
 
 def _after(order: tuple[int, ...], lost: int) -> tuple[int, ...]:

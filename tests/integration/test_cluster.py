@@ -18,8 +18,8 @@ import pytest
 from schemas import topology
 from schemas.config import node_order
 from schemas.event import decode
-from tests.support.chaos_support import chaos_config, publish_events
-from tests.support.cluster import Cluster
+from tests.support.chaos_support import chaos_config
+from tests.support.cluster import Cluster, publish_confirmed
 from tests.support.factories import event
 from tests.support.hookrun import SilentListener, run_hook, spooled, wait_for
 from tests.support.smtp_server import Received, SmtpServer
@@ -101,6 +101,22 @@ def test_setup_places_every_queue_on_all_three_nodes(
     setup(config)
 
 
+def test_setup_keeps_queues_declared_for_one_node_and_says_how_to_grow_them(
+    cluster: Cluster, cluster_vhost: str, tmp_path: Path
+) -> None:
+    urls = cluster.urls(cluster_vhost)
+    one = tmp_path / "one.toml"
+    one.write_text(central_config(tmp_path / "c.toml", urls, 2525).read_text().replace(
+        urls_toml(urls), f'url = "{urls[0]}"'
+    ))  # fmt: skip
+    setup(one)  # as a single-node install did, before the cluster
+    done = loginwatch("setup", "--config", str(tmp_path / "c.toml"), timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert f"{topology.ALERTS_QUEUE}, {topology.DIGEST_QUEUE}" in done.stderr
+    assert "kept as they are" in done.stderr and "rabbitmq-queues grow" in done.stderr
+    assert set(cluster.queues(cluster_vhost)) == {s.name for s in topology.queue_specs((1, 2, 4))}
+
+
 def test_a_hook_whose_first_node_is_down_publishes_to_another(
     cluster: Cluster, cluster_vhost: str, tmp_path: Path
 ) -> None:
@@ -150,11 +166,11 @@ def test_a_worker_whose_node_dies_goes_on_with_the_next_and_loses_nothing(
         try:
             worker.wait_for(r"consuming", timeout=60)
             before = [event(id=os.urandom(16), host=f"web-{n % 5}", tty=f"a{n}") for n in range(20)]
-            publish_events(others[0].url(cluster_vhost), before)
+            publish_confirmed((others[0].url(cluster_vhost),), before)
             smtp.wait_for(len(before), timeout=60)
             mine.kill9()
             after = [event(id=os.urandom(16), host=f"web-{n % 5}", tty=f"b{n}") for n in range(20)]
-            publish_events(others[1].url(cluster_vhost), after)
+            publish_confirmed(tuple(node.url(cluster_vhost) for node in others), after)
             sent = {e.id_hex for e in before + after}
             mails = smtp.wait_for(len(sent), timeout=90)
             time.sleep(2)  # a duplicate would come right behind
@@ -162,5 +178,10 @@ def test_a_worker_whose_node_dies_goes_on_with_the_next_and_loses_nothing(
         finally:
             worker.stop()
     assert len(mails) >= len(sent)
+    text = worker.text()
+    # It was on the node that died, and went on with another one.
+    connected = re.findall(r"connected to broker node 127\.0\.0\.1:(\d+)", text)
+    assert connected[0] == str(mine.port), text[-3000:]
+    assert {int(port) for port in connected[1:]} & {node.port for node in others}, text[-3000:]
     assert set(mailed) == sent, f"lost: {len(sent - set(mailed))}\n{worker.text()[-3000:]}"
     assert max(mailed.values()) == 1, "a mail was sent twice"

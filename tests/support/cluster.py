@@ -11,6 +11,7 @@ pids (process groups) it started, and its directories removed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -21,12 +22,17 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import pika
+import pika.exceptions
+
+from schemas import topology
+from schemas.event import LoginEvent, encode
 from tests.support.rabbit_node import SERVER, free_port
 from tests.support.services import missing
 
@@ -265,3 +271,48 @@ class Cluster:
 
     def leader(self, vhost: str, queue: str) -> ClusterNode:
         return self.node_named(self.queues(vhost)[queue].leader)
+
+
+def publish_confirmed(
+    urls: tuple[str, ...], events: Iterable[LoginEvent], timeout: float = 60
+) -> int:
+    """Publish as a host does (persistent, mandatory, confirmed, as the central user), each
+    event again on the next node when it was nacked or its node went away — as the hook's
+    publisher does, while a quorum queue elects a new leader. Returns how many.
+
+    Raises:
+        RuntimeError: an event was not confirmed within ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    nodes = itertools.cycle(urls)
+    connection: pika.BlockingConnection | None = None
+    count = 0
+    try:
+        for login in events:
+            while True:
+                try:
+                    if connection is None or not connection.is_open:
+                        connection = pika.BlockingConnection(pika.URLParameters(next(nodes)))
+                        channel = connection.channel()
+                        channel.confirm_delivery()
+                    properties = pika.BasicProperties(
+                        delivery_mode=2, content_type=topology.CONTENT_TYPE,
+                        message_id=login.id_hex, user_id="guest",
+                    )  # fmt: skip
+                    channel.basic_publish(
+                        topology.EXCHANGE, login.kind, encode(login), properties, mandatory=True
+                    )
+                    count += 1
+                    break
+                except (pika.exceptions.AMQPError, OSError) as exc:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"event {login.id_hex} not confirmed: {exc!r}") from exc
+                    with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+                        if connection is not None and connection.is_open:
+                            connection.close()
+                    connection = None
+                    time.sleep(0.3)
+    finally:
+        if connection is not None and connection.is_open:
+            connection.close()
+    return count
