@@ -6,9 +6,11 @@ Scenarios (default: all, in this order): ``workers`` (kill -9 of a worker every 
 while events flow, two workers), ``smtp`` (the SMTP server down, then flaky), ``disk`` (a
 host's spool on a full disk), ``digest`` (the digest scheduler killed at random points),
 ``broker`` (a private RabbitMQ node stopped, then killed, during a storm of hook runs from
-ten hosts). Each prints: events sent, mailed, digest-only, ignored, dead (with reasons),
-lost and duplicate mails (tests/support/chaos_support.py says how each is established), and all go
-to ``chaos-results.json``. Loopback and private mount namespaces only; the shared broker
+ten hosts), ``node`` (a private three-node cluster: ``kill -9`` of the node leading the
+alerts queue during a storm of hook runs, two workers; restarted later). Each prints: events
+sent, mailed, digest-only, ignored, dead (with reasons), lost and duplicate mails
+(tests/support/chaos_support.py says how each is established), and all go to
+``chaos-results.json``. Loopback and private mount namespaces only; the shared broker
 is only used through throwaway vhosts, never stopped.
 """
 
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from schemas import topology
+from tests.chaos.chaos_cluster import node_loss
 from tests.chaos.chaos_digest import digest_kills
 from tests.chaos.chaos_hosts import broker_restarts, spool_disk_full
 from tests.support.chaos_support import (
@@ -163,6 +166,7 @@ SCENARIOS: dict[str, Scenario] = {
     "disk": spool_disk_full,
     "digest": digest_kills,
     "broker": broker_restarts,
+    "node": node_loss,
 }
 
 
