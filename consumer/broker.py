@@ -12,8 +12,10 @@ it work (acks after a delivery) through ``add_callback_threadsafe``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -28,7 +30,7 @@ from pika.spec import Basic, BasicProperties
 
 from consumer.delivery import Delivery, QueueState
 from schemas import topology
-from schemas.config import BrokerConfig, broker_url
+from schemas.config import BrokerConfig, broker_urls, node_order
 from schemas.errors import BrokerError, PublishRefused, QueueMissing, TopologyConflict
 from schemas.tls import tls_context
 
@@ -44,23 +46,43 @@ _PRECONDITION_FAILED = 406
 _NOT_FOUND = 404
 
 
-def connection_parameters(config: BrokerConfig, heartbeat: int = 30) -> pika.URLParameters:
-    """pika parameters from ``[broker]``: URL, password file, TLS, heartbeat, timeouts.
+def connection_parameters(
+    config: BrokerConfig, heartbeat: int = 30
+) -> tuple[pika.URLParameters, ...]:
+    """pika parameters for each broker node (in the order of ``[broker] urls``): URL,
+    password file, TLS, heartbeat, timeouts. One try per node, each bounded by
+    ``connect_timeout``: the next node is the retry.
 
     Raises:
         ConfigError: the password file is missing or too open, or a TLS file is unusable.
     """
-    url = broker_url(config)
-    params = pika.URLParameters(url)
     context = tls_context(config)
-    if context is not None:
-        params.ssl_options = pika.SSLOptions(context, server_hostname=urlsplit(url).hostname)
-    params.heartbeat = heartbeat
-    params.socket_timeout = config.connect_timeout
-    params.stack_timeout = config.connect_timeout * 2
-    params.blocked_connection_timeout = config.publish_timeout
-    params.connection_attempts = 1
-    return params
+    nodes = []
+    for url in broker_urls(config):
+        params = pika.URLParameters(url)
+        if context is not None and urlsplit(url).scheme == "amqps":
+            params.ssl_options = pika.SSLOptions(context, server_hostname=urlsplit(url).hostname)
+        params.heartbeat = heartbeat
+        params.socket_timeout = config.connect_timeout
+        params.stack_timeout = config.connect_timeout
+        params.blocked_connection_timeout = config.publish_timeout
+        params.connection_attempts = 1
+        params.retry_delay = 0
+        nodes.append(params)
+    return tuple(nodes)
+
+
+# Per cluster (its nodes' addresses), the node this process tries first next time: the
+# one it is connected to, or after a lost connection the node after the lost one. The
+# runtime builds a new Broker for each connection, so this lives with the module.
+_FIRST: dict[tuple[tuple[str, int], ...], int] = {}
+
+
+def _start(cluster: tuple[tuple[str, int], ...]) -> int:
+    if cluster not in _FIRST:
+        # Machines spread over the nodes; every process of one starts at the same node.
+        _FIRST[cluster] = node_order(len(cluster), socket.gethostname())[0]
+    return _FIRST[cluster]
 
 
 def _describe(exc: BaseException) -> str:
@@ -106,8 +128,9 @@ class Broker:
     """A connection to RabbitMQ with a work channel and a confirming publish channel."""
 
     def __init__(self, config: BrokerConfig, heartbeat: int = 30) -> None:
-        self._params = connection_parameters(config, heartbeat)
-        self._where = f"{self._params.host}:{self._params.port}{self._vhost_suffix()}"
+        self._nodes = connection_parameters(config, heartbeat)
+        self._cluster = tuple((params.host, params.port) for params in self._nodes)
+        self.node = 0  # the index of the node connected to (or last tried)
         self._connection: pika.BlockingConnection | None = None
         self._work: BlockingChannel | None = None
         self._publish: BlockingChannel | None = None
@@ -117,34 +140,68 @@ class Broker:
         # nothing reads it still shows (``held``).
         self._held: dict[int, float] = {}
         # EXTERNAL (client certificate) credentials have no user name to claim.
-        self.user: str | None = getattr(self._params.credentials, "username", None)
+        self.user: str | None = getattr(self._nodes[0].credentials, "username", None)
 
-    def _vhost_suffix(self) -> str:
-        return "" if self._params.virtual_host == "/" else f" vhost {self._params.virtual_host}"
+    def where(self, node: int | None = None) -> str:
+        """``host:port`` of ``node`` (default: the one connected to), and the vhost."""
+        params = self._nodes[self.node if node is None else node]
+        vhost = "" if params.virtual_host == "/" else f" vhost {params.virtual_host}"
+        return f"{params.host}:{params.port}{vhost}"
 
     def connect(self) -> None:
-        """Open the connection and both channels.
+        """Open the connection and both channels, on the first broker node that answers:
+        the one this process used last, or after a lost connection the next one (each
+        node that does not answer costs at most ``connect_timeout``).
 
         Raises:
-            BrokerError: unreachable, refused, or TLS failed.
+            BrokerError: no node could be reached, or each refused (every node's reason).
         """
-        with _wrapped(f"connect to {self._where}"):
-            self._connection = pika.BlockingConnection(self._params)
-            self._work = self._connection.channel()
-            self._publish = self._connection.channel()
-            self._publish.confirm_delivery()
+        first = _start(self._cluster)
+        count = len(self._nodes)
+        failures = []
+        for node in ((first + step) % count for step in range(count)):
+            self.node = node
+            try:
+                self._open(self._nodes[node])
+            except BrokerError as exc:
+                failures.append(str(exc))
+                continue
+            _FIRST[self._cluster] = node
+            if count > 1:
+                skipped = f" ({'; '.join(failures)})" if failures else ""
+                log.info("connected to broker node %s%s", self.where(), skipped)
+            return
+        raise BrokerError("; ".join(failures))
+
+    def _open(self, params: pika.URLParameters) -> None:
+        with _wrapped(f"connect to {self.where()}"):
+            connection = pika.BlockingConnection(params)
+            try:
+                self._work = connection.channel()
+                self._publish = connection.channel()
+                self._publish.confirm_delivery()
+            except _PIKA_ERRORS:
+                with contextlib.suppress(*_PIKA_ERRORS):
+                    connection.close()
+                raise
+        self._connection = connection
         self.generation = next(_GENERATIONS)
         self._held.clear()
 
     def close(self) -> None:
-        """Close the connection; unacked deliveries go back to their queues."""
+        """Close the connection; unacked deliveries go back to their queues. A connection
+        that was lost (not closed by us) sends the next connect to the next node."""
         self._held.clear()
         connection, self._connection = self._connection, None
-        if connection is not None and connection.is_open:
-            try:
-                connection.close()
-            except _PIKA_ERRORS as exc:
-                log.debug("closing the broker connection: %s", exc)
+        if connection is None:
+            return
+        if not connection.is_open:
+            _FIRST[self._cluster] = (self.node + 1) % len(self._nodes)
+            return
+        try:
+            connection.close()
+        except _PIKA_ERRORS as exc:
+            log.debug("closing the broker connection: %s", exc)
 
     def __enter__(self) -> Broker:
         self.connect()

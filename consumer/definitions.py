@@ -18,11 +18,15 @@ from schemas import topology
 
 
 def definitions(
-    vhost: str, retry_delays: tuple[int, ...], limits: tuple[topology.PolicySpec, ...]
+    vhost: str,
+    retry_delays: tuple[int, ...],
+    limits: tuple[topology.PolicySpec, ...],
+    nodes: int = 1,
 ) -> dict[str, Any]:
-    """A definitions document creating ``vhost``, every exchange, queue and binding,
-    and the ``limits`` policies."""
-    specs = topology.queue_specs(retry_delays)
+    """A definitions document creating ``vhost``, every exchange, queue (with members on
+    ``nodes`` broker nodes, ``topology.quorum_members``) and binding, and the ``limits``
+    policies."""
+    specs = topology.queue_specs(retry_delays, nodes)
     return {
         "vhosts": [{"name": vhost}],
         "exchanges": [

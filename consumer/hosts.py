@@ -75,17 +75,22 @@ def plaintext_elsewhere(url: str) -> bool:
     return urlsplit(url).scheme == "amqp" and not is_loopback(url)
 
 
-def host_config(name: str, url: str, *, allow_plaintext: bool = False) -> str:
-    """The TOML a host needs (``[broker]`` and ``[host]``), for the operator to copy."""
+def host_config(name: str, urls: tuple[str, ...], *, allow_plaintext: bool = False) -> str:
+    """The TOML a host needs (``[broker]`` and ``[host]``), for the operator to copy:
+    ``url`` for one broker node, ``urls`` for a cluster's."""
+    if len(urls) == 1:
+        where = [f'url = "{urls[0]}"']
+    else:
+        where = ["urls = [", *(f'    "{url}",' for url in urls), "]"]
     lines = [
         f"# {HOST_CONFIG_FILE} on {name}",
         "[broker]",
-        f'url = "{url}"',
+        *where,
         f'password_file = "{HOST_PASSWORD_FILE}"',
     ]
-    if allow_plaintext and plaintext_elsewhere(url):
+    if allow_plaintext and any(plaintext_elsewhere(url) for url in urls):
         lines.append("allow_plaintext = true  # the password crosses the network unencrypted")
-    if urlsplit(url).scheme == "amqps":
+    if any(urlsplit(url).scheme == "amqps" for url in urls):
         lines += [
             'ca_file = "/etc/loginwatch/ca.pem"  # the CA that signed the broker\'s certificate',
             '# cert_file = "/etc/loginwatch/host.pem"  # when the broker requires client certs',

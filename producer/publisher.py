@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 from producer import capture, spool
-from producer.amqp import Channel, connect
+from producer.amqp import Channel, Nacked, connect
 from producer.build import build_event
 from producer.shared import log
-from schemas.config import Config, load_config
-from schemas.errors import LoginwatchError
+from schemas.config import Config, load_config, node_order
+from schemas.errors import BrokerError, LoginwatchError, PublishRefused
 from schemas.event import encode
 
 
@@ -63,25 +64,45 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
     ``wait``: how long to wait for a publisher that holds the spool (the hook's
     child waits for none: the one running picks its record up).
 
+    The broker nodes are tried from the one this host's name picks (``node_order``).
+    When the connection to a node is lost, or it nacks (a queue between leaders after a
+    node died), the record whose confirm did not come is still spooled: it is published
+    again to the next node after a short pause (a duplicate at most, which the worker
+    folds; never a loss), for as long as ``publish_timeout`` allows.
+
     Raises:
-        BrokerError: the broker could not be reached or refused the events.
+        BrokerError: no broker node could be reached, or one refused the events.
         OSError: the spool is unsafe (``safedir.UnsafePath``) or unusable.
     """
     spool_dir = config.spool.dir
-    published = quarantined = 0
+    order = node_order(len(config.broker.nodes), config.host.name or os.uname().nodename)
+    counts = _Counts()
+    retry = _Retry(config.broker.publish_timeout)
     channel: Channel | None = None
     try:
         while True:
             with spool.publisher_lock(spool_dir, wait) as ours:
                 if not ours:
                     left = len(spool.pending(spool_dir))
-                    return FlushResult(published, left, quarantined, busy=True)
+                    return FlushResult(counts.published, left, counts.quarantined, busy=True)
                 paths = spool.pending(spool_dir)
                 if not paths:
-                    return FlushResult(published, 0, quarantined)
-                channel = channel or connect(config.broker)
-                done, bad = _publish_all(channel, config, paths)
-                published, quarantined = published + done, quarantined + bad
+                    return FlushResult(counts.published, 0, counts.quarantined)
+                channel = channel or connect(config.broker, order)
+                try:
+                    _publish_all(channel, config, paths, counts)
+                except PublishRefused as exc:
+                    if not isinstance(exc, Nacked):
+                        raise
+                    retry.after(exc, channel.node)
+                except BrokerError as exc:
+                    retry.after(exc, channel.node)
+                else:
+                    continue
+            # The lock is let go while pausing: a hook's child that finds it free takes over.
+            channel.close()
+            order, channel = _after(order, channel.node), None
+            retry.pause()
             # Released: records spooled meanwhile by hooks that found the lock
             # taken are picked up by the next round.
     finally:
@@ -89,10 +110,43 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
             channel.close()
 
 
-def _publish_all(channel: Channel, config: Config, paths: list[str]) -> tuple[int, int]:
+class _Retry:
+    """Another node after a lost or nacked publish, with growing pauses (a quorum queue
+    needs a moment to elect a leader), until ``seconds`` from now."""
+
+    PAUSES_S = (0.2, 0.5, 1.0, 2.0)
+
+    def __init__(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+        self._tries = 0
+
+    def after(self, error: BrokerError, node: int) -> None:
+        """Raises: BrokerError: ``error``, when the next try would end past the deadline."""
+        pause = self.PAUSES_S[min(self._tries, len(self.PAUSES_S) - 1)]
+        if time.monotonic() + pause >= self._deadline:
+            raise error
+        log(f"broker node {node}: {error}; publishing again to the next node")
+        self._tries += 1
+
+    def pause(self) -> None:
+        time.sleep(self.PAUSES_S[min(self._tries - 1, len(self.PAUSES_S) - 1)])
+
+
+def _after(order: tuple[int, ...], lost: int) -> tuple[int, ...]:
+    """``order`` starting after node ``lost``, which comes last."""
+    at = order.index(lost) + 1
+    return order[at:] + order[:at]
+
+
+@dataclass
+class _Counts:
+    published: int = 0
+    quarantined: int = 0
+
+
+def _publish_all(channel: Channel, config: Config, paths: list[str], counts: _Counts) -> None:
     spool_dir = config.spool.dir
     dropped = _dropped(spool_dir)
-    published = quarantined = 0
     for path in paths:
         try:
             event = build_event(capture.parse(spool.read_record(path)), config.host.name, dropped)
@@ -100,15 +154,14 @@ def _publish_all(channel: Channel, config: Config, paths: list[str]) -> tuple[in
             continue
         except (ValueError, KeyError, OSError) as exc:
             log(f"unusable spool record {path} moved to {spool.quarantine(path)}: {exc}")
-            quarantined += 1
+            counts.quarantined += 1
             continue
         channel.publish(event.kind, encode(event), event.id_hex, event.time)
         spool.remove(path)
-        published += 1
+        counts.published += 1
         if dropped:
             spool.count_dropped(spool_dir, -dropped)
             dropped = 0
-    return published, quarantined
 
 
 def _dropped(spool_dir: str) -> int:

@@ -98,9 +98,19 @@ def _absolute(section: _Section, *keys: str) -> None:
             raise ValueError(f"{key} {value!r} is not an absolute path: write it from /")
 
 
+# The broker when [broker] names none: the local node, as RabbitMQ installs it.
+DEFAULT_BROKER_URL: Final = "amqp://guest:guest@127.0.0.1:5672/%2F"
+# A cluster's node URLs; 16 is more nodes than any quorum queue wants members.
+_NodeUrls = Annotated[tuple[str, ...], msgspec.Meta(min_length=1, max_length=16)]
+
+
 class BrokerConfig(_Section, frozen=True):
-    url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    # One node: `url`. A cluster: `urls`, one per node, all with the same user, password
+    # and vhost (a cluster shares its users and vhosts). Never both; neither: the default.
+    url: str | None = None
+    urls: _NodeUrls | None = None
     password_file: str | None = None
+    # Each node that refuses or does not answer costs at most this before the next is tried.
     connect_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
     # The detached publisher gives up after this long; what it did not get
     # confirmed stays in the spool for the next login or the flush timer.
@@ -115,15 +125,67 @@ class BrokerConfig(_Section, frozen=True):
     queue_max_length: Annotated[int, msgspec.Meta(ge=1)] = 100_000
     queue_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024 * 1024
 
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """The URL of every broker node, as written: ``urls``, or ``(url,)``, or the default."""
+        if self.urls is not None:
+            return self.urls
+        return (self.url if self.url is not None else DEFAULT_BROKER_URL,)
+
+    def node_key(self, index: int) -> str:
+        """The config key that names node ``index``: ``$.broker.url`` or ``$.broker.urls[1]``."""
+        return f"$.broker.urls[{index}]" if self.urls is not None else "$.broker.url"
+
     def __post_init__(self) -> None:
         _absolute(self, "password_file", "ca_file", "cert_file", "key_file")
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("amqp", "amqps"):
-            raise ValueError("expected an amqp:// or amqps:// URL")
-        if parts.scheme == "amqp" and not self.allow_plaintext and not is_loopback(parts.hostname):
+        if self.url is not None and self.urls is not None:
             raise ValueError(
-                f"url is amqp:// to {parts.hostname}, which would send the broker password"
-                " unencrypted: use amqps://, or set allow_plaintext = true"
+                "url and urls exclude each other: url names the one broker node, urls every"
+                " node of a cluster; keep one of them"
+            )
+        for index, url in enumerate(self.nodes):
+            _check_node(self.node_key(index).removeprefix("$.broker."), url, self.allow_plaintext)
+        _check_same_identity(self.nodes)
+
+
+def _check_node(key: str, url: str, allow_plaintext: bool) -> None:
+    """Raises: ValueError: no amqp(s):// URL, or plain amqp:// to another machine
+    without ``allow_plaintext`` (``key``: ``url`` or ``urls[N]``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        where = "" if key == "url" else f"{key}: "
+        raise ValueError(f"{where}expected an amqp:// or amqps:// URL")
+    if parts.scheme == "amqp" and not allow_plaintext and not is_loopback(parts.hostname):
+        raise ValueError(
+            f"{key} is amqp:// to {parts.hostname}, which would send the broker password"
+            " unencrypted: use amqps://, or set allow_plaintext = true"
+        )
+
+
+def _identity(url: str) -> tuple[str, str, str]:
+    """(user, password, vhost) of an AMQP URL, as pika reads them."""
+    parts = urlsplit(url)
+    path = parts.path
+    vhost = unquote(path[1:]) if len(path) > 1 else "/"
+    return unquote(parts.username or "guest"), unquote(parts.password or ""), vhost
+
+
+def _check_same_identity(urls: tuple[str, ...]) -> None:
+    """Raises: ValueError: two nodes of the cluster name another user, password or vhost,
+    or one node twice."""
+    first = _identity(urls[0])
+    where = [(urlsplit(url).hostname, urlsplit(url).port) for url in urls]
+    for index, url in enumerate(urls[1:], start=1):
+        if where[index] in where[:index]:
+            again = where.index(where[index])
+            raise ValueError(f"urls[{index}] names the node of urls[{again}] again: list each once")
+        pairs = zip(("user", "password", "vhost"), first, _identity(url), strict=True)
+        differ = [what for what, mine, theirs in pairs if mine != theirs]
+        if differ:
+            raise ValueError(
+                f"urls[{index}] has another {' and '.join(differ)} than urls[0]: every node of"
+                " a cluster takes the same user, password (or password_file) and vhost, since"
+                " the cluster shares its users and vhosts"
             )
 
 
@@ -613,16 +675,20 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
-def broker_url(broker: BrokerConfig) -> str:
-    """The broker URL with the password from ``password_file`` when one is set.
+def broker_urls(broker: BrokerConfig) -> tuple[str, ...]:
+    """Every node's URL, with the password from ``password_file`` when one is set (read once).
 
     Raises:
         ConfigError: the password file is missing or too open.
     """
     if broker.password_file is None:
-        return broker.url
+        return broker.nodes
     password = read_secret(broker.password_file, "$.broker.password_file")
-    parts = urlsplit(broker.url)
+    return tuple(_with_password(url, password) for url in broker.nodes)
+
+
+def _with_password(url: str, password: str) -> str:
+    parts = urlsplit(url)
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
@@ -633,6 +699,32 @@ def broker_url(broker: BrokerConfig) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def broker_url(broker: BrokerConfig) -> str:
+    """The first node's URL with the password from ``password_file`` (``broker_urls``\'s
+    first): for a tool that needs one node, any node of the cluster.
+
+    Raises:
+        ConfigError: the password file is missing or too open.
+    """
+    return broker_urls(broker)[0]
+
+
 def broker_user(broker: BrokerConfig) -> str:
-    """The AMQP user name in the URL (what the broker checks ``user_id`` against)."""
-    return unquote(urlsplit(broker.url).username or "guest")
+    """The AMQP user name in the URLs (what the broker checks ``user_id`` against; the
+    same on every node)."""
+    return _identity(broker.nodes[0])[0]
+
+
+def broker_vhost(broker: BrokerConfig) -> str:
+    """The vhost the URLs name (``/`` when the path is empty; the same on every node)."""
+    return _identity(broker.nodes[0])[2]
+
+
+def node_order(count: int, name: str) -> tuple[int, ...]:
+    """The order in which a machine called ``name`` tries ``count`` broker nodes: from one
+    chosen by a stable hash of the name, then the others in turn. So a fleet spreads over
+    the nodes, and every run of one host starts at the same node."""
+    import hashlib  # noqa: PLC0415 - only the publisher needs it, not the hook's foreground
+
+    start = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % count
+    return tuple((start + step) % count for step in range(count))

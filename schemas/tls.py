@@ -18,17 +18,20 @@ from schemas.errors import ConfigError
 
 
 def tls_context(broker: BrokerConfig) -> ssl.SSLContext | None:
-    """A verifying client context for an ``amqps://`` URL; None for ``amqp://``.
+    """A verifying client context for the ``amqps://`` nodes (one context serves them all:
+    the host name is checked per connection); None when every node is ``amqp://``.
 
     Raises:
-        ConfigError: TLS files set for a plain ``amqp://`` URL, only one of
+        ConfigError: TLS files set while a node's URL is plain ``amqp://``, only one of
             ``cert_file``/``key_file`` set, or a file that cannot be loaded.
     """
     tls_files = (broker.ca_file, broker.cert_file, broker.key_file)
-    if urlsplit(broker.url).scheme != "amqps":
-        if any(tls_files):
-            # Silently sending credentials in clear text would be worse than failing.
-            raise ConfigError("$.broker.url: ca_file/cert_file/key_file need an amqps:// URL")
+    schemes = [urlsplit(url).scheme for url in broker.nodes]
+    if any(tls_files) and "amqp" in schemes:
+        # Silently sending credentials in clear text would be worse than failing.
+        key = broker.node_key(schemes.index("amqp"))
+        raise ConfigError(f"{key}: ca_file/cert_file/key_file need an amqps:// URL")
+    if "amqps" not in schemes:
         return None
     if (broker.cert_file is None) != (broker.key_file is None):
         raise ConfigError("$.broker: cert_file and key_file go together")

@@ -67,9 +67,31 @@ class QueueSpec:
     bindings: tuple[tuple[str, str], ...]  # (exchange, routing key)
 
 
-def _quorum(dead_letter_key: str, **extra: str | int) -> dict[str, str | int]:
+# Quorum queue members are placed when a queue is declared, and only there: a queue's
+# argument cannot change later (`rabbitmq-queues grow` adds members, README). An odd count:
+# a majority of 2k members is k + 1, as of 2k + 1, so an even count survives no more lost
+# nodes than one fewer and costs a replica more. Past 5 every message waits on more
+# replicas without the fleet needing to survive more than two lost nodes at once.
+MAX_MEMBERS: Final = 5
+
+
+def quorum_members(nodes: int) -> int:
+    """The members each queue gets on a cluster of ``nodes`` nodes (``[broker] urls``):
+    every node, up to 5, odd past 2 (2 nodes: 2, which survives no lost node)."""
+    members = min(nodes, MAX_MEMBERS)
+    return members - 1 if members > 2 and members % 2 == 0 else members
+
+
+def _members(nodes: int) -> dict[str, str | int]:
+    # One node: no argument, as before clusters (an argument a queue was not declared with
+    # is a conflict for `setup`), and RabbitMQ's default (up to 3 members) stays in force.
+    return {"x-quorum-initial-group-size": quorum_members(nodes)} if nodes > 1 else {}
+
+
+def _quorum(dead_letter_key: str, nodes: int, **extra: str | int) -> dict[str, str | int]:
     return {
         "x-queue-type": "quorum",
+        **_members(nodes),
         "x-dead-letter-exchange": REROUTE_EXCHANGE,
         "x-dead-letter-routing-key": dead_letter_key,
         # At-least-once dead-lettering needs reject-publish overflow. The limits,
@@ -80,11 +102,15 @@ def _quorum(dead_letter_key: str, **extra: str | int) -> dict[str, str | int]:
     }
 
 
-def queue_specs(retry_delays: tuple[int, ...] = RETRY_DELAYS_S) -> tuple[QueueSpec, ...]:
+def queue_specs(
+    retry_delays: tuple[int, ...] = RETRY_DELAYS_S, nodes: int = 1
+) -> tuple[QueueSpec, ...]:
     """Every queue of the pipeline with its arguments and bindings.
 
     ``retry_delays`` is ``[worker] retry_delays``: a queue's TTL is fixed when it
-    is declared, so each delay has its own queue name.
+    is declared, so each delay has its own queue name. ``nodes``: how many broker
+    nodes ``[broker] urls`` names; every queue (work, retry, dead) gets members on
+    ``quorum_members(nodes)`` of them.
     """
     # The digest queue has one active consumer at a time (the scheduler holding the
     # store's lease); a standby's consumer takes over when it goes. Adding this argument
@@ -93,7 +119,9 @@ def queue_specs(retry_delays: tuple[int, ...] = RETRY_DELAYS_S) -> tuple[QueueSp
     work = [
         QueueSpec(
             name,
-            _quorum(DEAD_QUEUE, **{"x-delivery-limit": DELIVERY_LIMIT}, **single.get(name, {})),
+            _quorum(
+                DEAD_QUEUE, nodes, **{"x-delivery-limit": DELIVERY_LIMIT}, **single.get(name, {})
+            ),
             ((EXCHANGE, BINDING_KEY), (REROUTE_EXCHANGE, name)),
         )
         for name in (ALERTS_QUEUE, DIGEST_QUEUE)
@@ -103,12 +131,13 @@ def queue_specs(retry_delays: tuple[int, ...] = RETRY_DELAYS_S) -> tuple[QueueSp
     retries = [
         QueueSpec(
             retry_queue(delay),
-            _quorum(ALERTS_QUEUE, **{"x-message-ttl": delay * 1000}),
+            _quorum(ALERTS_QUEUE, nodes, **{"x-message-ttl": delay * 1000}),
             ((REROUTE_EXCHANGE, retry_queue(delay)),),
         )
         for delay in retry_delays
     ]
-    dead = QueueSpec(DEAD_QUEUE, {"x-queue-type": "quorum"}, ((REROUTE_EXCHANGE, DEAD_QUEUE),))
+    dead_arguments = {"x-queue-type": "quorum", **_members(nodes)}
+    dead = QueueSpec(DEAD_QUEUE, dead_arguments, ((REROUTE_EXCHANGE, DEAD_QUEUE),))
     return (*work, *retries, dead)
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: RabbitMQ vhosts, PostgreSQL schemas, stores on both backends.
+"""Shared fixtures: RabbitMQ vhosts, a private three-node cluster, PostgreSQL schemas,
+stores on both backends.
 
 A missing service skips a test on a developer's machine and fails it under CI
 (``CI`` set, ``tests.support.services.missing``), so a green CI always means the real
@@ -16,6 +17,7 @@ import pytest
 
 from consumer.store import Store, open_store
 from tests.support import pg
+from tests.support.cluster import Cluster
 from tests.support.services import Vhost, fresh_vhost, missing, rabbitmqctl
 
 
@@ -70,3 +72,21 @@ def store(store_url: str) -> Iterator[Store]:
     """A store open at ``store_url``."""
     with open_store(store_url) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """A private three-node RabbitMQ cluster (tests/support/cluster.py), started once per
+    session and stopped at its end; skips (fails under CI) without rabbitmq-server or root."""
+    with Cluster(3) as made:
+        yield made
+
+
+@pytest.fixture
+def cluster_vhost(cluster: Cluster) -> Iterator[str]:
+    """A fresh vhost on ``cluster``; every node a test stopped or killed is back afterwards."""
+    with cluster.vhost() as name:
+        try:
+            yield name
+        finally:
+            cluster.heal()

@@ -17,7 +17,7 @@ from pathlib import Path
 from consumer import hosts, rabbitmqctl
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of
-from schemas.config import broker_user
+from schemas.config import BrokerConfig, broker_user, broker_vhost
 from schemas.errors import ConfigError
 from schemas.topology import user_host
 
@@ -34,10 +34,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "broker-user",
         help="create the central side's broker user from the config (on the broker machine)",
         description=(
-            "Create the broker user the config's [broker] url names, on the vhost it names,"
-            " with a random password written to [broker] password_file (mode 0600, owned by"
+            "Create the broker user the config's [broker] url (or urls) names, on the vhost it"
+            " names, with a random password written to [broker] password_file (mode 0600, owned by"
             " the service user) and given to rabbitmqctl on stdin. Runs rabbitmqctl, so run"
-            " it as root on the broker machine."
+            " it as root on a broker machine (of a cluster: on any node, the cluster shares users)."
         ),
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -75,13 +75,14 @@ def _owner(name: str) -> tuple[int, int] | None:
 def run_add(args: argparse.Namespace) -> int:
     config = config_of(args)
     user = broker_user(config.broker)
+    key = _url_key(config.broker)
     if not USER_NAME.fullmatch(user):
         raise ConfigError(
-            f"$.broker.url: the user {user!r} is not a plain name (letters, digits, . _ @ -)"
+            f"{key}: the user {user!r} is not a plain name (letters, digits, . _ @ -)"
         )
     if user == "guest" or user_host(user) is not None:
         raise ConfigError(
-            f"$.broker.url: names the user {user!r}; the central side needs one of its own,"
+            f"{key}: names the user {user!r}; the central side needs one of its own,"
             f" e.g. amqp://{SERVICE_USER}@127.0.0.1:5672/%2F"
         )
     if config.broker.password_file is None:
@@ -90,15 +91,21 @@ def run_add(args: argparse.Namespace) -> int:
         )
     password_file = Path(config.broker.password_file)
     owner = _owner(args.owner)
-    vhost = hosts.vhost_of(config.broker.url)
-    _check_broker(user, vhost)
+    vhost = broker_vhost(config.broker)
+    _check_broker(user, vhost, key)
     hosts.create_user(user, vhost, CENTRAL_PERMISSIONS, password_file, owner)
     print(f"created broker user {user} with all permissions on vhost {vhost!r};")
     print(f"its password is in {password_file} (mode 0600, owner {args.owner})")
     return 0
 
 
-def _check_broker(user: str, vhost: str) -> None:
+def _url_key(broker: BrokerConfig) -> str:
+    """The key that names the user and vhost: ``$.broker.url``, or ``$.broker.urls`` (the
+    same on every node)."""
+    return "$.broker.urls" if broker.urls is not None else "$.broker.url"
+
+
+def _check_broker(user: str, vhost: str, key: str) -> None:
     """Refuse before anything is made: a missing vhost, a user that exists.
 
     Raises:
@@ -107,11 +114,11 @@ def _check_broker(user: str, vhost: str) -> None:
     """
     if not any(row.get("name") == vhost for row in rabbitmqctl.run_json("list_vhosts")):
         raise ConfigError(
-            f"$.broker.url: vhost {vhost!r} does not exist on this broker"
+            f"{key}: vhost {vhost!r} does not exist on this broker"
             f" (rabbitmqctl add_vhost {vhost}, or fix the URL's path)"
         )
     if any(row.get("user") == user for row in rabbitmqctl.run_json("list_users")):
         raise ConfigError(
-            f"$.broker.url: the broker user {user} exists already; its password stays as it is"
+            f"{key}: the broker user {user} exists already; its password stays as it is"
             f" (rabbitmqctl delete_user {user} first to make it anew)"
         )

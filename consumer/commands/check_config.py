@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         secrets = [path for _, path in _secret_files(config)]
     routes = ", ".join(f"{r.mode}→{len(r.to)} recipient(s)" for r in config.route) or "none"
     print(f"config {config_path(args.config)}: ok")
-    print(f"  broker  {_no_password(config.broker.url)}")
+    print(f"  broker  {', '.join(_no_password(url) for url in config.broker.nodes)}")
     print(f"  smtp    {config.smtp.host}:{config.smtp.port} from {config.smtp.from_}")
     print(f"  routes  {routes}")
     print(f"  store   {_no_password(config.store.url)}")

@@ -9,9 +9,8 @@ import os
 from consumer.cli import add_config_argument
 from consumer.commands._common import config_of
 from consumer.definitions import definitions
-from consumer.hosts import vhost_of
 from schemas import topology
-from schemas.config import Config, config_path
+from schemas.config import Config, broker_vhost, config_path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             " declares as a RabbitMQ definitions file, for `rabbitmqctl import_definitions FILE`"
             " on the broker machine. The vhost is the config's [broker] url's (created by the"
             " import if missing) unless --vhost is given; retry queues follow [worker]"
-            " retry_delays, limits [broker] queue_max_length and queue_max_bytes."
+            " retry_delays, limits [broker] queue_max_length and queue_max_bytes, the members of"
+            " each queue the number of nodes in [broker] urls."
         ),
     )
     add_config_argument(parser)
@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     # Without a config file the defaults apply: the command also serves to look.
     path = config_path(args.config)
     config = config_of(args) if args.config or os.path.exists(path) else Config()
-    vhost = args.vhost or vhost_of(config.broker.url)
+    vhost = args.vhost or broker_vhost(config.broker)
     limits = topology.policy_specs(config.broker.queue_max_length, config.broker.queue_max_bytes)
-    print(json.dumps(definitions(vhost, config.worker.retry_delays, limits), indent=2))
+    nodes = len(config.broker.nodes)
+    print(json.dumps(definitions(vhost, config.worker.retry_delays, limits, nodes), indent=2))
     return 0

@@ -14,7 +14,6 @@ import argparse
 import re
 import urllib.error
 import urllib.request
-from urllib.parse import unquote, urlsplit
 
 from consumer import rabbitmqctl
 from consumer.cli import add_config_argument
@@ -22,7 +21,7 @@ from consumer.commands._common import config_of, open_broker
 from consumer.delivery import QueueState
 from consumer.metrics import parse_listen
 from schemas import topology
-from schemas.config import Config
+from schemas.config import Config, broker_vhost
 from schemas.errors import BrokerError, ConfigError, QueueMissing
 
 LOCAL_INSTANCES = 9  # the digest (port + 0) and loginwatch-worker@1..8 (port + N)
@@ -49,8 +48,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def unacked_counts(config: Config) -> dict[str, int] | None:
     """Unacked deliveries per queue of the config's vhost, or None when rabbitmqctl cannot
     tell (not the broker machine, not root)."""
-    path = urlsplit(config.broker.url).path
-    vhost = unquote(path[1:]) if len(path) > 1 else "/"
+    vhost = broker_vhost(config.broker)
     try:
         rows = rabbitmqctl.run_json("list_queues", "-p", vhost, "name", "messages_unacknowledged")
     except BrokerError:

@@ -6,12 +6,14 @@ Scenarios (default: all, in this order): ``workers`` (kill -9 of a worker every 
 while events flow, two workers), ``smtp`` (the SMTP server down, then flaky), ``disk`` (a
 host's spool on a full disk), ``digest`` (the digest scheduler killed at random points),
 ``broker`` (a private RabbitMQ node stopped, then killed, during a storm of hook runs from
-ten hosts), ``machine`` (two central machines, network namespaces sharing a private
-PostgreSQL: every process of the one with the active digest scheduler killed). Each prints:
-events sent, mailed, digest-only, ignored, dead (with reasons), lost and duplicate mails
-(tests/support/chaos_support.py says how each is established), and all go to
-``chaos-results.json``. Loopback, private mount namespaces and our own network namespaces
-only; the shared broker is only used through throwaway vhosts, never stopped.
+ten hosts), ``node`` (a private three-node cluster: ``kill -9`` of the node leading the
+alerts queue during a storm of hook runs, two workers; restarted later), ``machine`` (two
+central machines, network namespaces sharing a private PostgreSQL: every process of the one
+with the active digest scheduler killed). Each prints: events sent, mailed, digest-only,
+ignored, dead (with reasons), lost and duplicate mails (tests/support/chaos_support.py says
+how each is established), and all go to ``chaos-results.json``. Loopback, private mount
+namespaces and our own network namespaces only; the shared broker is only used through
+throwaway vhosts, never stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from schemas import topology
+from tests.chaos.chaos_cluster import node_loss
 from tests.chaos.chaos_digest import digest_kills
 from tests.chaos.chaos_hosts import broker_restarts, spool_disk_full
 from tests.chaos.chaos_machine import machine_kill
@@ -166,6 +169,7 @@ SCENARIOS: dict[str, Scenario] = {
     "disk": spool_disk_full,
     "digest": digest_kills,
     "broker": broker_restarts,
+    "node": node_loss,
     "machine": machine_kill,
 }
 

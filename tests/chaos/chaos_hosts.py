@@ -43,7 +43,7 @@ def _declare_tap(url: str) -> None:
         channel.queue_bind(TAP, topology.EXCHANGE, topology.BINDING_KEY)
 
 
-class _Storm:
+class Storm:
     """``hosts`` threads, each running the hook ``runs`` times for its own host."""
 
     def __init__(self, configs: list[Path], runs: int) -> None:
@@ -73,7 +73,7 @@ class _Storm:
             time.sleep(0.1)
 
 
-def _disrupt(node: ChaosNode, storm: _Storm, log: list[str]) -> None:
+def _disrupt(node: ChaosNode, storm: Storm, log: list[str]) -> None:
     """stop_app → start_app a quarter in, ``kill -9`` of the whole node → restart at 60 %.
 
     Each step that did not happen is logged as such (the scenario then fails): a storm
@@ -99,7 +99,7 @@ def _disrupt(node: ChaosNode, storm: _Storm, log: list[str]) -> None:
     step("restart", node.start)
 
 
-def _flush(config: Path) -> int:
+def flush_spool(config: Path) -> int:
     """What the systemd timer does on a host: ``loginwatch-hook flush`` until the spool is empty."""
     for _ in range(20):
         hookrun.wait_for(lambda: not hookrun.spooled(config.parent), timeout=10)
@@ -128,7 +128,7 @@ def broker_restarts(args: argparse.Namespace) -> dict[str, object]:
             hosts.append(
                 hookrun.write_config(work / f"h{index}", node.url, host=f"web-{index:02d}")
             )
-        storm, events_log = _Storm(hosts, runs), list[str]()
+        storm, events_log = Storm(hosts, runs), list[str]()
         with workers(config, work / "logs", 1):
             threads = [threading.Thread(target=storm.host, args=(i,)) for i in range(len(hosts))]
             chaos = threading.Thread(target=_disrupt, args=(node, storm, events_log))
@@ -136,7 +136,7 @@ def broker_restarts(args: argparse.Namespace) -> dict[str, object]:
                 thread.start()
             for thread in [*threads, chaos]:
                 thread.join()
-            left = sum(_flush(host) for host in hosts)
+            left = sum(flush_spool(host) for host in hosts)
             # Every event that reached the broker has a copy in the tap queue.
             ids = {}
             for taken in take_all(node.url, TAP):

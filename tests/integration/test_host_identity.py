@@ -193,7 +193,7 @@ def test_host_add_prints_a_working_config_and_a_private_password_file(
     assert stat.S_IMODE(mode) == 0o600
     config = parse_config(printed)
     assert config.host.name == name
-    assert config.broker.url.startswith(f"amqp://host-{name}@")
+    assert config.broker.nodes[0].startswith(f"amqp://host-{name}@")
     channel = channel_of(printed)
     publish(channel, topology.host_user(name))  # confirmed, or pika raises
     channel.connection.close()

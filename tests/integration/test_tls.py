@@ -261,5 +261,5 @@ def test_every_central_command_refuses_a_plain_url_to_another_machine(
 
 def test_allow_plaintext_is_an_explicit_choice(tmp_path: Path) -> None:
     broker = parse_config(f'[broker]\nurl = "{PLAIN_REMOTE}"\nallow_plaintext = true').broker
-    params = connection_parameters(broker)
+    (params,) = connection_parameters(broker)
     assert (params.host, params.ssl_options) == ("198.51.100.7", None)
