@@ -72,17 +72,26 @@ def connection_parameters(
     return tuple(nodes)
 
 
-# Per cluster (its nodes' addresses), the node this process tries first next time: the
-# one it is connected to, or after a lost connection the node after the lost one. The
-# runtime builds a new Broker for each connection, so this lives with the module.
-_FIRST: dict[tuple[tuple[str, int], ...], int] = {}
+class NodeCursor:
+    """Which broker node a consumer tries first: the one it is connected to, or after a
+    lost connection the node after the lost one. It starts at the node the machine's host
+    name picks (``node_order``), so the machines of a fleet spread over the nodes and every
+    process of one machine starts at the same node. One cursor serves every ``Broker`` a
+    runtime opens in turn (``Broker(config, nodes=cursor)``)."""
 
+    def __init__(self, count: int, name: str | None = None) -> None:
+        self.count = count
+        self.first = node_order(count, socket.gethostname() if name is None else name)[0]
 
-def _start(cluster: tuple[tuple[str, int], ...]) -> int:
-    if cluster not in _FIRST:
-        # Machines spread over the nodes; every process of one starts at the same node.
-        _FIRST[cluster] = node_order(len(cluster), socket.gethostname())[0]
-    return _FIRST[cluster]
+    def order(self) -> list[int]:
+        """The nodes to try, first one first."""
+        return [(self.first + step) % self.count for step in range(self.count)]
+
+    def worked(self, node: int) -> None:
+        self.first = node
+
+    def lost(self, node: int) -> None:
+        self.first = (node + 1) % self.count
 
 
 def _describe(exc: BaseException) -> str:
@@ -127,9 +136,11 @@ def _wrapped(action: str, *, declaring: bool = False) -> Iterator[None]:
 class Broker:
     """A connection to RabbitMQ with a work channel and a confirming publish channel."""
 
-    def __init__(self, config: BrokerConfig, heartbeat: int = 30) -> None:
+    def __init__(
+        self, config: BrokerConfig, heartbeat: int = 30, nodes: NodeCursor | None = None
+    ) -> None:
         self._nodes = connection_parameters(config, heartbeat)
-        self._cluster = tuple((params.host, params.port) for params in self._nodes)
+        self.nodes = nodes if nodes is not None else NodeCursor(len(self._nodes))
         self.node = 0  # the index of the node connected to (or last tried)
         self._connection: pika.BlockingConnection | None = None
         self._work: BlockingChannel | None = None
@@ -156,17 +167,16 @@ class Broker:
         Raises:
             BrokerError: no node could be reached, or each refused (every node's reason).
         """
-        first = _start(self._cluster)
         count = len(self._nodes)
         failures = []
-        for node in ((first + step) % count for step in range(count)):
+        for node in self.nodes.order():
             self.node = node
             try:
                 self._open(self._nodes[node])
             except BrokerError as exc:
                 failures.append(str(exc))
                 continue
-            _FIRST[self._cluster] = node
+            self.nodes.worked(node)
             if count > 1:
                 skipped = f" ({'; '.join(failures)})" if failures else ""
                 log.info("connected to broker node %s%s", self.where(), skipped)
@@ -196,7 +206,7 @@ class Broker:
         if connection is None:
             return
         if not connection.is_open:
-            _FIRST[self._cluster] = (self.node + 1) % len(self._nodes)
+            self.nodes.lost(self.node)
             return
         try:
             connection.close()

@@ -150,3 +150,16 @@ def test_host_add_prints_every_node_for_a_cluster() -> None:
     assert config.host.name == "web-1"
     single = parse_config(host_config("web-1", ("amqps://host-web-1@mq1.example/",)))
     assert single.broker.url == "amqps://host-web-1@mq1.example/"
+
+
+def test_a_consumers_node_cursor_starts_at_its_machine_and_moves_past_a_lost_node() -> None:
+    from consumer.broker import NodeCursor
+
+    cursor = NodeCursor(3, "db-1")
+    start = node_order(3, "db-1")[0]
+    assert cursor.order() == list(node_order(3, "db-1"))
+    cursor.lost(start)  # the connection to the first node was lost: the next one is tried first
+    assert cursor.order()[0] == (start + 1) % 3
+    cursor.worked(start)  # a later connection landed on it again: it stays first
+    assert cursor.order()[0] == start
+    assert NodeCursor(1, "any").order() == [0]
