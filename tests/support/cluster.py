@@ -231,16 +231,17 @@ class Cluster:
             time.sleep(0.5)
         raise RuntimeError(f"the cluster did not come together: {self.nodes[0].log_tail()}")
 
-    def heal(self) -> None:
-        """Bring back every node a test stopped or killed, and wait for the whole cluster."""
+    def heal(self, timeout: float = 120) -> None:
+        """Bring back every node a test stopped or killed, and wait (each step up to
+        ``timeout``) for the whole cluster."""
         for node in self.nodes:
             if not node.running():
                 node.launch()
             elif not node.listening():
                 node.ctl("start_app", timeout=180)
         for node in self.nodes:
-            node.wait()
-        self.await_running()
+            node.wait(timeout)
+        self.await_running(timeout)
 
     @contextmanager
     def vhost(self, prefix: str = "lwclu") -> Iterator[str]:
