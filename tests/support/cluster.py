@@ -16,9 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -33,24 +30,22 @@ import pika.exceptions
 
 from schemas import topology
 from schemas.event import LoginEvent, encode
+from tests.support.private_node import CTL, PrivateNode
 from tests.support.rabbit_node import SERVER, free_port
 from tests.support.services import missing
 
-CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 QUEUES = "/usr/lib/rabbitmq/bin/rabbitmq-queues"
 
 
-class ClusterNode:
+class ClusterNode(PrivateNode):
     """One node, ``lwclu-<tag>-<n>@localhost`` on ``127.0.0.1:self.port``."""
 
     def __init__(self, root: Path, tag: str, index: int, cookie: str) -> None:
-        self.dir = root / f"node{index}"
-        self.dir.mkdir()
-        self.name = f"lwclu-{tag}-{index}@localhost"
+        directory = root / f"node{index}"
+        directory.mkdir()
         self.port = free_port()
-        self.dist_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        cookie_file = self.dir / ".erlang.cookie"
+        super().__init__(directory, f"lwclu-{tag}-{index}@localhost", self.port)
+        cookie_file = self.dir / ".erlang.cookie"  # HOME: the cluster's shared cookie
         cookie_file.write_text(cookie)
         cookie_file.chmod(0o400)
         (self.dir / "rabbitmq.conf").write_text(
@@ -58,46 +53,13 @@ class ClusterNode:
             "loopback_users.guest = true\n"
             "disk_free_limit.absolute = 50MB\n"
         )
-        (self.dir / "rabbitmq-env.conf").write_text(
-            'ERL_EPMD_ADDRESS=127.0.0.1\nexport ERL_FLAGS="-kernel inet_dist_use_interface'
-            ' {127,0,0,1}"\n'
-        )
-        (self.dir / "enabled_plugins").write_text("[].\n")
-        (self.dir / "advanced.config").write_text("[].\n")
 
     def url(self, vhost: str = "/", user: str = "guest", password: str = "guest") -> str:
         return f"amqp://{user}:{password}@127.0.0.1:{self.port}/{quote(vhost, safe='')}"
 
-    def env(self) -> dict[str, str]:
-        return {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(self.dir),  # the cluster's shared cookie
-            "RABBITMQ_NODENAME": self.name,
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.dir / "advanced.config"),
-            "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
-            "RABBITMQ_PID_FILE": str(self.dir / "node.pid"),
-        }
-
-    def launch(self) -> None:
-        """Start the node's VM (on its data, if it ran before); ``wait`` for AMQP."""
-        with open(self.dir / "startup.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [SERVER], env=self.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True,
-            )  # fmt: skip
-
-    def wait(self, timeout: float = 120) -> None:
+    def wait(self, timeout: float = 120, what: str = "") -> None:
         """Raises: RuntimeError: AMQP did not answer in time (with the log's tail)."""
-        deadline = time.monotonic() + timeout
-        while not self.listening():
-            if (self.proc and self.proc.poll() is not None) or time.monotonic() > deadline:
-                raise RuntimeError(f"cluster node {self.name} did not start: {self.log_tail()}")
-            time.sleep(0.2)
+        super().wait(timeout, what or f"cluster node {self.name}")
 
     def ctl(self, *args: str, tool: str = CTL, timeout: float = 120) -> str:
         """``rabbitmqctl -n NODE ARGS`` (or ``rabbitmq-queues``); its stdout.
@@ -105,21 +67,10 @@ class ClusterNode:
         Raises:
             RuntimeError: it failed.
         """
-        done = subprocess.run(
-            [tool, "-q", "-n", self.name, *args], env=self.env(), capture_output=True,
-            text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+        done = self.run_ctl(*args, tool=tool, timeout=timeout)
         if done.returncode != 0:
             raise RuntimeError(f"{tool} {' '.join(args)}: {done.stderr.strip()[-500:]}")
         return done.stdout
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def listening(self) -> bool:
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop_app(self) -> None:
         """A clean stop of the node's RabbitMQ application (the VM stays): its port closes."""
@@ -129,29 +80,8 @@ class ClusterNode:
         self.ctl("start_app", timeout=180)
         self.wait()
 
-    def kill9(self) -> None:
-        """SIGKILL the node's whole process group: a crash, not a stop."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-        deadline = time.monotonic() + 30
-        while self.listening() and time.monotonic() < deadline:
-            time.sleep(0.1)
-
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def log_tail(self) -> str:
-        logs = [self.dir / "startup.log", *sorted((self.dir / "log").glob("*.log"))]
-        return "\n".join(p.read_text(errors="replace")[-1500:] for p in logs if p.exists())
+        self.stop()
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ class Rig:
         self.smtp = StampedSmtp(self.net.address)
         stack.enter_context(self.smtp)
         booting.join(150)
-        if not self.node._listening():
+        if not self.node.listening():
             raise RuntimeError(f"RabbitMQ node did not start: {self.node.log_tail()}")
         self.config = self.write_config()
         done = self.loginwatch("setup")
