@@ -30,7 +30,7 @@ from pika.spec import Basic, BasicProperties
 
 from consumer.delivery import Delivery, QueueState
 from schemas import topology
-from schemas.config import BrokerConfig, broker_urls, node_order
+from schemas.config import BrokerConfig, NodeCursor, broker_urls
 from schemas.errors import BrokerError, PublishRefused, QueueMissing, TopologyConflict
 from schemas.tls import tls_context
 
@@ -72,26 +72,10 @@ def connection_parameters(
     return tuple(nodes)
 
 
-class NodeCursor:
-    """Which broker node a consumer tries first: the one it is connected to, or after a
-    lost connection the node after the lost one. It starts at the node the machine's host
-    name picks (``node_order``), so the machines of a fleet spread over the nodes and every
-    process of one machine starts at the same node. One cursor serves every ``Broker`` a
-    runtime opens in turn (``Broker(config, nodes=cursor)``)."""
-
-    def __init__(self, count: int, name: str | None = None) -> None:
-        self.count = count
-        self.first = node_order(count, socket.gethostname() if name is None else name)[0]
-
-    def order(self) -> list[int]:
-        """The nodes to try, first one first."""
-        return [(self.first + step) % self.count for step in range(self.count)]
-
-    def worked(self, node: int) -> None:
-        self.first = node
-
-    def lost(self, node: int) -> None:
-        self.first = (node + 1) % self.count
+def node_cursor(config: BrokerConfig) -> NodeCursor:
+    """A consumer's node cursor, starting at the node of this machine's name. One cursor
+    serves every ``Broker`` a runtime opens in turn (``Broker(config, nodes=cursor)``)."""
+    return NodeCursor(len(config.nodes), socket.gethostname())
 
 
 def _describe(exc: BaseException) -> str:
@@ -140,7 +124,7 @@ class Broker:
         self, config: BrokerConfig, heartbeat: int = 30, nodes: NodeCursor | None = None
     ) -> None:
         self._nodes = connection_parameters(config, heartbeat)
-        self.nodes = nodes if nodes is not None else NodeCursor(len(self._nodes))
+        self.nodes = nodes if nodes is not None else node_cursor(config)
         self.node = 0  # the index of the node connected to (or last tried)
         self._connection: pika.BlockingConnection | None = None
         self._work: BlockingChannel | None = None

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 
 from consumer import pipeline
-from consumer.broker import Broker, NodeCursor
+from consumer.broker import Broker, node_cursor
 from consumer.delivery import Delivery
 from consumer.display import quoted
 from consumer.pipeline import Settlement, Stages, Verdict
@@ -32,7 +32,7 @@ from consumer.retries import Requeued, Retries
 from consumer.runtime import Link, Runtime
 from consumer.stages.decode import Incoming, effective_user
 from schemas import topology
-from schemas.config import Config, broker_urls, broker_user
+from schemas.config import Config, broker_user
 from schemas.errors import BrokerError
 
 log = logging.getLogger("loginwatch.worker")
@@ -60,7 +60,7 @@ class Worker:
         self._busy = 0  # deliveries the pipeline took and the main thread has not settled
         self._ready = threading.Event()
         self._failed: BaseException | None = None
-        nodes = NodeCursor(len(broker_urls(config.broker)))  # one for every connection
+        nodes = node_cursor(config.broker)  # one for every connection
         self.runtime = Runtime(topology.ALERTS_QUEUE, config.worker.prefetch,
                                connect=lambda: Broker(config.broker, nodes=nodes),
                                log=log)  # fmt: skip

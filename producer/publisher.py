@@ -16,7 +16,7 @@ from producer import capture, spool
 from producer.amqp import Channel, Nacked, connect
 from producer.build import build_event
 from producer.shared import log
-from schemas.config import Config, load_config, node_order
+from schemas.config import Config, NodeCursor, load_config
 from schemas.errors import BrokerError, LoginwatchError, PublishRefused
 from schemas.event import encode
 
@@ -64,7 +64,7 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
     ``wait``: how long to wait for a publisher that holds the spool (the hook's
     child waits for none: the one running picks its record up).
 
-    The broker nodes are tried from the one this host's name picks (``node_order``).
+    The broker nodes are tried from the one this host's name picks (``NodeCursor``).
     When the connection to a node is lost, or it nacks (a queue between leaders after a
     node died), the record whose confirm did not come is still spooled: it is published
     again to the next node after a short pause (a duplicate at most, which the worker
@@ -75,7 +75,7 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
         OSError: the spool is unsafe (``safedir.UnsafePath``) or unusable.
     """
     spool_dir = config.spool.dir
-    order = node_order(len(config.broker.nodes), config.host.name or os.uname().nodename)
+    nodes = NodeCursor(len(config.broker.nodes), config.host.name or os.uname().nodename)
     counts = _Counts()
     retry = _Retry(config.broker.publish_timeout)
     channel: Channel | None = None
@@ -88,7 +88,7 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
                 paths = spool.pending(spool_dir)
                 if not paths:
                     return FlushResult(counts.published, 0, counts.quarantined)
-                channel = channel or connect(config.broker, order)
+                channel = channel or connect(config.broker, nodes.order())
                 try:
                     _publish_all(channel, config, paths, counts)
                 except PublishRefused as exc:
@@ -101,7 +101,8 @@ def flush(config: Config, wait: float = 0) -> FlushResult:
                     continue
             # The lock is let go while pausing: a hook's child that finds it free takes over.
             channel.close()
-            order, channel = _after(order, channel.node), None
+            nodes.lost(channel.node)
+            channel = None
             retry.pause()
             # Released: records spooled meanwhile by hooks that found the lock
             # taken are picked up by the next round.
@@ -130,12 +131,6 @@ class _Retry:
 
     def pause(self) -> None:
         time.sleep(self.PAUSES_S[min(self._tries - 1, len(self.PAUSES_S) - 1)])
-
-
-def _after(order: tuple[int, ...], lost: int) -> tuple[int, ...]:
-    """``order`` starting after node ``lost``, which comes last."""
-    at = order.index(lost) + 1
-    return order[at:] + order[:at]
 
 
 @dataclass

@@ -728,3 +728,24 @@ def node_order(count: int, name: str) -> tuple[int, ...]:
 
     start = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % count
     return tuple((start + step) % count for step in range(count))
+
+
+class NodeCursor:
+    """Which broker node to try first: at the start the one ``node_order`` picks for the
+    machine ``name``, then the one that worked last, or after a lost connection the node
+    after the lost one. The hook's publisher keeps one per flush; a central consumer one for
+    every connection its runtime opens in turn (``consumer.broker.node_cursor``)."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self.count = count
+        self.first = node_order(count, name)[0]
+
+    def order(self) -> tuple[int, ...]:
+        """The nodes to try, first one first."""
+        return tuple((self.first + step) % self.count for step in range(self.count))
+
+    def worked(self, node: int) -> None:
+        self.first = node
+
+    def lost(self, node: int) -> None:
+        self.first = (node + 1) % self.count

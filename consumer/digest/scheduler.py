@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from consumer.broker import Broker, NodeCursor
+from consumer.broker import Broker, node_cursor
 from consumer.delivery import Delivery
 from consumer.digest.intake import LOOKBACK, Intake
 from consumer.digest.lease import Lease, LeaseLost
@@ -33,7 +33,7 @@ from consumer.digest.windows import due
 from consumer.retries import dead_letter
 from consumer.runtime import Link, Runtime
 from schemas import topology
-from schemas.config import Config, broker_urls
+from schemas.config import Config
 from schemas.errors import BrokerError, StoreError, TransientSendError
 
 log = logging.getLogger("loginwatch.digest")
@@ -46,7 +46,7 @@ SETTLE_S = 1.0  # a queue silent this long, with no ready message, is drained
 def new_runtime(config: Config, broker: Callable[[], Broker] | None = None) -> Runtime:
     """The runtime a scheduler runs on: the digest queue, ``PREFETCH`` deliveries per
     transaction, a store outage retried like a broker outage."""
-    nodes = NodeCursor(len(broker_urls(config.broker)))  # one for every connection
+    nodes = node_cursor(config.broker)  # one for every connection
     return Runtime(topology.DIGEST_QUEUE, PREFETCH,
                    connect=broker or (lambda: Broker(config.broker, nodes=nodes)),
                    retry_on=(BrokerError, StoreError), log=log)  # fmt: skip
