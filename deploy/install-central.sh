@@ -5,6 +5,8 @@
 #   /etc/loginwatch/loginwatch.toml        the central config (never overwritten)
 #   /var/lib/loginwatch                    the store (owner loginwatch, 0750)
 #   /etc/systemd/system/loginwatch-worker@.service, loginwatch-digest.service
+#   /etc/rabbitmq/conf.d/60-loginwatch.conf   the broker's limits (where RabbitMQ is
+#                                          installed: max_message_size)
 #   the system user `loginwatch` the units run as
 # None of these is a file of install-host.sh (/opt/loginwatch-host,
 # /etc/loginwatch/host.toml, host.password, /var/lib/loginwatch-host), so the
@@ -67,7 +69,8 @@ done
 
 ETC_CONFIG=/etc/loginwatch/loginwatch.toml
 UNITDIR=$ROOT/etc/systemd/system
-UNITS="loginwatch-worker@.service loginwatch-digest.service"
+UNITS="loginwatch-worker@.service loginwatch-digest.service loginwatch-web.service"
+BROKER_CONF=/etc/rabbitmq/conf.d/60-loginwatch.conf
 
 say() { echo "install-central: $*"; }
 die() { echo "install-central: $*" >&2; exit 1; }
@@ -81,7 +84,7 @@ install_python() {
     if [ -x "$ROOT$VENV/bin/loginwatch" ]; then
         if [ "$UPGRADE" = yes ]; then
             say "upgrading loginwatch in $VENV (restart the units afterwards)"
-            pip_install_locked "$ROOT$VENV/bin/python" "$here/.." central.txt --upgrade
+            pip_install_locked "$ROOT$VENV/bin/python" "$here/.." central.txt "$here/.." --upgrade
         fi
     elif [ -n "$ROOT" ] && [ "$VENV_GIVEN" = yes ] && [ -x "$VENV/bin/loginwatch" ]; then
         : # --venv outside the tree (tests, image builds): use it as it is
@@ -89,7 +92,7 @@ install_python() {
         say "creating $ROOT$VENV (pip install $here/..[central] with requirements/central.txt's pins)"
         "$PYTHON3" -m venv "$ROOT$VENV"
         : >"$ROOT$VENV/$MARKER"
-        pip_install_locked "$ROOT$VENV/bin/python" "$here/.." central.txt
+        pip_install_locked "$ROOT$VENV/bin/python" "$here/.." central.txt "$here/.."
     fi
     mkdir -p "$ROOT/usr/local/bin"
     ln -sfn "$VENV/bin/loginwatch" "$ROOT/usr/local/bin/loginwatch"
@@ -126,6 +129,24 @@ install_config() {
     fi
 }
 
+# loginwatch web's files ([web] secret_file, password_file): the link keys (one random
+# line) and the operators' passwords (none yet: `loginwatch web passwd NAME`). Both are
+# made 0600, owned by loginwatch, before their first byte (write_file); an existing file is
+# left as it is, so a rerun never changes the keys that signed the links in sent mails.
+install_web_files() {
+    owner=""
+    if live; then owner=loginwatch:loginwatch; fi
+    keys=$ROOT/etc/loginwatch/web-keys
+    if [ ! -e "$keys" ]; then
+        "$PYTHON3" -c 'import secrets; print(secrets.token_urlsafe(48))' |
+            write_file "$keys" 0600 ${owner:+"$owner"}
+    fi
+    passwords=$ROOT/etc/loginwatch/web-passwords
+    if [ ! -e "$passwords" ]; then
+        : | write_file "$passwords" 0600 ${owner:+"$owner"}
+    fi
+}
+
 # The store's directory ([store] url's default), which systemd's StateDirectory=
 # makes only for the units: `loginwatch worker` or `digest --preview` run by hand
 # as loginwatch need it too.
@@ -144,27 +165,63 @@ install_units() {
     if live_systemd; then systemctl daemon-reload; fi
 }
 
+# The broker's node-wide limits, on the machine that runs RabbitMQ (with --root: always,
+# for image builds). Elsewhere the operator copies the file to the broker machine.
+install_broker_conf() {
+    if live && [ ! -d /etc/rabbitmq ]; then
+        say "no RabbitMQ here: copy $here/rabbitmq/loginwatch.conf to $BROKER_CONF on the broker machine"
+        return
+    fi
+    mkdir -p "$ROOT$(dirname "$BROKER_CONF")"
+    before=$(cat "$ROOT$BROKER_CONF" 2>/dev/null || true)
+    write_file "$ROOT$BROKER_CONF" 0644 <"$here/rabbitmq/loginwatch.conf"
+    if live && [ "$before" != "$(cat "$BROKER_CONF")" ]; then
+        say "restart RabbitMQ to apply $BROKER_CONF (systemctl restart rabbitmq-server)"
+    fi
+}
+
+# The alert lanes hash each host's routing key over queues with RabbitMQ's consistent-hash
+# exchange, a plugin RabbitMQ ships but does not enable. Where the broker runs on this
+# machine, enable it here (idempotent, no restart); every other node needs the same line.
+enable_hash_plugin() {
+    if ! live || ! command -v rabbitmq-plugins >/dev/null 2>&1; then return; fi
+    if rabbitmqctl -q status >/dev/null 2>&1; then
+        rabbitmq-plugins -q enable rabbitmq_consistent_hash_exchange >/dev/null \
+            && say "enabled rabbitmq_consistent_hash_exchange on the local broker"
+    else
+        rabbitmq-plugins -q enable --offline rabbitmq_consistent_hash_exchange >/dev/null \
+            && say "enabled rabbitmq_consistent_hash_exchange for the local broker's next start"
+    fi
+}
+
 next_steps() {
     cat <<EOF
 install-central: next steps
   1. edit $ETC_CONFIG: [smtp], [[route]]; [broker] url names the central user and vhost
   2. loginwatch broker-user add             # that user, its password in [broker] password_file
+     on every broker node: rabbitmq-plugins enable rabbitmq_consistent_hash_exchange
   3. runuser -u loginwatch -- loginwatch setup   # queues and exchanges
   4. loginwatch check-config --broker       # as root: also what user loginwatch can read
   5. loginwatch host add NAME --url amqps://BROKER:5671/%2F   # once per SSH host
   6. systemctl enable --now loginwatch-worker@1 loginwatch-worker@2 loginwatch-digest
+  7. links and "was this you?": set [web] base_url (a TLS proxy's https:// URL), then
+     runuser -u loginwatch -- loginwatch web passwd NAME; systemctl enable --now loginwatch-web
 EOF
 }
 
 uninstall() {
     if live_systemd; then
         for unit in $(systemctl list-units --plain --no-legend 'loginwatch-worker@*' \
-            loginwatch-digest.service 2>/dev/null | awk '{ print $1 }'); do
+            loginwatch-digest.service loginwatch-web.service 2>/dev/null | awk '{ print $1 }'); do
             systemctl disable --now "$unit" || true
         done
     fi
     for unit in $UNITS; do rm -f "$UNITDIR/$unit"; done
     if live_systemd; then systemctl daemon-reload; fi
+    if [ -f "$ROOT$BROKER_CONF" ] && cmp -s "$ROOT$BROKER_CONF" "$here/rabbitmq/loginwatch.conf"; then
+        rm -f "$ROOT$BROKER_CONF"
+        say "removed $BROKER_CONF (it applies at the broker's next restart)"
+    fi
     if [ "$(readlink "$ROOT/usr/local/bin/loginwatch")" = "$VENV/bin/loginwatch" ]; then
         rm -f "$ROOT/usr/local/bin/loginwatch"
     fi
@@ -186,7 +243,10 @@ else
     install_user
     check_runnable
     install_config
+    install_web_files
     install_store
     install_units
+    install_broker_conf
+    enable_hash_plugin
     next_steps
 fi

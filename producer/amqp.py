@@ -21,8 +21,9 @@ import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from schemas import topology
-from schemas.config import BrokerConfig, broker_urls, broker_user
+from schemas.config import BrokerConfig
 from schemas.errors import BrokerError, PublishRefused
+from schemas.nodes import broker_urls, broker_user
 from schemas.tls import tls_context
 
 
@@ -42,8 +43,15 @@ class Channel:
         self._user = user
         self.node = node
 
-    def publish(self, routing_key: str, body: bytes, message_id: str, time: datetime) -> None:
-        """Publish one event and wait for the broker's confirm.
+    def publish(
+        self, kind: str, body: bytes, message_id: str, time: datetime, message_type: str = ""
+    ) -> None:
+        """Publish one event of ``kind`` (or, with ``message_type``, a heartbeat or logout:
+        ``schemas.wire.message_type``) and wait for the broker's confirm.
+
+        The routing key is ``<our broker user>.<message type>`` (``host-web1.event``): the
+        broker lets a host user write no other (its topic permission), and hashes the key
+        onto the alert lane of this host (``schemas/topology.py``).
 
         Raises:
             Nacked: nacked (a full queue, a queue between leaders).
@@ -51,14 +59,19 @@ class Channel:
                 or refused (a ``user_id`` that is not ours).
             BrokerError: the connection failed.
         """
+        message_type = message_type or topology.message_type(kind)
         properties = pika.BasicProperties(
             content_type=topology.CONTENT_TYPE,
-            type=topology.MESSAGE_TYPE,
+            type=topology.AMQP_TYPES.get(message_type, topology.MESSAGE_TYPE),
             delivery_mode=pika.DeliveryMode.Persistent,
             message_id=message_id,
             timestamp=int(time.timestamp()),
             user_id=self._user,
         )
+        try:
+            routing_key = topology.routing_key(self._user, message_type)
+        except ValueError as exc:
+            raise PublishRefused(str(exc)) from None
         try:
             self._channel.basic_publish(
                 topology.EXCHANGE, routing_key, body, properties, mandatory=True

@@ -7,19 +7,22 @@ an unparseable SSH_CONNECTION just leaves the address fields empty.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
+from datetime import datetime, timezone
+from typing import Any
 
+from producer.capture import AUTH_INFO_LIMIT
+from producer.ledger import Drop, Ledger
+from producer.sshkeys import Cert, Key, parse_auth_info
 from schemas import event as ev
-from schemas.event import LoginEvent, Outcome, PamType
-
-try:
-    HOOK_VERSION = version("loginwatch")
-except PackageNotFoundError:  # running from a source tree
-    HOOK_VERSION = "0+unknown"
+from schemas.event import (
+    Certificate,
+    DroppedEvent,
+    LoginEvent,
+    Outcome,
+    PamType,
+    PublicKey,
+)
+from schemas.version import VERSION as HOOK_VERSION
 
 _LIMITS = {
     "host": ev.MAX_HOST,
@@ -46,7 +49,8 @@ class _Fields:
     """Collects text fields, escaping and cutting them, and remembers which."""
 
     def __init__(self) -> None:
-        self.values: dict[str, str] = {}
+        # Any: they go into LoginEvent(**values), beside fields of other types.
+        self.values: dict[str, Any] = {}
         self.escaped: list[str] = []
         self.truncated: list[str] = []
 
@@ -55,13 +59,13 @@ class _Fields:
         limit = _LIMITS[name]
         if len(text) > limit:
             self.truncated.append(name)
-            text = _cut_escaped(raw, limit) if was_escaped else text[:limit]
+            text = cut_escaped(raw, limit) if was_escaped else text[:limit]
         if was_escaped:
             self.escaped.append(name)
         self.values[name] = text
 
 
-def _cut_escaped(raw: bytes, limit: int) -> str:
+def cut_escaped(raw: bytes, limit: int) -> str:
     """The longest escaped prefix of ``raw`` within ``limit`` characters.
 
     Cut the bytes, not the text: a text cut could split a ``\\xNN`` escape, and
@@ -76,8 +80,13 @@ def _cut_escaped(raw: bytes, limit: int) -> str:
         cut = cut[: len(cut) - max(1, (len(text) - limit) // 4)]
 
 
-def build_event(items: dict[str, bytes], host_name: str | None, dropped: int = 0) -> LoginEvent:
+def build_event(
+    items: dict[str, bytes], host_name: str | None, dropped: Ledger | int = 0
+) -> LoginEvent:
     """The event for one capture; ``host_name`` overrides the captured node name.
+
+    ``dropped``: what the spool dropped, to report (``producer.ledger``); a bare
+    count when nothing more is known.
 
     Raises:
         ValueError: the record lacks its id or time (not written by our hook).
@@ -94,23 +103,94 @@ def build_event(items: dict[str, bytes], host_name: str | None, dropped: int = 0
         # With `UseDNS no` (recommended) PAM_RHOST is the client address: say it once.
         fields.values["rhost"] = ""
     fields.put("server_ip", server_ip)
-    method, key_type, digest = parse_auth_info(items.get("SSH_AUTH_INFO_0", b""))
-    fields.put("auth_method", method)
-    fields.put("key_type", key_type)
+    raw_auth = items.get("SSH_AUTH_INFO_0", b"")
+    auth = parse_auth_info(raw_auth)
+    fields.put("auth_method", auth.methods)
+    if len(raw_auth) > AUTH_INFO_LIMIT and "auth_method" not in fields.truncated:
+        fields.truncated.append("auth_method")  # the capture cut it: methods may be missing
+    first = auth.keys[0] if auth.keys else Key(b"", b"")
+    if len(auth.keys) > 1 + ev.MAX_MORE_KEYS:
+        fields.truncated.append("more_keys")
+    fields.put("key_type", first.type)
     pam_type = PamType.parse(items.get("PAM_TYPE", b"").decode("ascii", "replace"))
+    report = dropped if isinstance(dropped, Ledger) else Ledger((dropped, 0, ()))
+    sshd_pid, sshd_start = _sshd(items.get("LW_SSHD", b""))
     return LoginEvent(
         id=bytes.fromhex(items["LW_ID"].decode("ascii")),
-        time=datetime.fromtimestamp(int(items["LW_TIME"]) / 1e9, UTC),
+        time=_time(int(items["LW_TIME"])),
         pam_type=pam_type,
         outcome=_outcome(items.get("LW_OUTCOME", b""), pam_type),
         client_port=client_port,
         server_port=server_port,
-        key_sha256=digest,
+        key_sha256=first.sha256,
         hook_version=HOOK_VERSION[: ev.MAX_SHORT],
-        dropped=min(dropped, ev.MAX_DROPPED),  # the wire's bound: the counter saturates
+        # The wire's bound: the counter saturates.
+        dropped=min(report.total, ev.MAX_DROPPED),
         escaped=tuple(fields.escaped),
         truncated=tuple(fields.truncated),
+        dropped_logins=min(report.logins, ev.MAX_DROPPED),
+        dropped_list=tuple(_dropped(drop) for drop in report.listed[: ev.MAX_DROPPED_LISTED]),
+        cert=_certificate(auth.cert),
+        more_keys=tuple(
+            PublicKey(key_type=cut_escaped(key.type, ev.MAX_SHORT), key_sha256=key.sha256)
+            for key in auth.keys[1 : 1 + ev.MAX_MORE_KEYS]
+        ),
+        audit_session=_audit(items.get("LW_AUDIT", b"")),
+        login_uid=_audit(items.get("LW_LOGINUID", b"")),
+        session_pid=sshd_pid,
+        session_start=sshd_start,
         **fields.values,
+    )
+
+
+def _audit(raw: bytes) -> int | None:
+    """An audit id as the kernel wrote it; None when unset, missing or no number."""
+    if not raw.isdigit() or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if value < ev.AUDIT_UNSET else None
+
+
+def _sshd(raw: bytes) -> tuple[int, int]:
+    """``PID START`` of the session's sshd; (0, 0) when there is none (or it is garbled)."""
+    words = raw.split()
+    if len(words) != 2 or not all(w.isdigit() and len(w) <= 18 for w in words):
+        return 0, 0
+    pid, start = int(words[0]), int(words[1])
+    return (pid, start) if 0 < pid < 2**31 else (0, 0)
+
+
+def _certificate(cert: Cert | None) -> Certificate | None:
+    if cert is None:
+        return None
+    return Certificate(
+        key_id=cut_escaped(cert.key_id, ev.MAX_KEY_ID),
+        serial=str(cert.serial),
+        ca_type=cut_escaped(cert.ca_type, ev.MAX_SHORT),
+        ca_sha256=cert.ca_sha256,
+    )
+
+
+_MAX_TIME_NS = int(ev.MAX_TIME.timestamp()) * 10**9
+
+
+def _time(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc)
+
+
+def _dropped(drop: Drop) -> DroppedEvent:
+    pam_type = PamType.parse(drop.pam_type.decode("ascii", "replace"))
+    # A time no clock gives (a damaged ledger) must not make the event unbuildable: 1970
+    # says "unknown", as for a record too damaged to read.
+    when = drop.time_ns if 0 <= drop.time_ns < _MAX_TIME_NS else 0
+    return DroppedEvent(
+        time=_time(when),
+        pam_type=pam_type,
+        outcome=_outcome(drop.outcome, pam_type),
+        # Always the escaped form (the type says so): no flag to carry.
+        user=cut_escaped(drop.user, ev.MAX_SHORT),
+        remote=cut_escaped(drop.remote, ev.MAX_ADDR),
+        service=cut_escaped(drop.service, ev.MAX_DROPPED_SERVICE),
     )
 
 
@@ -134,25 +214,3 @@ def parse_connection(raw: bytes) -> tuple[bytes, int, bytes, int]:
     if client_port > 65535 or server_port > 65535:
         return b"", 0, b"", 0
     return parts[0], client_port, parts[2], server_port
-
-
-def parse_auth_info(raw: bytes) -> tuple[bytes, bytes, bytes]:
-    """SSH_AUTH_INFO_0 → (methods joined by ``+``, key type, SHA256 digest of the key).
-
-    One line per method, e.g. ``publickey ssh-ed25519 AAAA…``; the key blob is
-    hashed here and never leaves the host.
-    """
-    methods: list[bytes] = []
-    key_type = digest = b""
-    for line in raw.splitlines():
-        words = line.split()
-        if not words:
-            continue
-        methods.append(words[0])
-        if words[0] == b"publickey" and len(words) >= 3 and not digest:
-            try:
-                blob = base64.b64decode(words[2], validate=True)
-            except (binascii.Error, ValueError):
-                continue
-            key_type, digest = words[1], hashlib.sha256(blob).digest()
-    return b"+".join(methods), key_type, digest

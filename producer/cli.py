@@ -13,9 +13,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from producer import shared, spool
+from producer import ledger, shared, slots
+from producer.backlog import Backlog
 from schemas.config import Config, load_config
 from schemas.errors import LoginwatchError
+from schemas.version import VERSION
 
 PAM_LINE = "session optional pam_exec.so quiet /usr/local/sbin/loginwatch-hook"
 
@@ -31,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(parser, default=None)
     parser.add_argument(
+        "--version",
+        action="version",
+        version=f"loginwatch-hook {VERSION} (foreground: Python {sys.version.split()[0]})",
+        help="the version and the foreground in use (the C front-end names itself)",
+    )
+    parser.add_argument(
         "--outcome",
         choices=shared.OUTCOMES,
         default="",
@@ -40,17 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     flush = commands.add_parser(
         "flush",
-        help="publish every spooled event now (for a systemd timer); exit 1 if any are left",
+        help="publish every spooled event now, the logouts wtmp recorded since, and a "
+        "heartbeat (for a systemd timer); exit 1 if any are left",
         description="Publish every spooled event with publisher confirms and delete what "
-        "the broker confirmed. Exit status 1 when events are left (broker unreachable).",
+        "the broker confirmed; then the sessions that ended since the last flush (from wtmp "
+        "and wtmpdb, as `last` shows them) and a heartbeat. Exit status 1 when events are "
+        "left or the heartbeat did not get through (broker unreachable).",
     )
+    goodbye = commands.add_parser(
+        "goodbye",
+        help="tell the central side this host's hook stops on purpose (a unit's ExecStop, "
+        "the uninstall): its silence that follows is no alarm",
+        description="Publish a heartbeat that says goodbye. Exit status 1 when the broker "
+        "did not take it.",
+    )
+    goodbye.add_argument(
+        "--why", choices=("stop", "shutdown", "uninstall"), default="stop",
+        help="what stops the hook (default: stop)",
+    )  # fmt: skip
     spool_cmd = commands.add_parser(
         "spool",
         help="show what waits in the spool",
         description="Show the spool directory, the events waiting in it and the dropped count.",
     )
     # `loginwatch-hook flush --config X` works as well as `loginwatch-hook --config X flush`.
-    for sub in (flush, spool_cmd):
+    for sub in (flush, goodbye, spool_cmd):
         _add_config(sub, default=argparse.SUPPRESS)
     return parser
 
@@ -71,12 +93,14 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``flush`` or ``spool``; returns the exit status."""
+    """Run ``flush``, ``goodbye`` or ``spool``; returns the exit status."""
     path = shared.config_path(args.config)
     try:
         config = load_config(path)
         if args.command == "flush":
             return _flush(config)
+        if args.command == "goodbye":
+            return _goodbye(config, args.why)
         return _show_spool(config.spool.dir)
     except (LoginwatchError, OSError) as exc:  # OSError: an unsafe or unusable spool
         print(f"loginwatch-hook {args.command}: {exc}", file=sys.stderr)
@@ -84,36 +108,87 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _flush(config: Config) -> int:
-    from producer.publisher import flush  # noqa: PLC0415 - pika only when publishing
+    from producer.flush import flush  # noqa: PLC0415 - pika only when publishing
 
     # A hook's publisher may hold the spool: let it finish (it has its own bound).
     result = flush(config, wait=config.broker.publish_timeout + 5)
+    status = 0
     if result.busy:
         print(f"another publisher is working on {config.spool.dir}; {result.left} waiting")
-        return 0
-    print(f"published {result.published}, left {result.left}, unusable {result.quarantined}")
-    return 1 if result.left else 0
+    else:
+        print(f"published {result.published}, left {result.left}, unusable {result.quarantined}")
+        status = 1 if result.left else 0
+    return max(status, _reports(config))
 
 
-def _show_spool(spool_dir: str) -> int:
-    paths = spool.pending(spool_dir)
-    print(f"spool:   {spool_dir}")
-    print(f"waiting: {len(paths)}")
-    if paths:
-        oldest = min(_captured_at(path) for path in paths)
-        print(f"oldest:  {age(time.time() - oldest)} ago")
-    if os.path.isdir(spool_dir):
-        print(f"dropped: {spool.read_dropped(spool_dir)} (reported with the next event)")
+def _reports(config: Config) -> int:
+    """Send the logouts recorded since the last flush, then a heartbeat; exit status."""
+    from producer import logouts, reports  # noqa: PLC0415 - pika only when publishing
+
+    found = logouts.Recovery.load(config)
+    try:
+        reports.send(config, [*found.logouts, reports.heartbeat(config)])
+    except LoginwatchError as exc:
+        print(f"heartbeat not sent ({len(found.logouts)} logout(s) wait for the next flush): {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    found.commit()
+    print(f"heartbeat sent, with {len(found.logouts)} logout(s)")
     return 0
 
 
-def _captured_at(path: str) -> float:
+def _goodbye(config: Config, why: str) -> int:
+    from producer import reports  # noqa: PLC0415 - pika only when publishing
+
+    reports.send(config, [reports.heartbeat(config, goodbye=True, why=why)])
+    print(f"goodbye sent ({why})")
+    return 0
+
+
+def _show_spool(spool_dir: str) -> int:
+    print(f"spool:   {spool_dir}")
+    try:
+        backlog = Backlog(spool_dir)
+    except FileNotFoundError:
+        print("waiting: 0")
+        return 0
+    with backlog:
+        entries = backlog.pending()
+        in_slots = sum(1 for e in entries if e.slot >= 0)
+        total_slots = slots.count(backlog.slot_fd)
+    print(f"waiting: {len(entries)}")
+    if entries:
+        oldest = min(_captured_at(spool_dir, e.name) if e.name else e.time_ns / 1e9
+                     for e in entries)  # fmt: skip
+        print(f"oldest:  {age(time.time() - oldest)} ago")
+    if total_slots:
+        print(f"slots:   {in_slots} of {total_slots} in use, {len(entries) - in_slots} in files")
+    else:
+        print("slots:   none yet (the next publisher makes them); every record is a file")
+    dropped = ledger.read(spool_dir)
+    print(f"dropped: {dropped.total} (reported with the next event)")
+    if dropped.total:
+        print(f"         {dropped.logins} of them logins or logouts; listed:")
+    for drop in dropped.listed:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(drop.time_ns / 1e9))
+        what = "login/logout" if drop.urgent else "other"
+        print(f"         {when} {what} user {_shown(drop.user)} from {_shown(drop.remote)}")
+    return 0
+
+
+def _shown(raw: bytes) -> str:
+    """Hostile bytes for a terminal, quoted: control and invisible characters escaped
+    (``repr``), as are the bytes that are not UTF-8."""
+    return repr(raw.decode("utf-8", "backslashreplace"))
+
+
+def _captured_at(spool_dir: str, name: str) -> float:
     """When a record was captured (its name starts with the time in ns), else its mtime."""
-    stamp = os.path.basename(path).split("-", 1)[0]
+    stamp = name.split("-", 1)[0]
     if len(stamp) == 20 and stamp.isdigit():
         return int(stamp) / 1e9
     try:
-        return os.lstat(path).st_mtime
+        return os.lstat(os.path.join(spool_dir, name)).st_mtime
     except OSError:  # published meanwhile
         return time.time()
 

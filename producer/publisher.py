@@ -1,168 +1,155 @@
-"""Publish the spool to RabbitMQ: confirmed, mandatory, persistent; delete only what was confirmed.
+"""The hook's detached publisher: what the forked child does, within its own deadline.
 
-Runs in the hook's detached child and in ``loginwatch-hook flush``. One
-publisher per spool at a time (an flock); a publisher that finds the lock
-taken leaves its records to the one holding it, which rescans after it lets go.
+It publishes the spool (``producer.flush``) when the hook handed it the publisher lock.
+It lingers (``LINGER_S``) with its connection open once the spool
+is empty, for the rest of a burst: thirty failed passwords in a row cost one
+publisher's imports and connection, not thirty.
+
+A record the hook could not spool is handed over in memory (``Handoff``): the
+publisher sends it from there, spools it after all when the broker is away, and
+counts it as dropped, with what it was, only when both fail. A record whose
+spooling the hook's deadline cut short is looked for in the spool first (a temp
+file of it that holds all of it is adopted).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import time
-from dataclasses import dataclass
 
-from producer import capture, spool
-from producer.amqp import Channel, Nacked, connect
+from producer import capture, ledger, settings, spool
+from producer.amqp import Channel, connect
+from producer.backlog import Backlog
 from producer.build import build_event
+from producer.flush import flush
 from producer.shared import log
-from schemas.config import Config, NodeCursor, load_config
-from schemas.errors import BrokerError, LoginwatchError, PublishRefused
-from schemas.event import encode
+from producer.spool import Handoff
+from schemas import wire
+from schemas.compact import compact
+from schemas.config import Config, load_config
+from schemas.errors import LoginwatchError
+from schemas.nodes import NodeCursor
+
+# How long the hook's publisher waits for more records once the spool is empty (and, when
+# no broker answered, tries again): the rest of a burst forks no publisher of its own.
+LINGER_S = 3.0
 
 
-@dataclass(frozen=True)
-class FlushResult:
-    published: int
-    left: int
-    quarantined: int
-    busy: bool = False  # another publisher holds the spool
+def publish_detached(config_path: str, lock_fd: int = -1, handoff: Handoff | None = None) -> None:
+    """The hook's child: publish within the configured bound, log what went wrong.
 
-
-def publish_detached(config_path: str) -> None:
-    """The hook's child: publish within the configured bound, log what went wrong."""
+    ``lock_fd``: the publisher lock, taken by the hook; ``spool.LOCK_BUSY``: another
+    publisher holds it, and this child only delivers ``handoff``; ``spool.LOCK_TAKE``:
+    the hook could not try it, the child does.
+    """
     try:
         config = load_config(config_path)
     except LoginwatchError as exc:
         log(f"{exc}; events stay in the spool until the config is fixed")
+        if handoff is not None:  # in the spool a broken config sends the hook to
+            _lost(_in(handoff, settings.DEFAULT.spool_dir), str(exc))
         return
+    if handoff is not None:
+        handoff = _in(handoff, config.spool.dir)
     _deadline(config.broker.publish_timeout)
+    channel = None
     try:
-        result = flush(config)
+        if handoff is not None:
+            channel = _deliver(config, handoff)
+        if lock_fd != spool.LOCK_BUSY:
+            held = max(lock_fd, -1)
+            result = flush(config, held=held, linger=LINGER_S, channel=channel)
+            channel = None  # flush closed it
+            if result.left:
+                log(f"{result.left} event(s) left in {config.spool.dir}")
     except LoginwatchError as exc:
         log(f"publish failed, events stay spooled: {exc}")
-        return
-    except OSError as exc:  # an unsafe or unusable spool (anything else: hook._log_crash)
+    except OSError as exc:  # an unsafe or unusable spool (anything else: hook.log_crash)
         log(f"publish failed, spool unusable: {exc}")
-        return
-    if result.left:
-        log(f"{result.left} event(s) left in {config.spool.dir}")
-
-
-def _deadline(seconds: float) -> None:
-    def expire(signum: int, frame: object) -> None:
-        log(f"publisher gave up after {seconds:g} s; events stay spooled")
-        os._exit(0)
-
-    signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-
-
-def flush(config: Config, wait: float = 0) -> FlushResult:
-    """Publish every spooled record; returns what was done.
-
-    ``wait``: how long to wait for a publisher that holds the spool (the hook's
-    child waits for none: the one running picks its record up).
-
-    The broker nodes are tried from the one this host's name picks (``NodeCursor``).
-    When the connection to a node is lost, or it nacks (a queue between leaders after a
-    node died), the record whose confirm did not come is still spooled: it is published
-    again to the next node after a short pause (a duplicate at most, which the worker
-    folds; never a loss), for as long as ``publish_timeout`` allows.
-
-    Raises:
-        BrokerError: no broker node could be reached, or one refused the events.
-        OSError: the spool is unsafe (``safedir.UnsafePath``) or unusable.
-    """
-    spool_dir = config.spool.dir
-    nodes = NodeCursor(len(config.broker.nodes), config.host.name or os.uname().nodename)
-    counts = _Counts()
-    retry = _Retry(config.broker.publish_timeout)
-    channel: Channel | None = None
-    try:
-        while True:
-            with spool.publisher_lock(spool_dir, wait) as ours:
-                if not ours:
-                    left = len(spool.pending(spool_dir))
-                    return FlushResult(counts.published, left, counts.quarantined, busy=True)
-                paths = spool.pending(spool_dir)
-                if not paths:
-                    return FlushResult(counts.published, 0, counts.quarantined)
-                channel = channel or connect(config.broker, nodes.order())
-                try:
-                    _publish_all(channel, config, paths, counts)
-                except PublishRefused as exc:
-                    if not isinstance(exc, Nacked):
-                        raise
-                    retry.after(exc, channel.node)
-                except BrokerError as exc:
-                    retry.after(exc, channel.node)
-                else:
-                    continue
-            # The lock is let go while pausing: a hook's child that finds it free takes over.
-            channel.close()
-            nodes.lost(channel.node)
-            channel = None
-            retry.pause()
-            # Released: records spooled meanwhile by hooks that found the lock
-            # taken are picked up by the next round.
     finally:
         if channel is not None:
             channel.close()
 
 
-class _Retry:
-    """Another node after a lost or nacked publish, with growing pauses (a quorum queue
-    needs a moment to elect a leader), until ``seconds`` from now."""
-
-    PAUSES_S = (0.2, 0.5, 1.0, 2.0)
-
-    def __init__(self, seconds: float) -> None:
-        self._deadline = time.monotonic() + seconds
-        self._tries = 0
-
-    def after(self, error: BrokerError, node: int) -> None:
-        """Raises: BrokerError: ``error``, when the next try would end past the deadline."""
-        pause = self.PAUSES_S[min(self._tries, len(self.PAUSES_S) - 1)]
-        if time.monotonic() + pause >= self._deadline:
-            raise error
-        log(f"broker node {node}: {error}; publishing again to the next node")
-        self._tries += 1
-
-    def pause(self) -> None:
-        time.sleep(self.PAUSES_S[min(self._tries - 1, len(self.PAUSES_S) - 1)])
+def _in(handoff: Handoff, spool_dir: str) -> Handoff:
+    """``handoff`` with ``spool_dir`` when the hook did not know its spool yet."""
+    if handoff.spool_dir:
+        return handoff
+    return Handoff((handoff.name, handoff.data, spool_dir, handoff.spooled))
 
 
-@dataclass
-class _Counts:
-    published: int = 0
-    quarantined: int = 0
-
-
-def _publish_all(channel: Channel, config: Config, paths: list[str], counts: _Counts) -> None:
-    spool_dir = config.spool.dir
-    dropped = _dropped(spool_dir)
-    for path in paths:
+def _deliver(config: Config, handoff: Handoff) -> Channel | None:
+    """Send a record the hook holds in memory, unless it is in the spool after all;
+    returns the channel it opened, for the spool's turn."""
+    if handoff.spooled:
         try:
-            event = build_event(capture.parse(spool.read_record(path)), config.host.name, dropped)
-        except FileNotFoundError:
-            continue
-        except (ValueError, KeyError, OSError) as exc:
-            log(f"unusable spool record {path} moved to {spool.quarantine(path)}: {exc}")
-            counts.quarantined += 1
-            continue
-        channel.publish(event.kind, encode(event), event.id_hex, event.time)
-        spool.remove(path)
-        counts.published += 1
-        if dropped:
-            spool.count_dropped(spool_dir, -dropped)
-            dropped = 0
-
-
-def _dropped(spool_dir: str) -> int:
-    """The drop count to report; a counter that cannot be read must not stop the events."""
+            with Backlog(handoff.spool_dir, create=True) as backlog:
+                if backlog.find(handoff.name, handoff.data):
+                    return None  # the spool has it: the round that follows sends it
+        except OSError as exc:
+            log(f"spool unusable, sending the event from memory: {exc}")
+    # Until the broker confirms it, the publisher's own deadline spools or counts it too.
+    _undelivered.append((config, handoff))
     try:
-        return spool.read_dropped(spool_dir)
+        event = build_event(capture.parse(handoff.data), config.host.name)
+        nodes = NodeCursor(len(config.broker.nodes), config.host.name or os.uname().nodename)
+        channel = connect(config.broker, nodes.order())
+        try:
+            channel.publish(event.kind, wire.encode(compact(event)), event.id_hex, event.time)
+        except BaseException:
+            channel.close()
+            raise
+        _undelivered.clear()
+        return channel
+    except (LoginwatchError, ValueError, KeyError) as exc:
+        _respool(config, handoff, str(exc))
+        _undelivered.clear()  # spooled or counted: the deadline has nothing left to do
+        return None
+
+
+# The record ``_deliver`` holds in memory while the broker has not confirmed it.
+_undelivered: list[tuple[Config, Handoff]] = []
+
+
+def _respool(config: Config, handoff: Handoff, why: str) -> None:
+    """The broker did not take a record from memory: the spool may take it now (the
+    space may be back); else it is dropped, and counted."""
+    spool_cfg = config.spool
+    try:
+        spool.write(handoff.spool_dir, handoff.name, handoff.data, spool_cfg.max_events,
+                    spool_cfg.max_bytes)  # fmt: skip
+    except (spool.SpoolFull, OSError) as exc:
+        _lost(handoff, f"{why}; and not spooled: {exc}")
+        return
+    log(f"event spooled after all, the broker did not take it: {why}")
+
+
+def _lost(handoff: Handoff, why: str) -> None:
+    drop = ledger.describe(handoff.data)
+    try:
+        # Forgotten as it is counted: the deadline would count it again.
+        total = ledger.add(handoff.spool_dir, [drop], then=_undelivered.clear)
     except OSError as exc:
-        log(f"dropped counter unusable, not reported: {exc}")
-        return 0
+        log(f"event lost ({why}); the drop could not be counted either: {exc}")
+        return
+    log(f"event dropped ({why}); {total} dropped event(s) to report")
+
+
+def _spooled(handoff: Handoff) -> bool:
+    try:
+        with Backlog(handoff.spool_dir) as backlog:
+            return backlog.find(handoff.name, handoff.data)
+    except OSError:
+        return False
+
+
+def _deadline(seconds: float) -> None:
+    def expire(signum: int, frame: object) -> None:
+        log(f"publisher gave up after {seconds:g} s; events stay spooled")
+        for config, handoff in list(_undelivered):
+            if not _spooled(handoff):  # the deadline may have come just as it was spooled
+                _respool(config, handoff, f"the broker did not confirm it within {seconds:g} s")
+        os._exit(0)
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)

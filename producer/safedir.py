@@ -18,7 +18,9 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted in place of a file must not hang the login.
 READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 UPDATE = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+WRITE = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # an existing file only
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+TMP_SUFFIX = ".tmp"  # ``write_new``'s temp file: "." + name + TMP_SUFFIX
 _S_IFMT = 0o170000
 _S_IFREG = 0o100000
 _S_IFLNK = 0o120000
@@ -92,3 +94,27 @@ def _is_link(dir_fd: int, name: str) -> bool:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode & _S_IFMT == _S_IFLNK
     except OSError:
         return False
+
+
+def write_new(dir_fd: int, name: str, parts: tuple[bytes, ...]) -> None:
+    """Create ``name`` in ``dir_fd`` durably and whole: written to ``.NAME.tmp``, synced,
+    renamed, the directory synced. A reader sees all of it or nothing.
+
+    Raises:
+        UnsafePath: something that is no regular file holds the temp name.
+        OSError: it cannot be written (no inode or block left …); the temp file is gone.
+    """
+    tmp = "." + name + TMP_SUFFIX
+    fd = open_file(dir_fd, tmp, CREATE)
+    try:
+        for part in parts:
+            if os.write(fd, part) != len(part):
+                raise OSError("short write")
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    os.close(fd)
+    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    os.fsync(dir_fd)

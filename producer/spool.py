@@ -1,54 +1,97 @@
-"""The host's spool: capture records waiting for the broker's confirm.
+"""The host's spool as the hook's foreground writes it: one durable record per event.
 
-One file per event, written durably (write, fsync, rename, fsync the
-directory), deleted only after the broker confirmed the event. Bounded in
-count and bytes. Logins and logouts come first: a full spool makes room for
-one by dropping its oldest failed-login records (a brute force while the
-broker is down must not cost the real login that follows), and a failure that
-does not fit is dropped itself. Every record that does not fit — or cannot be
-written, on a full disk — is counted in the ``dropped`` file, which is
-preallocated so that counting needs no new disk block, and reported by the
-next event that gets through.
+A record goes into a free preallocated slot (``producer.slots``): no new inode, no
+new block, one ``fdatasync``. When every slot is taken (the broker has been away a
+while), it gets a file of its own: a temp file, written, ``fsync``ed, renamed, and
+the directory ``fsync``ed. Either way it is deleted only once the broker confirmed
+it (``producer.backlog``, the publisher's side).
+
+Bounded in count and bytes, slots and files together. Logins and logouts come
+first: a full spool makes room for one by dropping its oldest failure records (a
+brute force while the broker is down must not cost the real login that follows),
+and a failure that does not fit is dropped itself. When no file can be made (no
+inode or block left: another user may have taken them all) and no slot is free, a
+login takes the slot of the oldest failure. Whatever gives way is counted, with
+what it was, in the ledger (``producer.ledger``), and reported by the next event.
 
 The directory is used only when it is safe (``producer.safedir``: ours, not
 writable by group or others) and every file in it is opened relative to it
-without following symlinks. The foreground functions import only ``os``
-(``fcntl`` on overflow).
+without following symlinks. A record that gives way is removed and listed in
+``UNCOUNTED`` in one step, with the deadline held off (``producer.critical``): a
+deadline between the two lost it without a trace. The foreground's path imports only
+``os``, ``fcntl`` and ``_signal`` (``producer.ledger`` when something is dropped).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 
-from producer import capture, safedir
+from producer import capture, critical, safedir, slots
 
-DROPPED = "dropped"
 LOCK = ".publisher.lock"
-# Records that give way when the spool is full: everything but logins and logouts.
+# What the hook hands its publisher instead of the lock's descriptor: another publisher
+# holds the lock (deliver the handoff only), or the child is to take it itself.
+LOCK_BUSY = -1
+LOCK_TAKE = -2
+# Record files that give way when the spool is full: everything but logins and logouts.
 LOW_SUFFIX = ".low" + capture.SUFFIX
-_COUNTER_WIDTH = 20
-_URGENT_TYPES = (b"open_session", b"close_session")
+TMP_SUFFIX = safedir.TMP_SUFFIX  # a record file being written: "." + name + TMP_SUFFIX
+
+
+# Records this process removed from the spool or could not write, not counted in the
+# ledger yet: what the hook hands to a child to count when its deadline came first (the
+# ledger's lock kept it waiting, say: the foreground must not wait for it).
+UNCOUNTED: list[bytes] = []
 
 
 class SpoolFull(Exception):
     """The spool holds its maximum count or bytes of events."""
 
 
+class Handoff(tuple[str, bytes, str, bool]):
+    """A record the hook hands to the publisher it forks, in memory: (name, data,
+    spool_dir, spooled). ``spooled`` False: the spool refused it; True: perhaps in the
+    spool (the hook's deadline fired while it wrote). ``spool_dir`` is "" when the hook's
+    deadline fired before it knew its spool: the publisher takes the config's."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    @property
+    def data(self) -> bytes:
+        return self[1]
+
+    @property
+    def spool_dir(self) -> str:
+        return self[2]
+
+    @property
+    def spooled(self) -> bool:
+        return self[3]
+
+
 def urgent(data: bytes) -> bool:
     """Whether a record is a login or logout (a successful authentication, too).
 
-    Both items are the hook's own — ``PAM_TYPE`` from pam_exec, the outcome from
-    the PAM line's argv — so the remote side cannot promote its failures. A
-    record that is not a capture counts as urgent: it is never dropped to make room.
+    A record that is not a capture counts as urgent: it is never dropped to make room.
     """
+    found = capture.header(data)
+    if found is not None:
+        return found.urgent
     try:
         items = capture.parse(data)
     except ValueError:
         return True
-    outcome = items.get("LW_OUTCOME", b"")
-    if outcome == b"failure":
-        return False
-    return outcome == b"success" or items.get("PAM_TYPE", b"") in _URGENT_TYPES
+    return capture.is_urgent(items.get("PAM_TYPE", b""), items.get("LW_OUTCOME", b""))
+
+
+def file_name(name: str, data: bytes) -> str:
+    """The file a record gets when no slot is free (failures end in ``LOW_SUFFIX``)."""
+    return name if urgent(data) else name.removesuffix(capture.SUFFIX) + LOW_SUFFIX
 
 
 def write(spool_dir: str, name: str, data: bytes, max_events: int, max_bytes: int) -> int:
@@ -58,149 +101,210 @@ def write(spool_dir: str, name: str, data: bytes, max_events: int, max_bytes: in
         SpoolFull: the spool is at its bound and nothing may give way (the caller
             counts the drop).
         UnsafePath: the directory is not safe to write as us.
-        OSError: the record could not be written (full disk, read-only …).
+        OSError: the record could not be written (no slot free, and no file could
+            be made: a full disk, no inode left, a read-only file system …).
     """
     is_urgent = urgent(data)
-    if not is_urgent:
-        name = name.removesuffix(capture.SUFFIX) + LOW_SUFFIX
     dir_fd = safedir.open_dir(spool_dir)
     try:
-        evicted = _make_room(dir_fd, len(data), is_urgent, max_events, max_bytes)
-        if evicted:
-            count_dropped(spool_dir, evicted)
-        _write_durably(dir_fd, name, data)
-    finally:
+        held = _Held(dir_fd)
+    except BaseException:
         os.close(dir_fd)
-    return evicted
-
-
-def _write_durably(dir_fd: int, name: str, data: bytes) -> None:
-    tmp = "." + name + ".tmp"
-    fd = safedir.open_file(dir_fd, tmp, safedir.CREATE)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    except OSError:
-        os.close(fd)
-        os.unlink(tmp, dir_fd=dir_fd)
         raise
-    os.close(fd)
-    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    os.fsync(dir_fd)
-
-
-def _make_room(dir_fd: int, size: int, is_urgent: bool, max_events: int, max_bytes: int) -> int:
-    """Check the bounds for a new record of ``size`` bytes; drop failures for a login.
-
-    Returns how many failure records were removed. Bounded: one directory scan,
-    and at most every failure record of it removed.
-
-    Raises:
-        SpoolFull: no room, and nothing may give way.
-    """
-    entries = [e for e in os.scandir(dir_fd) if e.name.endswith(capture.SUFFIX)]
-    count = len(entries)
-    # Stat every file only when the worst case could pass the byte bound.
-    used = 0
-    if (count + 1) * capture.RECORD_LIMIT > max_bytes:
-        used = sum(e.stat(follow_symlinks=False).st_size for e in entries)
-    if count < max_events and used + size <= max_bytes:
-        return 0
-    why = (
-        f"{count} events spooled (max_events {max_events})"
-        if count >= max_events
-        else f"{used} bytes spooled (max_bytes {max_bytes})"
-    )
-    if not is_urgent:
-        raise SpoolFull(why)
-    failures = sorted((e.name, e) for e in entries if e.name.endswith(LOW_SUFFIX))
-    evicted = 0
-    for name, entry in failures:
-        if count < max_events and used + size <= max_bytes:
-            break
+    try:
         try:
-            freed = entry.stat(follow_symlinks=False).st_size if used else 0
-            os.unlink(name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            freed = 0  # published meanwhile: the room is there, and nothing was lost
-        else:
-            evicted += 1
-        count, used = count - 1, used - freed
-    if count < max_events and used + size <= max_bytes:
-        return evicted
-    raise SpoolFull(f"{why}, all of them logins or logouts")
-
-
-def count_dropped(spool_dir: str, n: int = 1) -> int:
-    """Add ``n`` to the dropped counter (in place, under a lock); returns the total.
-
-    Raises:
-        UnsafePath: the directory is unsafe, or the counter is a symlink or no file.
-        OSError: the counter could not be updated.
-    """
-    import fcntl  # noqa: PLC0415 - only on the overflow path
-
-    dir_fd = safedir.open_dir(spool_dir)
-    try:
-        fd = safedir.open_file(dir_fd, DROPPED, safedir.UPDATE)
+            held.make_room(len(data), is_urgent, max_events, max_bytes)
+        except Exception:  # SpoolFull or worse: what gave way before it is counted all the same
+            held.count(spool_dir)
+            raise
+        # Not after the hook's deadline (no Exception): it must not wait for the ledger's
+        # lock, and its rescue counts what is still in UNCOUNTED.
+        held.count(spool_dir)
+        try:
+            _store(dir_fd, held.slot_fd, file_name(name, data), data)
+        except OSError:
+            if not is_urgent or not held.take_failure_slot(data):
+                raise
+            held.count(spool_dir)
+        return held.removed
     finally:
-        os.close(dir_fd)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        total = _read_counter(fd) + n
-        os.pwrite(fd, b"%0*d\n" % (_COUNTER_WIDTH, max(total, 0)), 0)
-        os.fsync(fd)
-        return total
-    finally:
-        os.close(fd)
+        held.close()
 
 
-def _read_counter(fd: int) -> int:
-    raw = os.pread(fd, _COUNTER_WIDTH + 1, 0).strip()
-    return int(raw) if raw.isdigit() else 0
-
-
-def read_dropped(spool_dir: str) -> int:
-    """The dropped counter, creating the preallocated file if it is missing.
+def count_uncounted(spool_dir: str) -> int:
+    """Count ``UNCOUNTED`` in the ledger (emptied once they are); returns the total.
 
     Raises:
-        UnsafePath, OSError: as ``count_dropped``.
+        UnsafePath, OSError: the ledger cannot be updated (they stay uncounted).
     """
-    return count_dropped(spool_dir, 0)
+    if not UNCOUNTED:
+        return 0
+    from producer import ledger  # noqa: PLC0415 - only when something gave way
+
+    # Forgotten as they are counted: a deadline between the two counted them twice.
+    drops = [ledger.describe(data) for data in UNCOUNTED]
+    return ledger.add(spool_dir, drops, then=UNCOUNTED.clear)
 
 
-def pending(spool_dir: str) -> list[str]:
-    """Paths of the spooled records: logins and logouts first, each kind oldest first.
+def _store(dir_fd: int, slot_fd: int, name: str, data: bytes) -> None:
+    if slot_fd >= 0:
+        # Hooks that run at once start at different slots, and rarely wait for a lock.
+        index = slots.claim(slot_fd, os.getpid())
+        if index >= 0:
+            try:
+                slots.put(slot_fd, index, data)
+            finally:
+                slots.unlock(slot_fd, index)
+            return
+    safedir.write_new(dir_fd, name, (data,))
+
+
+class _Held:
+    """What the spool holds, for its bounds: record files and used slots."""
+
+    def __init__(self, dir_fd: int) -> None:
+        self.dir_fd = dir_fd
+        self.slot_fd = -1
+        self.slot_fd = slots.open_slots(dir_fd)
+        self.files = [e.name for e in os.scandir(dir_fd) if e.name.endswith(capture.SUFFIX)]
+        self.removed = 0
+
+    def close(self) -> None:
+        if self.slot_fd >= 0:
+            os.close(self.slot_fd)
+        os.close(self.dir_fd)
+
+    def count(self, spool_dir: str) -> None:
+        """Count what gave way since the last call (the drop is never silent)."""
+        count_uncounted(spool_dir)
+
+    def make_room(self, size: int, is_urgent: bool, max_events: int, max_bytes: int) -> None:
+        """Check the bounds for a new record of ``size`` bytes; drop failures for a login.
+
+        Bounded: one directory scan and one header per slot, and at most every
+        failure record removed.
+
+        Raises:
+            SpoolFull: no room, and nothing may give way.
+        """
+        worst = len(self.files) + slots.count(self.slot_fd)
+        # Read sizes and slot headers only when the worst case could pass a bound.
+        if worst < max_events and (worst + 1) * capture.RECORD_LIMIT <= max_bytes:
+            return
+        records = self._records()
+        count, used = len(records), sum(r[2] for r in records)
+        if count < max_events and used + size <= max_bytes:
+            return
+        why = (
+            f"{count} events spooled (max_events {max_events})"
+            if count >= max_events
+            else f"{used} bytes spooled (max_bytes {max_bytes})"
+        )
+        if not is_urgent:
+            raise SpoolFull(why)
+        for record in sorted(records):
+            if count < max_events and used + size <= max_bytes:
+                return
+            if not record.urgent and self._remove(record):
+                count, used = count - 1, used - record.size
+        if count < max_events and used + size <= max_bytes:
+            return
+        raise SpoolFull(f"{why}, all of them logins or logouts")
+
+    def _records(self) -> list[_Record]:
+        """Every record held, in files and slots."""
+        records = []
+        for name in self.files:
+            stamp = name.split("-", 1)[0]
+            try:
+                size = os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue  # published meanwhile
+            when = int(stamp) if stamp.isdigit() else 0
+            records.append(_Record((when, not name.endswith(LOW_SUFFIX), size, name, -1)))
+        for index in range(slots.count(self.slot_fd)):
+            found = slots.header(self.slot_fd, index)
+            if found is not None:
+                records.append(_Record((found.time_ns, found.urgent, found.size, "", index)))
+        return records
+
+    def _remove(self, record: _Record) -> bool:
+        """Remove one failure record to make room; whether its room is free now."""
+        if record.slot < 0:
+            try:
+                data = read_file(self.dir_fd, record.name)
+                with critical.section():
+                    os.unlink(record.name, dir_fd=self.dir_fd)
+                    self._gave_way(data)
+            except FileNotFoundError:
+                return True  # published meanwhile: the room is there, and nothing was lost
+            return True
+        if not slots.lock(self.slot_fd, record.slot):
+            return False  # the publisher is sending it right now
+        try:
+            held = slots.get(self.slot_fd, record.slot)
+            if held is not None:
+                with critical.section():
+                    slots.clear(self.slot_fd, record.slot)
+                    self._gave_way(held)
+                os.fdatasync(self.slot_fd)
+        finally:
+            slots.unlock(self.slot_fd, record.slot)
+        return True
+
+    def _gave_way(self, data: bytes) -> None:
+        UNCOUNTED.append(data)
+        self.removed += 1
+
+    def take_failure_slot(self, data: bytes) -> bool:
+        """Write ``data`` over the oldest failure in a slot (no file could be made and
+        no slot is free); returns whether one was taken."""
+        for record in sorted(r for r in self._records() if not r.urgent and r.slot >= 0):
+            if not slots.lock(self.slot_fd, record.slot):
+                continue
+            try:
+                old = slots.get(self.slot_fd, record.slot)
+                if old is not None and not urgent(old):  # not published and taken again
+                    with critical.section():
+                        slots.put(self.slot_fd, record.slot, data)
+                        self._gave_way(old)
+                    return True
+            finally:
+                slots.unlock(self.slot_fd, record.slot)
+        return False
+
+
+class _Record(tuple[int, bool, int, str, int]):
+    """(time_ns, urgent, bytes, file name or "", slot index or -1); sorts oldest first."""
+
+    __slots__ = ()
+
+    @property
+    def urgent(self) -> bool:
+        return self[1]
+
+    @property
+    def size(self) -> int:
+        return self[2]
+
+    @property
+    def name(self) -> str:
+        return self[3]
+
+    @property
+    def slot(self) -> int:
+        return self[4]
+
+
+def read_file(dir_fd: int, name: str) -> bytes:
+    """A record file's bytes, read without following a symlink.
 
     Raises:
-        UnsafePath: the directory is not safe to use.
-    """
-    try:
-        dir_fd = safedir.open_dir(spool_dir, create=False)
-    except FileNotFoundError:
-        return []
-    try:
-        names = [n for n in os.listdir(dir_fd) if n.endswith(capture.SUFFIX)]
-    finally:
-        os.close(dir_fd)
-    # Names start with the capture time, so a sort is oldest first.
-    names.sort(key=lambda n: (n.endswith(LOW_SUFFIX), n))
-    return [os.path.join(spool_dir, n) for n in names]
-
-
-def read_record(path: str) -> bytes:
-    """The bytes of one spooled record, read without following a symlink.
-
-    Raises:
-        FileNotFoundError: it was published (or gave way) meanwhile.
-        UnsafePath: a symlink, not a regular file, or an unsafe directory.
+        FileNotFoundError: it is gone (published, or gave way).
+        UnsafePath: a symlink or no regular file.
         OSError: it cannot be read.
     """
-    dir_fd = safedir.open_dir(os.path.dirname(path), create=False)
-    try:
-        fd = safedir.open_file(dir_fd, os.path.basename(path), safedir.READ)
-    finally:
-        os.close(dir_fd)
+    fd = safedir.open_file(dir_fd, name, safedir.READ)
     try:
         # One byte past the bound: what our hook wrote is never longer.
         return os.read(fd, capture.RECORD_LIMIT + 1)
@@ -208,76 +312,21 @@ def read_record(path: str) -> bytes:
         os.close(fd)
 
 
-def remove(path: str) -> None:
-    """Delete a record the broker confirmed (gone already is fine: it gave way).
+def try_lock(spool_dir: str) -> int:
+    """The publisher lock, taken, when no publisher holds it (a descriptor to hand a
+    forked publisher, which keeps the lock); -1 when one does.
 
     Raises:
-        UnsafePath, OSError: the directory is unsafe or the record cannot be removed.
-    """
-    dir_fd = safedir.open_dir(os.path.dirname(path), create=False)
-    try:
-        os.unlink(os.path.basename(path), dir_fd=dir_fd)
-    except FileNotFoundError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def quarantine(path: str) -> str:
-    """Move a record no publisher can use aside (never delete it); returns the new path.
-
-    Raises:
-        UnsafePath, OSError: a directory is unsafe, or the record cannot be moved.
-    """
-    spool_dir, name = os.path.split(path)
-    bad_dir = os.path.join(spool_dir, "bad")
-    dir_fd = safedir.open_dir(spool_dir, create=False)
-    try:
-        bad_fd = safedir.open_dir(bad_dir)
-        try:
-            # rename moves a symlink itself, never what it points to.
-            os.rename(name, name, src_dir_fd=dir_fd, dst_dir_fd=bad_fd)
-        finally:
-            os.close(bad_fd)
-    finally:
-        os.close(dir_fd)
-    return os.path.join(bad_dir, name)
-
-
-class publisher_lock:  # used like a function: `with publisher_lock(d) as ours`
-    """Try to become the spool's only publisher; ``as`` gives whether we are.
-
-    ``wait``: seconds to wait for a running publisher to finish (flock has no timeout).
-
-    A class, not ``@contextmanager``: the foreground must not import contextlib.
-
-    Raises (on enter):
         UnsafePath, OSError: the spool directory or the lock file is unsafe or unusable.
     """
-
-    def __init__(self, spool_dir: str, wait: float = 0) -> None:
-        self.spool_dir = spool_dir
-        self.wait = wait
-        self.fd = -1
-
-    def __enter__(self) -> bool:
-        import fcntl  # noqa: PLC0415 - publisher side only
-        import time  # noqa: PLC0415
-
-        dir_fd = safedir.open_dir(self.spool_dir)
-        try:
-            self.fd = safedir.open_file(dir_fd, LOCK, safedir.UPDATE)
-        finally:
-            os.close(dir_fd)
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.05)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
+    dir_fd = safedir.open_dir(spool_dir)
+    try:
+        fd = safedir.open_file(dir_fd, LOCK, safedir.UPDATE)
+    finally:
+        os.close(dir_fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return -1
+    return fd

@@ -1,8 +1,11 @@
-"""The one TOML configuration file, shared by the hook and the central side.
+"""The one TOML configuration file, shared by the hook and the central side: its schema.
 
 Decoded into frozen msgspec Structs; unknown keys are errors (a typo must not
 silently fall back to a default), and every error names the file and the key:
 ``/etc/loginwatch/loginwatch.toml: $.smtp.port: expected int, got str``.
+Durations (``"90s"``, ``"1d"``) are parsed here, once. Reading the file and its secrets
+safely is ``schemas/files.py``; the broker's nodes and the order a machine tries them in,
+``schemas/nodes.py``.
 """
 
 from __future__ import annotations
@@ -10,16 +13,31 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import stat
-import tomllib
+import sys
 from datetime import datetime
-from typing import Annotated, Final, Literal
-from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+from typing import Annotated, Final, Literal, Optional
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # a host's Python 3.9 or 3.10: tomli, which became tomllib
+    import tomli as tomllib
+
+from schemas.actions import NotifyUserConfig, WebConfig
 from schemas.errors import ConfigError
+from schemas.files import read_config_file, read_secret
 from schemas.paths import CONFIG_ENV, DEFAULT_CONFIG
+from schemas.receivers import (
+    NAME_PATTERN,
+    Receiver,
+    ReceiverName,
+    Recipient,
+    recipient_problem,
+    reference,
+)
+from schemas.transport import WrongScheme, postgres_refusal, scheme_refusal, smtp_refusal
 
 _DURATION: Final = r"^\d+(\.\d+)?(s|m|h|d|w)$"
 _DURATION_TEXT = Annotated[str, msgspec.Meta(pattern=_DURATION)]
@@ -78,9 +96,13 @@ def _decode(kind: type, value: object) -> object:
 
 
 Glob = Annotated[str, msgspec.Meta(min_length=1)]
+# An SSH key's fingerprint as sshd logs it and the hook ships it: SHA256:<43 base64 chars>.
+Fingerprint = Annotated[str, msgspec.Meta(pattern=r"^SHA256:[A-Za-z0-9+/]{43}$")]
 Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s<>]+@[^@\s<>]+$")]
 
 
+# Fields say Optional[X], not X | None: msgspec evaluates the annotations at run time, and a
+# host's Python 3.9 cannot (`make lint` checks this file at py39 with keep-runtime-typing).
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     pass
 
@@ -107,23 +129,27 @@ _NodeUrls = Annotated[tuple[str, ...], msgspec.Meta(min_length=1, max_length=16)
 class BrokerConfig(_Section, frozen=True):
     # One node: `url`. A cluster: `urls`, one per node, all with the same user, password
     # and vhost (a cluster shares its users and vhosts). Never both; neither: the default.
-    url: str | None = None
-    urls: _NodeUrls | None = None
-    password_file: str | None = None
+    url: Optional[str] = None
+    urls: Optional[_NodeUrls] = None
+    password_file: Optional[str] = None
     # Each node that refuses or does not answer costs at most this before the next is tried.
     connect_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
     # The detached publisher gives up after this long; what it did not get
     # confirmed stays in the spool for the next login or the flush timer.
     publish_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 20.0
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
+    ca_file: Optional[str] = None
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
     # amqp:// sends the password in clear text: only to a loopback broker, unless this says so.
     allow_plaintext: bool = False
     # Limits of every loginwatch queue, applied by `loginwatch setup` as a RabbitMQ
     # policy (schemas/topology.py says which queue refuses and which drops its oldest).
     queue_max_length: Annotated[int, msgspec.Meta(ge=1)] = 100_000
     queue_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024 * 1024
+    # Alert lanes: queues `loginwatch.alerts.0` … that RabbitMQ hashes each speaker onto
+    # (its broker user, which the routing key must begin with). A flooding host delays the
+    # hosts of its own lane only, about 1/alert_lanes of the fleet (docs/central.md).
+    alert_lanes: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -151,18 +177,17 @@ class BrokerConfig(_Section, frozen=True):
 def _check_node(key: str, url: str, allow_plaintext: bool) -> None:
     """Raises: ValueError: no amqp(s):// URL, or plain amqp:// to another machine
     without ``allow_plaintext`` (``key``: ``url`` or ``urls[N]``)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("amqp", "amqps"):
+    try:
+        why = scheme_refusal(key, url, ("amqps", "amqp"), allow_plaintext=allow_plaintext,
+                             what="the broker password")  # fmt: skip
+    except WrongScheme as exc:
         where = "" if key == "url" else f"{key}: "
-        raise ValueError(f"{where}expected an amqp:// or amqps:// URL")
-    if parts.scheme == "amqp" and not allow_plaintext and not is_loopback(parts.hostname):
-        raise ValueError(
-            f"{key} is amqp:// to {parts.hostname}, which would send the broker password"
-            " unencrypted: use amqps://, or set allow_plaintext = true"
-        )
+        raise ValueError(f"{where}{exc}") from None
+    if why:
+        raise ValueError(why)
 
 
-def _identity(url: str) -> tuple[str, str, str]:
+def url_identity(url: str) -> tuple[str, str, str]:
     """(user, password, vhost) of an AMQP URL, as pika reads them."""
     parts = urlsplit(url)
     path = parts.path
@@ -173,13 +198,14 @@ def _identity(url: str) -> tuple[str, str, str]:
 def _check_same_identity(urls: tuple[str, ...]) -> None:
     """Raises: ValueError: two nodes of the cluster name another user, password or vhost,
     or one node twice."""
-    first = _identity(urls[0])
+    first = url_identity(urls[0])
     where = [(urlsplit(url).hostname, urlsplit(url).port) for url in urls]
     for index, url in enumerate(urls[1:], start=1):
         if where[index] in where[:index]:
             again = where.index(where[index])
             raise ValueError(f"urls[{index}] names the node of urls[{again}] again: list each once")
-        pairs = zip(("user", "password", "vhost"), first, _identity(url), strict=True)
+        # Three each (zip's strict= is 3.10's).
+        pairs = zip(("user", "password", "vhost"), first, url_identity(url))
         differ = [what for what, mine, theirs in pairs if mine != theirs]
         if differ:
             raise ValueError(
@@ -189,24 +215,15 @@ def _check_same_identity(urls: tuple[str, ...]) -> None:
             )
 
 
-def is_loopback(host: str | None) -> bool:
-    """Whether a URL's host is this machine: ``localhost``, 127.0.0.0/8 or ``::1``.
-
-    No host at all is pika's default, ``localhost``. A name is never resolved:
-    ``localhost.example.org`` or ``127.0.0.1.nip.io`` are somebody else's.
-    """
-    if not host or host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
-
-
 class HostConfig(_Section, frozen=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=253)] | None = None
+    name: Optional[Annotated[str, msgspec.Meta(min_length=1, max_length=253)]] = None
+    # The records root writes at each session's end, which `loginwatch-hook flush` recovers
+    # logouts from (producer/sessions.py); "" reads none. A missing file is no error.
+    wtmp: str = "/var/log/wtmp"
+    wtmpdb: str = "/var/lib/wtmpdb/wtmp.db"
+
+    def __post_init__(self) -> None:
+        _absolute(self, *(key for key in ("wtmp", "wtmpdb") if getattr(self, key)))
 
 
 class SpoolConfig(_Section, frozen=True):
@@ -224,33 +241,79 @@ class SmtpConfig(_Section, frozen=True, rename={"from_": "from"}):
     from_: Email = "loginwatch@localhost"
     starttls: bool = False
     ssl: bool = False
-    username: str | None = None
-    password_file: str | None = None
+    username: Optional[str] = None
+    password_file: Optional[str] = None
     timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 15.0
-    ca_file: str | None = None
+    ca_file: Optional[str] = None
+    # A relay off loopback without starttls or ssl: every alert (and the password) in
+    # clear text, and a relay in the middle may answer 250 and drop it; only if this says so.
+    allow_plaintext: bool = False
 
     def __post_init__(self) -> None:
         _absolute(self, "password_file", "ca_file")
         if self.starttls and self.ssl:
             raise ValueError("starttls and ssl exclude each other")
+        why = smtp_refusal("host", self.host, starttls=self.starttls, ssl=self.ssl,
+                           allow_plaintext=self.allow_plaintext)  # fmt: skip
+        if why:
+            raise ValueError(why)
+
+
+def _check_networks(networks: tuple[str, ...]) -> None:
+    """Raises: ValueError: an entry of ``sources`` is no network (``192.0.2.0/24``)."""
+    for index, source in enumerate(networks):
+        try:
+            ipaddress.ip_network(source, strict=False)
+        except ValueError:
+            raise ValueError(f"sources[{index}]: {source!r} is no network (192.0.2.0/24,"
+                             " 2001:db8::/32, or one address)") from None  # fmt: skip
+
+
+def _check_recipients(recipients: tuple[str, ...]) -> None:
+    """Raises: ValueError: an entry of ``to`` is neither an address nor ``receiver:NAME``."""
+    for index, recipient in enumerate(recipients):
+        why = recipient_problem(recipient)
+        if why:
+            raise ValueError(f"to[{index}]: {why}")
 
 
 class Route(_Section, frozen=True):
-    """``[[route]]``: who gets mail for which events, and how.
+    """``[[route]]``: who gets mail (or a receiver's notice) for which events, and how.
+
+    ``to`` holds addresses and receivers (``receiver:NAME``, a ``[receiver.NAME]`` section).
 
     Every route whose globs all match applies (all-matches); an empty glob list
     matches everything. A recipient named by several matching routes is decided
     by the first of them, so an earlier ``mode = "ignore"`` route can exempt one
     recipient from a later catch-all. Globs are fnmatch patterns (``*``, ``?``,
     ``[ab]``) over the literal host (case-insensitive), user and kind
-    (login, logout, failure, auth, account, password, unknown).
+    (login, logout, failure, auth, account, password, unknown; and the system alerts'
+    host-flooding, login-dropped: consumer/core/routing.py ``system_routes``).
     """
 
-    to: Annotated[tuple[Email, ...], msgspec.Meta(min_length=1)]
+    to: Annotated[tuple[Recipient, ...], msgspec.Meta(min_length=1)]
     mode: Literal["immediate", "digest", "ignore"] = "immediate"
     hosts: tuple[Glob, ...] = ()
     users: tuple[Glob, ...] = ()
     kinds: tuple[Glob, ...] = ()
+    # PAM services (globs over the event's service: "sshd", "sudo", "su", "login"); an
+    # empty list matches every service (docs/routing-and-mail.md: the upgrade note).
+    services: tuple[Glob, ...] = ()
+    # Expected logins (docs/actions.md): the client address in one of these networks, the
+    # SSH key's SHA256 fingerprint one of these. An event without either matches neither.
+    sources: tuple[str, ...] = ()
+    fingerprints: tuple[Fingerprint, ...] = ()
+    # Ask the user who logged in (a successful login only) "was this you?" ([notify_user]).
+    ask: bool = False
+    # This route's recipients hear every "No, it wasn't me" at once.
+    escalate: bool = False
+    # An immediate route's su/sudo events mail at once only when they are an escalation
+    # (to root, tied to its login); the others go to the digest.
+    escalation_only: bool = False
+
+    def __post_init__(self) -> None:
+        _check_recipients(self.to)
+        _check_networks(self.sources)
 
 
 class Silence(_Section, frozen=True):
@@ -266,16 +329,28 @@ class Silence(_Section, frozen=True):
     users: tuple[Glob, ...] = ()
     kinds: tuple[Glob, ...] = ()
     sources: tuple[str, ...] = ()
-    to: tuple[Email, ...] = ()
+    to: tuple[Recipient, ...] = ()
     comment: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    fingerprints: tuple[Fingerprint, ...] = ()
+    services: tuple[Glob, ...] = ()
 
     def __post_init__(self) -> None:
+        _check_recipients(self.to)
         if self.until.tzinfo is None:
             raise ValueError("until needs a time zone offset, e.g. 2026-12-01T18:00:00Z")
-        if not (self.hosts or self.users or self.kinds or self.sources):
-            raise ValueError("a silence needs at least one of hosts, users, kinds, sources")
-        for source in self.sources:
-            ipaddress.ip_network(source, strict=False)
+        if not (
+            self.hosts
+            or self.users
+            or self.kinds
+            or self.sources
+            or self.fingerprints
+            or self.services
+        ):
+            raise ValueError(
+                "a silence needs at least one of hosts, users, kinds, sources,"
+                " fingerprints, services"
+            )
+        _check_networks(self.sources)
 
 
 class PolicyConfig(_Section, frozen=True):
@@ -290,7 +365,7 @@ class PolicyConfig(_Section, frozen=True):
     # The same for one kind of event from all hosts together (a relay or the central user
     # may speak for many host names). More than flood_max + 1, the most one host can add;
     # none: five hosts' worth, 5 * (flood_max + 1).
-    flood_max_fleet: Annotated[int, msgspec.Meta(ge=3)] | None = None
+    flood_max_fleet: Optional[Annotated[int, msgspec.Meta(ge=3)]] = None
 
     @property
     def fleet_max(self) -> int:
@@ -321,13 +396,54 @@ class EnrichConfig(_Section, frozen=True):
     # many other hosts did: one compromised host cannot make an address familiar fleet-wide.
     first_seen_hosts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
     # A MaxMind GeoLite2/GeoIP2 City or Country database (.mmdb); none: no GeoIP.
-    geoip_db: str | None = None
+    geoip_db: Optional[str] = None
+    # Impossible travel: a user's successive logins (any hosts) that imply a speed above
+    # this, once both places' accuracy radii are allowed for (a City database only).
+    max_kmh: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 900.0
+
+
+class DetectConfig(_Section, frozen=True):
+    """``[detect]``: what an intruder does next (consumer/detect/)."""
+
+    # A login from a source that failed against this host (or the fleet) within this
+    # window says "after N failed passwords from this address in the last …".
+    brute_window: Duration = Duration("10m")
+    # Fewer failures than this before a login are a typo, not a brute force.
+    brute_min: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 3
+    # A login to B from one of A's addresses within this long of the same user's login
+    # on A is a hop through A (a jump host): B's alert names the original client.
+    hop_window: Duration = Duration("5s")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.hop_window.seconds <= 300:
+            raise ValueError("hop_window must be more than 0s and at most 5m")
+        if not 60 <= self.brute_window.seconds <= 86400:
+            raise ValueError("brute_window must be at least 1m and at most 1d")
+
+
+class HostsConfig(_Section, frozen=True):
+    """``[hosts]``: the watch on hosts that stop reporting (heartbeats)."""
+
+    # A host silent for longer than this raises one system alert, and a digest line
+    # until it reports again.
+    quiet_after: Duration = Duration("2h")
+    # How often each worker looks for quiet hosts (one indexed read of the hosts table).
+    check_every: Duration = Duration("1m")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.check_every.seconds <= 3600:
+            raise ValueError("check_every must be at least 1s and at most 1h")
+        if self.quiet_after.seconds < 300:
+            raise ValueError(
+                "quiet_after must be at least 5m (hosts send a heartbeat"
+                " each flush, every few minutes)"
+            )
 
 
 class RenderConfig(_Section, frozen=True):
     """``[render]``: a directory whose templates override the packaged ones."""
 
-    templates: str | None = None
+    templates: Optional[str] = None
 
 
 class StoreConfig(_Section, frozen=True):
@@ -337,13 +453,28 @@ class StoreConfig(_Section, frozen=True):
     url: str = "/var/lib/loginwatch/loginwatch.db"
     # The PostgreSQL password, in a file only its reader can read, never in the URL (which
     # `check-config` prints and an error may quote).
-    password_file: str | None = None
+    password_file: Optional[str] = None
     keep: Duration = Duration("90d")
+    # The CA of the PostgreSQL server's certificate (libpq's sslrootcert); with it, a URL
+    # without sslmode asks for verify-full.
+    ca_file: Optional[str] = None
+    # A PostgreSQL server off loopback without sslmode=verify-full or verify-ca: only if
+    # this says so (the password and the store's answers would cross unverified).
+    allow_plaintext: bool = False
 
     def __post_init__(self) -> None:
-        _absolute(self, "password_file")
-        if self.password_file is None:
-            return
+        _absolute(self, "password_file", "ca_file")
+        if self.password_file is not None:
+            self._check_password_file()
+        if is_postgres(self.url):
+            why = postgres_refusal("url", self.url, ca_file=self.ca_file,
+                                   allow_plaintext=self.allow_plaintext)  # fmt: skip
+            if why:
+                raise ValueError(why)
+        elif self.ca_file is not None:
+            raise ValueError("ca_file is for a PostgreSQL store: url is a SQLite path")
+
+    def _check_password_file(self) -> None:
         if not is_postgres(self.url):
             raise ValueError(
                 "password_file is for a PostgreSQL store: url is a SQLite path, which has"
@@ -385,7 +516,7 @@ class DigestConfig(_Section, frozen=True):
     # Window length: a divisor of a day ("1h", "6h") or whole days ("1d", "1w").
     every: Duration = Duration("1d")
     # Where windows start, local time in `timezone` (a zoneinfo name).
-    at: Annotated[str, msgspec.Meta(pattern=rf"^{_CLOCK}$")] | None = None
+    at: Optional[Annotated[str, msgspec.Meta(pattern=rf"^{_CLOCK}$")]] = None
     timezone: str = "UTC"
     # A window without events: "quiet" sends an "all quiet" digest, "skip" sends none.
     empty: Literal["quiet", "skip"] = "quiet"
@@ -402,12 +533,16 @@ class DigestConfig(_Section, frozen=True):
 
 
 class WorkerConfig(_Section, frozen=True):
-    """``[worker]``: the central worker's runtime (consumer/worker.py)."""
+    """``[worker]``: the central worker's runtime (consumer/alerts/worker.py)."""
 
     # Unacked deliveries the broker hands one worker at a time. They wait their
     # turn unacked: against an SMTP server that never answers each may take
     # (smtp timeout x attempts), and RabbitMQ's consumer_timeout is 30 min.
     prefetch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    # The same for each alert lane, one speaker's share each: the worker takes what arrived
+    # round robin, so a deep prefetch costs the other lanes nothing, and it is what lets a
+    # flooding host's lane drain as fast as it fills (prefetch / round trip per worker).
+    lane_prefetch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
     # Delays (seconds) of the retry queues a parked alert waits in, in order;
     # each delay is its own queue (`loginwatch.retry.<delay>s`), declared by setup.
     retry_delays: Annotated[
@@ -421,15 +556,54 @@ class WorkerConfig(_Section, frozen=True):
     require_user_id: bool = False
     # broker user -> host names (globs) it may speak for, beyond `host-<name>`.
     host_users: dict[str, tuple[Glob, ...]] = {}
+    # Shedding (consumer/alerts/shedding.py): past speaker_budget refused or flood-folded
+    # messages from one broker user within speaker_window, that user's refused messages
+    # and failed logins are acked and counted instead of processed (its successful logins
+    # are always decided). Of its refused messages, dead_per_speaker per flood still go to
+    # the dead queue with their reason, so one host's junk cannot flush the dead queue.
+    speaker_budget: Annotated[int, msgspec.Meta(ge=1)] = 100
+    speaker_window: Duration = Duration("1m")
+    dead_per_speaker: Annotated[int, msgspec.Meta(ge=0)] = 10
+    # How often each worker reads the run-time silences and the users' answers from the
+    # store (`loginwatch silence add` reaches every worker within it); at most 5s.
+    silence_interval: Duration = Duration("2s")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.silence_interval.seconds <= 5:
+            raise ValueError("silence_interval must be more than 0s and at most 5s")
 
 
 class MetricsConfig(_Section, frozen=True):
     """``[metrics]``: Prometheus ``/metrics`` of the worker and the digest scheduler."""
 
-    # HOST:PORT, e.g. "127.0.0.1:9464"; none: no metrics endpoint.
+    # HOST:PORT, e.g. "127.0.0.1:9464"; none: no TCP endpoint. Any local user may take a
+    # port first: a bind failure is a warning, and `status` never reads it.
     # Per process: $LOGINWATCH_METRICS_LISTEN replaces it, $LOGINWATCH_METRICS_PORT_OFFSET
     # (set to N by loginwatch-worker@N.service) adds N to its port.
-    listen: str | None = None
+    listen: Optional[str] = None
+    # Where the units' runtime directories are (RuntimeDirectory=loginwatch/worker-%i):
+    # each serves metrics.sock there, which is what `loginwatch status` reads.
+    runtime_dir: str = "/run/loginwatch"
+
+    def __post_init__(self) -> None:
+        _absolute(self, "runtime_dir")
+        if self.listen is not None:
+            try:
+                parse_listen(self.listen)
+            except ConfigError:
+                raise ValueError(f"listen: expected HOST:PORT, got {self.listen!r}") from None
+
+
+def parse_listen(listen: str, setting: str = "$.metrics.listen") -> tuple[str, int]:
+    """``"127.0.0.1:9464"`` / ``"[::1]:9464"`` → (address, port); port 0: any free port.
+
+    Raises:
+        ConfigError: not HOST:PORT (naming ``setting``).
+    """
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535 or not host:
+        raise ConfigError(f"{setting}: expected HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
 
 
 class Config(_Section, frozen=True):
@@ -444,8 +618,39 @@ class Config(_Section, frozen=True):
     silence: tuple[Silence, ...] = ()
     policy: PolicyConfig = PolicyConfig()
     enrich: EnrichConfig = EnrichConfig()
+    detect: DetectConfig = DetectConfig()
+    hosts: HostsConfig = HostsConfig()
     render: RenderConfig = RenderConfig()
     metrics: MetricsConfig = MetricsConfig()
+    # [receiver.NAME]: where besides mail notices go (schemas/receivers.py, docs/channels.md).
+    receiver: dict[ReceiverName, Receiver] = {}
+    # "Was this you?" and loginwatch web (schemas/actions.py, docs/actions.md).
+    notify_user: NotifyUserConfig = NotifyUserConfig()
+    web: WebConfig = WebConfig()
+
+
+def _check_references(config: Config, source: str) -> None:
+    """Raises: ConfigError: a route or silence names ``receiver:NAME`` that no
+    ``[receiver.NAME]`` section defines (naming the key)."""
+    named = [(f"route[{i}]", r.to) for i, r in enumerate(config.route)]
+    named += [(f"silence[{i}]", s.to) for i, s in enumerate(config.silence)]
+    keyed = [(f"{where}.to[{index}]", recipient) for where, recipients in named
+             for index, recipient in enumerate(recipients)]  # fmt: skip
+    keyed += [(f"notify_user.{key}", target) for key, target in config.notify_user.targets()]
+    for where, recipient in keyed:
+        name = reference(recipient)
+        if name is not None and name not in config.receiver:
+            defined = ", ".join(sorted(config.receiver)) or "none"
+            raise ConfigError(
+                f"{source}: $.{where}: {recipient} names no receiver: add a"
+                f" [receiver.{name}] section (defined: {defined})"
+            )
+    asking = [i for i, route in enumerate(config.route) if route.ask]
+    if asking and config.web.base_url is None:
+        raise ConfigError(
+            f"{source}: $.route[{asking[0]}].ask: asking needs [web] base_url, where the"
+            " question's answers go"
+        )
 
 
 def config_path(cli_value: str | None, environ: dict[str, str] | None = None) -> str:
@@ -464,10 +669,43 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    receivers = _receivers(data.pop("receiver", {}), source)
     try:
-        return msgspec.convert(data, Config, dec_hook=_decode)
+        config = msgspec.convert(data, Config, dec_hook=_decode)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {_key_first(str(exc))}") from None
+    config = msgspec.structs.replace(config, receiver=receivers)
+    _check_references(config, source)
+    return config
+
+
+def _receivers(sections: object, source: str) -> dict[str, Receiver]:
+    """The ``[receiver.NAME]`` sections, one at a time, so that an error names its section
+    (``$.receiver.chat.kind``), not msgspec's ``$.receiver[...]``.
+
+    Raises:
+        ConfigError: a bad name, kind or value, naming the key.
+    """
+    if not isinstance(sections, dict):
+        raise ConfigError(f"{source}: $.receiver: expected [receiver.NAME] sections")
+    found: dict[str, Receiver] = {}
+    for name, section in sections.items():
+        where = f"$.receiver.{name}"
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ConfigError(
+                f"{source}: $.receiver: {name!r} cannot name a receiver: lower-case letters,"
+                " digits, - and _ (up to 63, starting with a letter or digit)"
+            )
+        try:
+            found[name] = msgspec.convert(section, Receiver, dec_hook=_decode)
+        except msgspec.ValidationError as exc:
+            said = _key_first(str(exc))
+            if said.startswith("$"):  # at a key: "$.kind: …"
+                said = said[1:]
+            else:  # at the section itself: "Object missing required field `url_file`"
+                said = ": " + said[:1].lower() + said[1:].replace("`", "")
+            raise ConfigError(f"{source}: {where}{said}") from None
+    return found
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -476,122 +714,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     Raises:
         ConfigError: unreadable file, bad TOML or a bad value.
     """
-    try:
-        # O_NONBLOCK: a FIFO in its place must not hang the reader (the hook, as root).
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    try:
-        _check_config_file(os.fspath(path), os.fstat(fd))
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            # One byte past the bound tells a huge file from one that fits.
-            raw = file.read(CONFIG_LIMIT + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    finally:
-        os.close(fd)
-    if len(raw) > CONFIG_LIMIT:
-        raise ConfigError(f"{path}: longer than {CONFIG_LIMIT} bytes: not a loginwatch config")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    return parse_config(text, str(path))
-
-
-# A config is a few KiB; the bound keeps a wrong --config (a log, a device) from
-# costing the hook its time or memory.
-CONFIG_LIMIT: Final = 1024 * 1024
-
-
-def _check_config_file(path: str, st: os.stat_result) -> None:
-    """Refuse a config that someone other than root (or its reader) could change.
-
-    The hook runs as root and takes from this file where to spool, which broker
-    to tell and which file to send as the password: a user who can write it, or
-    swap it in a directory they can write, could silence the alerts about
-    their own logins or have root read and send another root file.
-
-    Raises:
-        ConfigError: no regular file, or it or a directory on its real path is
-            owned by another user or writable by group or others.
-    """
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{path}: cannot read config: not a regular file")
-    why = _controlled_by_others(st, path)
-    if why:
-        raise ConfigError(f"{path}: cannot use config: {why}")
-    why = _swappable(path, st)
-    if why:
-        raise ConfigError(f"{path}: cannot use config: {why}")
-
-
-def _swappable(path: str, st: os.stat_result) -> str:
-    """Why someone else could put another file at ``path`` ('' when no one can).
-
-    Follows the path name by name as the kernel does: every directory passed
-    through, and every symlink (its owner, and its target, in turn), must be
-    root's or ours and not writable by others; the end must be the file
-    ``st`` describes (the one opened).
-    """
-    hops = [0]
-    try:
-        end = _walk("/", os.path.abspath(path), hops)
-    except _Swappable as exc:
-        return str(exc)
-    except OSError as exc:
-        return f"{exc.filename or path}: {exc.strerror}"
-    if (end.st_dev, end.st_ino) != (st.st_dev, st.st_ino):
-        return "it was replaced while being read"
-    return ""
-
-
-class _Swappable(Exception):
-    pass
-
-
-def _walk(directory: str, path: str, hops: list[int]) -> os.stat_result:
-    """Resolve ``path`` (absolute, or relative to ``directory``), checking each step."""
-    if path.startswith("/"):
-        directory = "/"
-        _checked_dir(directory)
-    names = [name for name in path.split("/") if name not in ("", ".")]
-    st = os.lstat(directory)
-    for index, name in enumerate(names):
-        here = os.path.dirname(directory) if name == ".." else os.path.join(directory, name)
-        st = os.lstat(here)
-        if stat.S_ISLNK(st.st_mode):
-            hops[0] += 1
-            if hops[0] > 40:
-                raise _Swappable(f"{here}: too many symlinks")
-            if st.st_uid not in (0, os.geteuid()):
-                raise _Swappable(f"{here} is a symlink owned by {_user(st.st_uid)}")
-            st = _walk(directory, os.readlink(here), hops)
-            here = os.path.realpath(here)
-        last = index == len(names) - 1
-        if not last:
-            _checked_dir(here)
-        directory = here
-    return os.stat(directory) if stat.S_ISLNK(st.st_mode) else st
-
-
-def _checked_dir(directory: str) -> None:
-    why = _controlled_by_others(os.stat(directory), directory, sticky_ok=True)
-    if why:
-        raise _Swappable(why)
-
-
-def _controlled_by_others(st: os.stat_result, path: str, sticky_ok: bool = False) -> str:
-    """Why someone other than root or us could change ``path`` ('' when no one can)."""
-    reader = os.geteuid()
-    if st.st_uid not in (0, reader):
-        return f"{path} is owned by {_user(st.st_uid)}, not by root: chown root {path}"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (sticky_ok and st.st_mode & stat.S_ISVTX):
-        return (
-            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}):"
-            f" chmod go-w {path}"
-        )
-    return ""
+    return parse_config(read_config_file(path), str(path))
 
 
 _MSGSPEC_ERROR: Final = re.compile(r"^(?P<what>.*?) - at `(?P<key>[^`]*)`$", re.S)
@@ -604,148 +727,3 @@ def _key_first(message: str) -> str:
         return message
     what = match["what"].replace("`", "")
     return f"{match['key']}: {what[:1].lower()}{what[1:]}"
-
-
-# The central side's service user: root may use its secrets (`loginwatch setup`
-# run as root reads the central password file, which the worker, as this user, owns).
-SERVICE_USER: Final = "loginwatch"
-
-
-def read_secret(path: str, key: str) -> str:
-    """The first line of a secret file that only its owner, the reader, may read.
-
-    Raises:
-        ConfigError: missing file, no regular file, one owned by another user,
-            or one that group or others can read, naming ``key``
-            (e.g. ``$.smtp.password_file``).
-    """
-    try:
-        # O_NONBLOCK: a FIFO in its place must not hang the reader.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        _check_secret(path, key, st)
-        raw = os.read(fd, 4096)
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    return raw.decode("utf-8", "replace").splitlines()[0] if raw.strip() else ""
-
-
-def _check_secret(path: str, key: str, st: os.stat_result) -> None:
-    """Raises: ConfigError: the file is no regular file, not ours, or too open."""
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{key}: {path} is not a regular file")
-    reader = os.geteuid()
-    if st.st_uid != reader and not (reader == 0 and st.st_uid == _service_uid()):
-        raise ConfigError(
-            f"{key}: {path} is owned by {_user(st.st_uid)}, not by {_user(reader)} who reads it:"
-            " chown it, or run as its owner"
-        )
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{key}: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o});"
-            " chmod 600 it"
-        )
-    # In a directory others can write, they could swap in a symlink to another
-    # root-only file, whose first line root would then send as the password.
-    why = _swappable(path, st)
-    if why:
-        raise ConfigError(f"{key}: {path}: {why}")
-
-
-def _service_uid() -> int | None:
-    import pwd  # noqa: PLC0415 - only where a secret is read
-
-    try:
-        return pwd.getpwnam(SERVICE_USER).pw_uid
-    except KeyError:
-        return None
-
-
-def _user(uid: int) -> str:
-    import pwd  # noqa: PLC0415
-
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
-
-
-def broker_urls(broker: BrokerConfig) -> tuple[str, ...]:
-    """Every node's URL, with the password from ``password_file`` when one is set (read once).
-
-    Raises:
-        ConfigError: the password file is missing or too open.
-    """
-    if broker.password_file is None:
-        return broker.nodes
-    password = read_secret(broker.password_file, "$.broker.password_file")
-    return tuple(_with_password(url, password) for url in broker.nodes)
-
-
-def _with_password(url: str, password: str) -> str:
-    parts = urlsplit(url)
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{quote(unquote(user), safe='')}:{quote(password, safe='')}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def broker_url(broker: BrokerConfig) -> str:
-    """The first node's URL with the password from ``password_file`` (``broker_urls``\'s
-    first): for a tool that needs one node, any node of the cluster.
-
-    Raises:
-        ConfigError: the password file is missing or too open.
-    """
-    return broker_urls(broker)[0]
-
-
-def broker_user(broker: BrokerConfig) -> str:
-    """The AMQP user name in the URLs (what the broker checks ``user_id`` against; the
-    same on every node)."""
-    return _identity(broker.nodes[0])[0]
-
-
-def broker_vhost(broker: BrokerConfig) -> str:
-    """The vhost the URLs name (``/`` when the path is empty; the same on every node)."""
-    return _identity(broker.nodes[0])[2]
-
-
-def node_order(count: int, name: str) -> tuple[int, ...]:
-    """The order in which a machine called ``name`` tries ``count`` broker nodes: from one
-    chosen by a stable hash of the name, then the others in turn. So a fleet spreads over
-    the nodes, and every run of one host starts at the same node."""
-    import hashlib  # noqa: PLC0415 - only the publisher needs it, not the hook's foreground
-
-    start = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % count
-    return tuple((start + step) % count for step in range(count))
-
-
-class NodeCursor:
-    """Which broker node to try first: at the start the one ``node_order`` picks for the
-    machine ``name``, then the one that worked last, or after a lost connection the node
-    after the lost one. The hook's publisher keeps one per flush; a central consumer one for
-    every connection its runtime opens in turn (``consumer.broker.node_cursor``)."""
-
-    def __init__(self, count: int, name: str) -> None:
-        self.count = count
-        self.first = node_order(count, name)[0]
-
-    def order(self) -> tuple[int, ...]:
-        """The nodes to try, first one first."""
-        return tuple((self.first + step) % self.count for step in range(self.count))
-
-    def worked(self, node: int) -> None:
-        self.first = node
-
-    def lost(self, node: int) -> None:
-        self.first = (node + 1) % self.count

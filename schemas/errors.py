@@ -49,8 +49,26 @@ class SendError(LoginwatchError):
 
 
 class TransientSendError(SendError):
-    """Worth retrying: connection refused or dropped, timeout, SMTP 4xx."""
+    """Worth retrying: connection refused or dropped, timeout, SMTP 4xx, HTTP 429 and 5xx."""
+
+
+class RetryLater(TransientSendError):
+    """A receiver asked us to wait: HTTP 429 or 503 with ``Retry-After`` (or the channel's own
+    field, e.g. Telegram's ``parameters.retry_after``); ``retry_after`` in seconds."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class PermanentSendError(SendError):
-    """Retrying cannot help: SMTP 5xx, a bad address, a template error."""
+    """Retrying cannot help: SMTP 5xx, a bad address, a template error, HTTP 3xx and 4xx."""
+
+
+class LinkError(LoginwatchError):
+    """A signed link cannot be used; ``why`` is ``forged`` (altered, another key or action),
+    ``expired`` or ``used`` (single-use, already spent): the page says which."""
+
+    def __init__(self, why: str, reason: str) -> None:
+        super().__init__(reason)
+        self.why = why

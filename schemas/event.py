@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import base64
 import enum
-from datetime import UTC, datetime
-from typing import Annotated, Final
+from datetime import datetime, timezone
+from typing import Annotated, Final, Optional
 
 import msgspec
-
-from schemas.errors import DecodeError
 
 # Field bounds. The hook truncates to these (recording which fields it cut),
 # the decoder rejects anything longer: a 1 MiB user name never gets through.
@@ -33,14 +31,33 @@ MAX_DROPPED: Final = 2**32 - 1
 # Event times as the hook makes them: a signed 64-bit count of nanoseconds since 1970
 # (``time.time_ns``), so 1970 through 2262. Anything outside is no clock's reading, and
 # window arithmetic around it (± days, ± a week) never leaves ``datetime``'s range.
-MIN_TIME: Final = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_TIME: Final = datetime(2262, 4, 11, tzinfo=UTC)
-# The largest body any consumer decodes. The type's bounds allow at most ~14.3 KiB (every
-# text field full of 4-byte UTF-8 characters, both field-name lists full: see
-# tests/integration/test_hostile_wire.py, which builds that event); the hook's own events are under
-# 1 KiB, a typical one ~160 bytes. A longer body cannot be a valid event, so it is refused
-# on its length alone, before msgspec reads a byte of it.
+MIN_TIME: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_TIME: Final = datetime(2262, 4, 11, tzinfo=timezone.utc)
+# A name in ``escaped`` or ``truncated``: the event's own field names, the longest 11.
+MAX_FIELD_NAME: Final = 32
+# Dropped events an event lists (``LoginEvent.dropped_list``); ``dropped`` counts them all.
+MAX_DROPPED_LISTED: Final = 4
+# A listed dropped event's PAM service (``gdm-password`` is 12): its kind needs no more.
+MAX_DROPPED_SERVICE: Final = 16
+# Keys of one login beyond the first (``AuthenticationMethods publickey,publickey``).
+MAX_MORE_KEYS: Final = 3
+# A certificate's key id (the CA's text; longer ones are cut and the serial still names it).
+MAX_KEY_ID: Final = 128
+# The kernel's audit session id and login uid are unsigned 32-bit; all ones means "unset"
+# (no pam_loginuid in the session's stack, or it could not write: a container). The hook
+# sends None for unset.
+AUDIT_UNSET: Final = 2**32 - 1
+# The largest body any consumer decodes. The type's bounds allow at most ~13.9 KiB (every
+# text field full of 4-byte UTF-8 characters, every list full: see
+# tests/integration/hostile/test_hostile_wire.py, which builds that event); the hook's
+# own events are under 5 KiB, a typical one ~155 bytes. A longer body cannot be a valid
+# event, so it is refused on its length alone, before msgspec reads a byte of it.
 MAX_BODY: Final = 16 * 1024
+# What the broker accepts at most, node-wide (RabbitMQ's max_message_size, set by
+# deploy/rabbitmq/loginwatch.conf; its default is 128 MiB): MAX_BODY and 8 KiB to spare for
+# messages other than events (heartbeats, system alerts) and for fields an event may grow.
+# So a host can no longer make every worker receive 30 MiB only to refuse it.
+BROKER_MAX_MESSAGE: Final = MAX_BODY + 8 * 1024
 
 Host = Annotated[str, msgspec.Meta(max_length=MAX_HOST)]
 Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
@@ -49,11 +66,20 @@ Addr = Annotated[str, msgspec.Meta(max_length=MAX_ADDR)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 EventId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 KeyDigest = Annotated[bytes, msgspec.Meta(max_length=32)]
-FieldNames = Annotated[tuple[Short, ...], msgspec.Meta(max_length=16)]
+FieldName = Annotated[str, msgspec.Meta(max_length=MAX_FIELD_NAME)]
+FieldNames = Annotated[tuple[FieldName, ...], msgspec.Meta(max_length=16)]
 Dropped = Annotated[int, msgspec.Meta(ge=0, le=MAX_DROPPED)]
+KeyId = Annotated[str, msgspec.Meta(max_length=MAX_KEY_ID)]
+# An unsigned 64-bit serial in decimal: a msgpack integer stops at 2**63 in msgspec.
+Serial = Annotated[str, msgspec.Meta(max_length=20, pattern="^[0-9]*$")]
 # Aware only: a naive time (msgpack also carries RFC 3339 strings) cannot be compared with
 # the consumers' UTC clock, and that TypeError would be an "internal error", not a reason.
 Time = Annotated[datetime, msgspec.Meta(tz=True)]
+Audit = Annotated[int, msgspec.Meta(ge=0, lt=AUDIT_UNSET)]
+# A process id (Linux: at most 2**22) and its start time in clock ticks since boot
+# (/proc/PID/stat's 22nd field), which tells a process from a later one with its pid.
+Pid = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+Ticks = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
 class PamType(enum.IntEnum):
@@ -86,6 +112,72 @@ class Outcome(enum.IntEnum):
     FAILURE = 2
 
 
+def check_time(time: datetime) -> None:
+    # msgspec turns this ValueError into a ValidationError naming the field.
+    if not MIN_TIME <= time < MAX_TIME:
+        raise ValueError(f"$.time: {time.isoformat()} is outside 1970..2262")
+
+
+class DroppedEvent(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
+    """One event a host's spool had to drop, as far as the hook still knew it.
+
+    ``time`` is when the hook captured it (1970-01-01 when even that was lost: a
+    damaged record). ``user`` and ``remote`` (the client address, else PAM_RHOST)
+    are always in the escaped form (see ``unescape``: backslashes doubled, bytes
+    that are not UTF-8 as ``\\xNN``) and cut to their bound; both are hostile text.
+    """
+
+    time: Time
+    pam_type: PamType = PamType.UNKNOWN
+    outcome: Outcome = Outcome.UNKNOWN
+    user: Short = ""
+    remote: Addr = ""
+    # Appended: the PAM service ("" from hooks before it, and for a damaged record).
+    service: Annotated[str, msgspec.Meta(max_length=MAX_DROPPED_SERVICE)] = ""
+
+    def __post_init__(self) -> None:
+        check_time(self.time)
+
+    @property
+    def kind(self) -> str:
+        """``login``, ``sudo``, ``failure`` … as ``LoginEvent.kind`` (without a service: as
+        for sshd)."""
+        return event_kind(self.pam_type, self.outcome, self.service)
+
+
+DroppedList = Annotated[tuple[DroppedEvent, ...], msgspec.Meta(max_length=MAX_DROPPED_LISTED)]
+
+
+class PublicKey(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
+    """A key a login used beyond the first (``LoginEvent.more_keys``)."""
+
+    key_type: Short = ""
+    key_sha256: KeyDigest = b""
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.key_sha256)
+
+
+class Certificate(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
+    """The OpenSSH certificate a key login presented (``LoginEvent.cert``), as sshd logs
+    it: ``ID "key_id" (serial N) CA ca_type SHA256:…``. ``key_id`` is the CA's text,
+    always in the escaped form (see ``unescape``) and cut to its bound; ``serial`` is
+    the unsigned 64-bit serial in decimal."""
+
+    key_id: KeyId = ""
+    serial: Serial = ""
+    ca_type: Short = ""
+    ca_sha256: KeyDigest = b""
+
+    @property
+    def ca_fingerprint(self) -> str:
+        return fingerprint(self.ca_sha256)
+
+
+MoreKeys = Annotated[tuple[PublicKey, ...], msgspec.Meta(max_length=MAX_MORE_KEYS)]
+
+
 class LoginEvent(msgspec.Struct, frozen=True, array_like=True, tag=1, kw_only=True):
     """One login, logout or failed authentication, as seen by a host's PAM hook.
 
@@ -94,8 +186,35 @@ class LoginEvent(msgspec.Struct, frozen=True, array_like=True, tag=1, kw_only=Tr
     (see ``unescape``). ``truncated`` names the fields the hook cut to their bound.
     ``rhost`` is PAM_RHOST only where it differs from ``client_ip`` (a DNS
     name, with sshd's ``UseDNS yes``); ``remote_host`` gives whichever applies.
-    ``dropped`` counts events this host's spool had to discard since the last
-    event that got through (overflow or a full disk): losses are never silent.
+
+    What this host's spool had to drop since the last event that got through
+    (a full spool, a full disk, a damaged record; losses are never silent):
+
+    - ``dropped``: how many events, all kinds together;
+    - ``dropped_logins``: how many of them were logins or logouts (or successful
+      authentications), the ones a person must hear about at once;
+    - ``dropped_list``: up to ``MAX_DROPPED_LISTED`` of them (``DroppedEvent``:
+      time, kind, user, remote address), logins and logouts first, then the first
+      and the latest of the rest; ``dropped - len(dropped_list)`` are counted only.
+
+    An event from a hook older than these fields has ``dropped_logins = 0`` and an
+    empty list, whatever ``dropped`` says: nothing is known of what it dropped.
+
+    ``key_sha256`` is the SHA-256 of the login's (first) key, as ``ssh-keygen -l``
+    prints it (``fingerprint``); for a certificate, the certified key's, which is what
+    sshd logs, and ``cert`` says who issued it. ``more_keys`` are the other keys of a
+    login that needed several, in order. Both are None/empty for a plain key login, and
+    from hooks older than these fields.
+
+    What ties a session's later events (``sudo``, ``su``) to the login it began with
+    (docs/host-hook.md, "Escalation"): ``audit_session``, the kernel's audit session id
+    (``/proc/self/sessionid``, which pam_loginuid sets at the login and every process of
+    the session inherits; None when unset), ``login_uid`` (``/proc/self/loginuid``, the
+    uid the session logged in as; None when unset), and ``session_pid`` with
+    ``session_start``: the session's sshd process (the login's hook: the process running
+    PAM; sudo's and su's: the nearest ancestor that is a root sshd) and its start time in
+    clock ticks since boot, 0 when there is none. All four are absent (None, 0) in events
+    from hooks older than these fields.
     """
 
     id: EventId
@@ -119,11 +238,18 @@ class LoginEvent(msgspec.Struct, frozen=True, array_like=True, tag=1, kw_only=Tr
     dropped: Dropped = 0
     escaped: FieldNames = ()
     truncated: FieldNames = ()
+    # Appended (the evolution rule): older decoders ignore them, older events lack them.
+    dropped_logins: Dropped = 0
+    dropped_list: DroppedList = ()
+    cert: Optional[Certificate] = None
+    more_keys: MoreKeys = ()
+    audit_session: Optional[Audit] = None
+    login_uid: Optional[Audit] = None
+    session_pid: Pid = 0
+    session_start: Ticks = 0
 
     def __post_init__(self) -> None:
-        # msgspec turns this ValueError into a ValidationError naming the field.
-        if not MIN_TIME <= self.time < MAX_TIME:
-            raise ValueError(f"$.time: {self.time.isoformat()} is outside 1970..2262")
+        check_time(self.time)
 
     @property
     def id_hex(self) -> str:
@@ -136,17 +262,49 @@ class LoginEvent(msgspec.Struct, frozen=True, array_like=True, tag=1, kw_only=Tr
     @property
     def fingerprint(self) -> str:
         """The key's fingerprint as ``ssh-keygen -l`` prints it, or ``""``."""
-        if not self.key_sha256:
-            return ""
-        return "SHA256:" + base64.b64encode(self.key_sha256).decode().rstrip("=")
+        return fingerprint(self.key_sha256)
 
     @property
     def kind(self) -> str:
-        """What happened, in one word: what routes and silences match on."""
-        return event_kind(self.pam_type, self.outcome)
+        """What happened, in one word: what routes and silences match on (``KINDS``)."""
+        return event_kind(self.pam_type, self.outcome, self.service)
 
 
-def event_kind(pam_type: PamType, outcome: Outcome) -> str:
+def fingerprint(digest: bytes) -> str:
+    """A key's SHA-256 as ``ssh-keygen -l`` prints it, or ``""``."""
+    if not digest:
+        return ""
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+# The PAM services whose sessions are kinds of their own (``event_kind``); every other
+# service (sshd, and whatever else a hook was put in by hand) keeps login/logout/failure.
+SERVICE_CLASSES: Final = {
+    "su": "su",
+    "su-l": "su",
+    "sudo": "sudo",
+    "sudo-i": "sudo",
+    "login": "console",
+}
+
+
+def event_kind(pam_type: PamType, outcome: Outcome, service: str = "") -> str:
+    """What happened, in one word (``KINDS``).
+
+    An SSH login (or any service but those of ``SERVICE_CLASSES``) is ``login``, ``logout``
+    or ``failure``, as it always was. A session of su, sudo or a console login is ``su``,
+    ``sudo`` or ``console`` when it opens, ``su-end`` … when it closes, ``su-failure`` …
+    when it failed: a route for ``login`` never mails a sudo, and a sudo never spends the
+    SSH logins' flood budget.
+    """
+    kind = _base_kind(pam_type, outcome)
+    group = SERVICE_CLASSES.get(service)
+    if group is None:
+        return kind
+    return _GROUPED[kind].format(group) if kind in _GROUPED else kind
+
+
+def _base_kind(pam_type: PamType, outcome: Outcome) -> str:
     if outcome is Outcome.FAILURE:
         return "failure"
     if pam_type is PamType.OPEN_SESSION:
@@ -156,35 +314,21 @@ def event_kind(pam_type: PamType, outcome: Outcome) -> str:
     return pam_type.name.lower()
 
 
-KINDS: Final = ("login", "logout", "failure", "auth", "account", "password", "unknown")
+_GROUPED: Final = {"login": "{}", "logout": "{}-end", "failure": "{}-failure"}
+_GROUPS: Final = ("su", "sudo", "console")
+
+KINDS: Final = (
+    "login", "logout", "failure", "auth", "account", "password", "unknown",
+    *(form.format(group) for group in _GROUPS for form in _GROUPED.values()),
+)  # fmt: skip
 
 _encoder: Final = msgspec.msgpack.Encoder()
-_decoder: Final = msgspec.msgpack.Decoder(LoginEvent)
 
 
 def encode(event: LoginEvent) -> bytes:
+    """The first event version (tag 1), as hooks before the compact form send it; a hook
+    sends ``schemas.compact`` now, and ``schemas.wire.decode`` reads both."""
     return _encoder.encode(event)
-
-
-def decode(data: bytes) -> LoginEvent:
-    """Decode and validate one event.
-
-    Raises:
-        DecodeError: the body is not a valid ``LoginEvent``: longer than ``MAX_BODY``,
-            not msgpack, a field out of its bound, nested too deep for the decoder
-            (``RecursionError``), or anything else msgspec raises. It keeps the raw
-            bytes and the reason (``$.user: ...``) for the dead queue.
-    """
-    if len(data) > MAX_BODY:
-        raise DecodeError(f"body of {len(data)} bytes is over the {MAX_BODY}-byte limit", data)
-    try:
-        return _decoder.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError is a subclass
-        raise DecodeError(str(exc), data) from exc
-    except RecursionError:
-        raise DecodeError("nested too deeply to decode", data) from None
-    except Exception as exc:
-        raise DecodeError(f"cannot decode: {type(exc).__name__}: {exc}"[:200], data) from None
 
 
 def escape_bytes(raw: bytes) -> tuple[str, bool]:

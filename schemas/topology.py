@@ -1,8 +1,24 @@
 """RabbitMQ names, defined once for the hook, the worker, setup and deploy/.
 
-Routing keys are the event's kind (``login``, ``logout``, ``failure`` …); the
-alerts and digest queues both bind ``#``: the worker decides what is mailed now,
-the digest scheduler stores everything for the periodic summary.
+Routing keys name the speaker: ``<broker user>.<message type>`` (``host-web1.event``), and
+RabbitMQ checks the prefix: every host user has a topic permission on the events exchange
+that lets it write only keys that begin with its own name (``topic_write_pattern``). So a
+key is something the broker vouches for, and the alert *lanes* can be chosen from it:
+
+- ``loginwatch.events`` (topic) binds the digest queue with ``#`` (everything), the shared
+  alerts queue ``loginwatch.alerts`` with ``*`` (the one-word keys of hooks from before
+  lanes: their event's kind), and, by an exchange-to-exchange binding per message type
+  (``*.#.event``), the lanes exchange;
+- ``loginwatch.lanes`` (``x-consistent-hash``, the plugin RabbitMQ ships) hashes the whole
+  routing key over ``alert_lanes`` lane queues ``loginwatch.alerts.0`` …: one speaker's
+  messages of one type all land in one lane, whatever else it sends;
+- the worker consumes the shared queue and every lane with a prefetch of its own, round
+  robin, so a flooded lane holds only its share of the worker (consumer/alerts/lanes.py).
+
+The message type, not the event's kind, ends the key: a hash over ``user.kind`` would give
+one speaker a lane per kind it claims. Heartbeats and logouts are types of their own, with
+bindings of their own (``MESSAGE_TYPES``, ``type_binding``); a binding that a release no longer
+wants goes into ``RETIRED_BINDINGS``, which ``loginwatch setup`` removes on a live install.
 """
 
 from __future__ import annotations
@@ -12,6 +28,11 @@ from typing import Final
 
 EXCHANGE: Final = "loginwatch.events"
 EXCHANGE_TYPE: Final = "topic"
+# Hashes each routing key onto one lane (rabbitmq_consistent_hash_exchange, shipped with
+# RabbitMQ and enabled by deploy/install-central.sh; `setup` says so when it is missing).
+LANES_EXCHANGE: Final = "loginwatch.lanes"
+LANES_EXCHANGE_TYPE: Final = "x-consistent-hash"
+HASH_PLUGIN: Final = "rabbitmq_consistent_hash_exchange"
 
 ALERTS_QUEUE: Final = "loginwatch.alerts"
 DIGEST_QUEUE: Final = "loginwatch.digest"
@@ -26,6 +47,34 @@ RETRY_DELAYS_S: Final = (30, 120, 600, 1800)
 BINDING_KEY: Final = "#"
 CONTENT_TYPE: Final = "application/msgpack"
 MESSAGE_TYPE: Final = "loginwatch.LoginEvent"
+# The AMQP `type` of a lane probe (consumer/alerts/lanes.py): our own, under our own user.
+PROBE_TYPE: Final = "loginwatch.Probe"
+
+# The routing key's last word: what type of message it is (schemas/wire.py's tags). Every
+# PAM event is an "event" (login, failure, sudo … alike: the worker decides by the body, and
+# one word per speaker keeps one speaker in one lane); the flush timer's heartbeats and the
+# logouts it recovers from wtmp have a type each, so a queue binds the types it handles
+# (``type_binding``). The digest queue binds ``#`` and so receives all three.
+EVENT_TYPE: Final = "event"
+HEARTBEAT_TYPE: Final = "heartbeat"
+LOGOUT_TYPE: Final = "logout"
+MESSAGE_TYPES: Final = (EVENT_TYPE, HEARTBEAT_TYPE, LOGOUT_TYPE)
+# What the lanes exchange receives, per message type (exchange-to-exchange bindings):
+# keys of two words or more that end in the type. A one-word key (an old hook's) never
+# matches; it reaches the shared queue through LEGACY_KEY. The worker handles all three:
+# events, heartbeats (the hosts table, quiet hosts, hop addresses) and logouts (linked to
+# their login); `setup` binds each type, and the digest's ``#`` receives them all too.
+ALERT_TYPES: Final = MESSAGE_TYPES
+# The AMQP ``type`` property of each message type (informative: consumers decide by the body).
+AMQP_TYPES: Final = {
+    EVENT_TYPE: MESSAGE_TYPE,
+    HEARTBEAT_TYPE: "loginwatch.Heartbeat",
+    LOGOUT_TYPE: "loginwatch.Logout",
+}
+# An old hook's routing key is its event's kind, one word.
+LEGACY_KEY: Final = "*"
+# AMQP's limit on a routing key (a shortstr).
+MAX_ROUTING_KEY: Final = 255
 
 # Headers.
 HEADER_REASON: Final = "x-loginwatch-reason"  # why a message is in the dead queue
@@ -52,8 +101,50 @@ def retry_queue(delay_s: int) -> str:
     return f"loginwatch.retry.{delay_s}s"
 
 
-def routing_key(kind: str) -> str:
-    return kind
+def message_type(kind: str) -> str:
+    """The message type of a ``LoginEvent`` of ``kind``: ``event`` for every kind (heartbeats
+    and logouts have types of their own: ``schemas.wire.message_type``)."""
+    del kind
+    return EVENT_TYPE
+
+
+def routing_key(user: str, message_type: str = EVENT_TYPE) -> str:
+    """``<user>.<message type>``: what a publisher as broker user ``user`` sends with, and
+    all its topic permission lets it send (``topic_write_pattern``).
+
+    Raises:
+        ValueError: longer than AMQP allows (``MAX_ROUTING_KEY``).
+    """
+    key = f"{user}.{message_type}"
+    if len(key.encode()) > MAX_ROUTING_KEY:
+        raise ValueError(
+            f"routing key of {len(key.encode())} bytes: the broker user name is"
+            f" too long (at most {MAX_ROUTING_KEY} bytes with .{message_type})"
+        )
+    return key
+
+
+def type_binding(message_type: str) -> str:
+    """The topic binding key that matches ``<user>.<message_type>`` for any user, dotted
+    names included, and no one-word key."""
+    return f"*.#.{message_type}"
+
+
+def lane_queue(index: int) -> str:
+    """The name of alert lane ``index`` (0-based)."""
+    return f"{ALERTS_QUEUE}.{index}"
+
+
+def alert_queues(lanes: int) -> tuple[str, ...]:
+    """Every queue the alert worker consumes: the shared queue, then each lane."""
+    return (ALERTS_QUEUE, *(lane_queue(i) for i in range(lanes)))
+
+
+# A lane's binding weight on the hash exchange: one bucket each, so jump consistent hashing
+# spreads the keys evenly (RabbitMQ 3.10's plugin: ``weight`` buckets per binding).
+LANE_WEIGHT: Final = "1"
+DEFAULT_LANES: Final = 8
+MAX_LANES: Final = 64
 
 
 # The declarations themselves, as data: `loginwatch setup` declares them and
@@ -103,31 +194,38 @@ def _quorum(dead_letter_key: str, nodes: int, **extra: str | int) -> dict[str, s
 
 
 def queue_specs(
-    retry_delays: tuple[int, ...] = RETRY_DELAYS_S, nodes: int = 1
+    retry_delays: tuple[int, ...] = RETRY_DELAYS_S, nodes: int = 1, lanes: int = DEFAULT_LANES
 ) -> tuple[QueueSpec, ...]:
     """Every queue of the pipeline with its arguments and bindings.
 
     ``retry_delays`` is ``[worker] retry_delays``: a queue's TTL is fixed when it
     is declared, so each delay has its own queue name. ``nodes``: how many broker
     nodes ``[broker] urls`` names; every queue (work, retry, dead) gets members on
-    ``quorum_members(nodes)`` of them.
+    ``quorum_members(nodes)`` of them. ``lanes``: ``[broker] alert_lanes``.
     """
     # The digest queue has one active consumer at a time (the scheduler holding the
     # store's lease); a standby's consumer takes over when it goes. Adding this argument
-    # to an existing queue is a conflict for `setup`: see the README's upgrade note.
-    single = {DIGEST_QUEUE: {"x-single-active-consumer": True}}
-    work = [
-        QueueSpec(
-            name,
-            _quorum(
-                DEAD_QUEUE, nodes, **{"x-delivery-limit": DELIVERY_LIMIT}, **single.get(name, {})
-            ),
-            ((EXCHANGE, BINDING_KEY), (REROUTE_EXCHANGE, name)),
-        )
-        for name in (ALERTS_QUEUE, DIGEST_QUEUE)
-    ]
+    # to an existing queue is a conflict for `setup`: see docs/routing-and-mail.md,
+    # "Upgrading a digest queue".
+    work_arguments = _quorum(DEAD_QUEUE, nodes, **{"x-delivery-limit": DELIVERY_LIMIT})
+    # The shared alerts queue takes old hooks' one-word keys, and every parked alert
+    # returns to it from its retry queue.
+    shared = QueueSpec(ALERTS_QUEUE, work_arguments,
+                       ((EXCHANGE, LEGACY_KEY), (REROUTE_EXCHANGE, ALERTS_QUEUE)))  # fmt: skip
+    digest = QueueSpec(
+        DIGEST_QUEUE,
+        {**work_arguments, "x-single-active-consumer": True},
+        ((EXCHANGE, BINDING_KEY), (REROUTE_EXCHANGE, DIGEST_QUEUE)),
+    )
+    # Each lane is bound to the hash exchange with one bucket, and by its name to the
+    # reroute exchange (the lane probes, consumer/alerts/lanes.py).
+    lane_specs = [
+        QueueSpec(lane_queue(i), work_arguments,
+                  ((LANES_EXCHANGE, LANE_WEIGHT), (REROUTE_EXCHANGE, lane_queue(i))))
+        for i in range(lanes)
+    ]  # fmt: skip
     # A parked alert waits out its delay at the head of its retry queue, then
-    # dead-letters back to the alerts queue.
+    # dead-letters back to the shared alerts queue.
     retries = [
         QueueSpec(
             retry_queue(delay),
@@ -138,7 +236,7 @@ def queue_specs(
     ]
     dead_arguments = {"x-queue-type": "quorum", **_members(nodes)}
     dead = QueueSpec(DEAD_QUEUE, dead_arguments, ((REROUTE_EXCHANGE, DEAD_QUEUE),))
-    return (*work, *retries, dead)
+    return (shared, digest, *lane_specs, *retries, dead)
 
 
 # Queue limits live in RabbitMQ policies, not in queue arguments: arguments are fixed
@@ -176,16 +274,33 @@ def policy_specs(max_length: int, max_bytes: int) -> tuple[PolicySpec, ...]:
     refuse = {**limits, "overflow": "reject-publish"}
     drop_oldest = {**limits, "overflow": "drop-head"}
     work = {"delivery-limit": DELIVERY_LIMIT}
+    # The lanes are alerts queues too: the same limit each, so a flooded lane refuses its
+    # own publishers only.
+    alerts = "^" + ALERTS_QUEUE.replace(".", r"\.") + r"(\.\d+)?$"
     return (
-        PolicySpec(POLICY_PREFIX + "alerts", _exact(ALERTS_QUEUE), {**refuse, **work}),
+        PolicySpec(POLICY_PREFIX + "alerts", alerts, {**refuse, **work}),
         PolicySpec(POLICY_PREFIX + "digest", _exact(DIGEST_QUEUE), {**drop_oldest, **work}),
         PolicySpec(POLICY_PREFIX + "retry", r"^loginwatch\.retry\.\d+s$", refuse),
         PolicySpec(POLICY_PREFIX + "dead", _exact(DEAD_QUEUE), drop_oldest),
     )
 
 
-# Exchanges: (name, type). Both durable.
-EXCHANGES: Final = ((EXCHANGE, EXCHANGE_TYPE), (REROUTE_EXCHANGE, "direct"))
+# Exchanges: (name, type). All durable.
+EXCHANGES: Final = (
+    (EXCHANGE, EXCHANGE_TYPE),
+    (REROUTE_EXCHANGE, "direct"),
+    (LANES_EXCHANGE, LANES_EXCHANGE_TYPE),
+)
+# Exchange-to-exchange bindings: (destination, source, key).
+EXCHANGE_BINDINGS: Final = tuple(
+    (LANES_EXCHANGE, EXCHANGE, type_binding(kind)) for kind in ALERT_TYPES
+)
+# Bindings an earlier release made and this one does not want: (source, queue, key).
+# `loginwatch setup` unbinds them (unbinding what is not there changes nothing).
+RETIRED_BINDINGS: Final = (
+    # Before lanes the shared queue took everything; now only old hooks' one-word keys.
+    (EXCHANGE, ALERTS_QUEUE, BINDING_KEY),
+)
 
 # What a host's broker user may do: publish to the events exchange, nothing else.
 HOST_PERMISSIONS: Final = {
@@ -193,6 +308,32 @@ HOST_PERMISSIONS: Final = {
     "write": f"^{EXCHANGE.replace('.', r'[.]')}$",
     "read": "^$",
 }
+
+
+def _literal(text: str) -> str:
+    """``text`` as a regex that matches only itself: every character but a letter or digit
+    escaped (RabbitMQ's ``{username}`` is put in raw, so a dot in a host name would match
+    any character: ``host-web1.example.org`` could write as ``host-web1Xexample.org``)."""
+    return "".join(ch if ch.isascii() and ch.isalnum() else "\\" + ch for ch in text)
+
+
+def topic_write_pattern(user: str, *, old_hooks: bool = False) -> str:
+    """The routing keys broker user ``user`` may publish to the events exchange with: its
+    own name, a dot and one message-type word. ``old_hooks``: one-word keys too (the
+    event's kind, as hooks from before lanes send), which reach only the shared queue."""
+    own = rf"{_literal(user)}\.[a-z]+"
+    return f"^({own}|[a-z]+)$" if old_hooks else f"^{own}$"
+
+
+def allows_old_hooks(pattern: str) -> bool:
+    """Whether a topic write pattern (``topic_write_pattern``) admits one-word keys."""
+    return pattern.endswith("|[a-z]+)$")
+
+
+def routing_key_fits(user: str) -> bool:
+    """Whether ``user``'s longest routing key fits AMQP's limit."""
+    return len(f"{user}.{max(MESSAGE_TYPES, key=len)}".encode()) <= MAX_ROUTING_KEY
+
 
 # One broker user per host: `loginwatch host add NAME` creates `host-NAME`, the
 # hook publishes with user_id = that user (the broker refuses any other), and the

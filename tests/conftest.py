@@ -8,8 +8,6 @@ parts were exercised. Helpers live in tests/support/; nothing imports this file.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,35 +16,13 @@ import pytest
 from consumer.store import Store, open_store
 from tests.support import pg
 from tests.support.cluster import Cluster
-from tests.support.services import Vhost, fresh_vhost, missing, rabbitmqctl
 
+# The broker fixtures (vhost, vh) are the host tests' own: they run without this file, on
+# Python 3.9, where consumer.store cannot go (tests/support/host_side.py).
+from tests.support.host_side import _hook_settings_caches, vh, vhost  # noqa: F401
 
-@pytest.fixture(scope="session")
-def vhost() -> Iterator[Vhost]:
-    """The session's vhost; skips (fails under CI) without a running RabbitMQ."""
-    if shutil.which("rabbitmqctl") is None:
-        missing("rabbitmqctl (apt-get install rabbitmq-server)")
-    try:
-        rabbitmqctl("status")
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        missing("a running RabbitMQ (rabbitmq-server -detached)")
-    with fresh_vhost("loginwatch-test") as made:
-        yield made
-
-
-@pytest.fixture
-def vh(vhost: Vhost) -> Iterator[Vhost]:
-    """A fresh vhost per test (``vhost`` makes sure RabbitMQ is there at all)."""
-    with fresh_vhost() as mine:
-        yield mine
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _hook_settings_caches() -> Iterator[None]:
-    """Remove the hook settings caches that test configs (under /tmp) left in /run."""
-    yield
-    for cache in Path("/run/loginwatch").glob("hook-settings-%2Ftmp%2F*"):
-        cache.unlink(missing_ok=True)
+# The run's last line names the tiers it skipped (tests/support/skip_report.py).
+from tests.support.skip_report import pytest_runtest_logreport, pytest_unconfigure  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,11 @@
-"""What several subcommands share: loading the config and opening the broker."""
+"""What several subcommands share: the ``--config`` option, loading the config, opening the
+broker."""
 
 from __future__ import annotations
 
 import argparse
 
-from consumer.broker import Broker
+from consumer.broker.connection import Broker
 from schemas.config import Config, config_path, load_config
 
 
@@ -26,3 +27,11 @@ def open_broker(config: Config) -> Broker:
     broker = Broker(config.broker)
     broker.connect()
     return broker
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $LOGINWATCH_CONFIG, else /etc/loginwatch/loginwatch.toml)",
+    )

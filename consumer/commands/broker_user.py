@@ -14,11 +14,11 @@ import pwd
 import re
 from pathlib import Path
 
-from consumer import hosts, rabbitmqctl
-from consumer.cli import add_config_argument
-from consumer.commands._common import config_of
-from schemas.config import BrokerConfig, broker_user, broker_vhost
+from consumer.broker import host_users, rabbitmqctl
+from consumer.commands._common import add_config_argument, config_of
+from schemas.config import BrokerConfig
 from schemas.errors import ConfigError
+from schemas.nodes import broker_user, broker_vhost
 from schemas.topology import user_host
 
 SERVICE_USER = "loginwatch"
@@ -93,7 +93,7 @@ def run_add(args: argparse.Namespace) -> int:
     owner = _owner(args.owner)
     vhost = broker_vhost(config.broker)
     _check_broker(user, vhost, key)
-    hosts.create_user(user, vhost, CENTRAL_PERMISSIONS, password_file, owner)
+    host_users.create_user(user, vhost, CENTRAL_PERMISSIONS, password_file, owner=owner)
     print(f"created broker user {user} with all permissions on vhost {vhost!r};")
     print(f"its password is in {password_file} (mode 0600, owner {args.owner})")
     return 0

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from consumer.cli import add_config_argument
-from consumer.commands._common import config_of, open_broker
-from consumer.deadletters import (
+from consumer.broker.deadletters import (
     ID_LENGTH,
     LIMIT,
     MIN_ID_PREFIX,
@@ -16,6 +14,7 @@ from consumer.deadletters import (
     replay,
     selector,
 )
+from consumer.commands._common import add_config_argument, config_of, open_broker
 from schemas.errors import ConfigError
 
 

@@ -6,11 +6,11 @@ import argparse
 import json
 import os
 
-from consumer.cli import add_config_argument
-from consumer.commands._common import config_of
-from consumer.definitions import definitions
+from consumer.broker.definitions_file import definitions
+from consumer.commands._common import add_config_argument, config_of
 from schemas import topology
-from schemas.config import Config, broker_vhost, config_path
+from schemas.config import Config, config_path
+from schemas.nodes import broker_vhost
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,8 +22,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             " declares as a RabbitMQ definitions file, for `rabbitmqctl import_definitions FILE`"
             " on the broker machine. The vhost is the config's [broker] url's (created by the"
             " import if missing) unless --vhost is given; retry queues follow [worker]"
-            " retry_delays, limits [broker] queue_max_length and queue_max_bytes, the members of"
-            " each queue the number of nodes in [broker] urls."
+            " retry_delays, lanes [broker] alert_lanes, limits [broker] queue_max_length and"
+            " queue_max_bytes, the members of each queue the number of nodes in [broker] urls."
+            " Host users' topic permissions are not in it (users are not): `loginwatch host"
+            " add` and `loginwatch setup` set them."
         ),
     )
     add_config_argument(parser)
@@ -38,5 +40,7 @@ def run(args: argparse.Namespace) -> int:
     vhost = args.vhost or broker_vhost(config.broker)
     limits = topology.policy_specs(config.broker.queue_max_length, config.broker.queue_max_bytes)
     nodes = len(config.broker.nodes)
-    print(json.dumps(definitions(vhost, config.worker.retry_delays, limits, nodes), indent=2))
+    lanes = config.broker.alert_lanes
+    document = definitions(vhost, config.worker.retry_delays, limits, nodes, lanes)
+    print(json.dumps(document, indent=2))
     return 0

@@ -1,65 +1,84 @@
-"""``loginwatch send-test --to ADDR``: prove the SMTP settings (and the templates) work."""
+"""``loginwatch send-test --to ADDR|receiver:NAME``: prove a target's settings work."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import socket
 import sys
 from datetime import UTC, datetime
 
-from consumer.cli import add_config_argument
-from consumer.commands._common import config_of
-from consumer.decisions import Action, Decision
-from consumer.enriched import Enriched, FirstSeen
+from consumer.channels.outlets import open_target, preview
+from consumer.commands._common import add_config_argument, config_of
+from consumer.core.decisions import Action, Decision
+from consumer.core.enriched import Enriched, FirstSeen
 from consumer.stages.render import Renderer
-from consumer.stages.smtp import SmtpSender
 from schemas.config import Config
 from schemas.event import LoginEvent, Outcome, PamType
-
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+from schemas.receivers import kind_of, recipient_problem, reference, resolve
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "send-test",
-        help="send a sample alert mail to prove the SMTP settings",
+        help="send a sample alert to an address or a receiver, to prove its settings",
         description=(
-            "Render a sample login alert with the configured templates and send it through"
-            " the configured SMTP server (STARTTLS/TLS/AUTH as set in [smtp]), once, without"
-            " retries. Prints where it went; on failure prints one line naming the problem"
-            " and exits 1."
+            "Make a sample login alert and send it, once and without retries: to an"
+            " address (--to ADDR) with the configured templates through the configured SMTP"
+            " server (STARTTLS/TLS/AUTH as set in [smtp]), or to a receiver (--to"
+            " receiver:NAME, a [receiver.NAME] section) through its channel. Prints where it"
+            " went; on failure prints one line naming the problem (never a secret) and exits 1."
         ),
     )
     add_config_argument(parser)
-    parser.add_argument("--to", required=True, metavar="ADDR", type=_address, help="recipient")
+    parser.add_argument(
+        "--to",
+        required=True,
+        metavar="ADDR|receiver:NAME",
+        type=_target,
+        help="an address, or receiver:NAME",
+    )
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the rendered mail (headers, text and HTML) instead of sending it",
+        help="print what would be sent (the mail, or the receiver's JSON body) instead",
     )
     parser.set_defaults(run=run)
 
 
-def _address(text: str) -> str:
-    if not _EMAIL.match(text):
-        raise argparse.ArgumentTypeError(f"not an e-mail address: {text!r}")
+def _target(text: str) -> str:
+    why = recipient_problem(text)
+    if why:
+        raise argparse.ArgumentTypeError(why)
     return text
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     now = datetime.now(UTC)
-    msg = Renderer(config).render(
-        sample(now), _decision(args.to), now=now, subject_prefix="[loginwatch test] "
-    )
+    target: str = args.to
+    key = f"test:{os.urandom(8).hex()}:{target}"
+    notice = Renderer(config).notice(sample(now), _decision(target), key, now, test=True)
+    name = reference(target)
     if args.dry_run:
-        sys.stdout.write(msg.as_string())
+        if notice.mail is not None:
+            sys.stdout.write(notice.mail.as_string())
+        elif name is not None and name in config.receiver:
+            sys.stdout.write(preview(config.receiver[name], notice).decode() + "\n")
+        else:
+            open_target(config, target)  # raises: no such receiver
         return 0
-    with SmtpSender(config.smtp, attempts=1) as sender:
-        sender.send(msg)
-    print(f"sent a test mail to {args.to} via {_route(config)}")
+    channel = open_target(config, target, attempts=1)
+    try:
+        channel.deliver(notice)
+    finally:
+        channel.close()
+    if name is None:
+        print(f"sent a test mail to {target} via {_route(config)}")
+    else:
+        receiver = config.receiver[name]
+        where = resolve(name, receiver).shown
+        print(f"sent a test notice to {target} ({kind_of(receiver)} → {where})")
     return 0
 
 
@@ -85,14 +104,16 @@ def sample(now: datetime) -> Enriched:
         rdns_verified=False,
         network="192.0.2.0/24",
         first_seen=FirstSeen(address=True),
+        received=now,
     )
 
 
 def _decision(to: str) -> Decision:
+    what = "mail" if reference(to) is None else "receiver"
     return Decision(
         action=Action.IMMEDIATE,
         recipient=to,
-        reason="loginwatch send-test: a sample alert to prove the mail settings (no real login)",
+        reason=f"loginwatch send-test: a sample alert to prove the {what} settings (no real login)",
     )
 
 

@@ -14,33 +14,48 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
-from consumer import clock
+from consumer.core import clock
+from consumer.detect.quiet import quiet
 from consumer.digest.aggregate_sql import (
     BURSTS,
     CLOCKS,
     FIRST_SEEN,
+    GROWTH,
     HEAT,
     KEPT,
     KEPT_COUNTS,
     LOGINS,
+    NEW_FAILURE_SOURCES,
+    OVER_CAP,
+    SESSIONS,
     SOURCES,
     USERS,
 )
-from consumer.digest.store import epoch, moment
 from consumer.digest.summary import (
     BurstRow,
     ClockRow,
+    Growth,
     HostRow,
     KeptRow,
     Listing,
     LoginRow,
+    QuietRow,
+    QuotaRow,
+    SessionRow,
     SourceRow,
     Summary,
     UserRow,
 )
+from consumer.digest.tables import epoch, moment
 from consumer.digest.windows import Window
+from consumer.questions.table import Question, QuestionTable
+from consumer.silences.rules import Rule
+from consumer.silences.table import SilenceTable
 from consumer.store.backends import Database, Row
+from consumer.store.hosts import host_states, quiet_read
 
+# A host is named as the store's main grower past half of this many rows and half the rows.
+DOMINANT_MIN: Final = 10_000
 # Heat-map column widths to choose from: the smallest giving at most 24 columns.
 _BUCKETS: Final = (300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
 T = TypeVar("T")
@@ -54,6 +69,8 @@ class Rules:
     burst_failures: int = 10
     burst_seconds: int = 300
     outside: tuple[tuple[datetime, datetime], ...] = ()  # outside working hours, this window
+    configured: tuple[Rule, ...] = ()  # the config's [[silence]] rules
+    quiet_after: float = 7200.0  # [hosts] quiet_after
 
 
 def bucket_seconds(window: Window) -> int:
@@ -91,7 +108,11 @@ class Aggregator:
 
     def summary(self, window: Window, recipient: str, audience: Sequence[str]) -> Summary:
         kept_counts, kept = self._kept(window, recipient)
-        base = Summary(window, recipient, kept_counts=kept_counts, kept=kept)
+        over_cap, dominant = self._quota(window)
+        silences, questions = self._silences(window), self._questions(window)
+        base = Summary(window, recipient, kept_counts=kept_counts, kept=kept,
+                       over_cap=over_cap, dominant=dominant, silences=silences,
+                       questions=questions, quiet=self._quiet(window))  # fmt: skip
         if not audience:
             return base
         scope = _scope(window, audience)
@@ -119,7 +140,36 @@ class Aggregator:
             dropped=dropped,
             dropped_events=dropped_events,
             clocks=_listing(self._run(CLOCKS, scope, clock.SKEW, clock.SKEW, top), _clock),
+            over_cap=over_cap,
+            dominant=dominant,
+            silences=base.silences,
+            questions=base.questions,
+            quiet=base.quiet,
+            new_failure_sources=int(self._run(NEW_FAILURE_SOURCES, scope)[0][0] or 0),
+            sessions=_listing(self._run(SESSIONS, scope, top), _session),
         )
+
+    def _quiet(self, window: Window) -> Listing[QuietRow]:
+        """Store-wide, for every recipient: the hosts quiet at the window's end."""
+        after = self.rules.quiet_after
+        states = host_states(self.db.execute(*quiet_read(window.end - timedelta(seconds=after))))
+        found = [QuietRow(q.name, q.since, q.stopped) for q in quiet(states, window.end, after)]
+        return Listing(tuple(found[: self.rules.top]), len(found))
+
+    def _quota(self, window: Window) -> tuple[Listing[QuotaRow], Growth | None]:
+        """Store-wide, for every recipient: the hosts past a quota on the window's days, and
+        a host that added more than half of the store's rows (at least DOMINANT_MIN / 2)."""
+        days = (epoch(window.start) // 86400, (epoch(window.end) - 1) // 86400)
+        rows = self.db.execute(OVER_CAP, (*days, self.rules.top))
+        over = _listing(rows, lambda r: QuotaRow(str(r[0]), int(r[1]), int(r[2])))
+        grown = self.db.execute(GROWTH, days)
+        if not grown:
+            return over, None
+        host, mine, total, hosts = grown[0]
+        dominant = Growth(str(host), int(mine), int(total), int(hosts))
+        if dominant.hosts < 2 or 2 * dominant.rows <= max(dominant.total, DOMINANT_MIN):
+            return over, None
+        return over, dominant
 
     def _heat(
         self, window: Window, scope: tuple[str, list[object]], bucket: int
@@ -170,6 +220,19 @@ class Aggregator:
         rows = self._run(sql, scope, self.rules.burst_seconds, self.rules.top)
         return _listing(rows, lambda r: BurstRow(str(r[0]), int(r[1]), moment(int(r[2]))))
 
+    def _silences(self, window: Window) -> Listing[Rule]:
+        """The config's silences and the store's that were in force during ``window``."""
+        configured = [r for r in self.rules.configured
+                      if r.starts < window.end and r.until > window.start]  # fmt: skip
+        stored, total = SilenceTable(self.db).during(window.start, window.end, self.rules.top)
+        rows = (*configured, *stored)[: self.rules.top]
+        return Listing(tuple(rows), total + len(configured))
+
+    def _questions(self, window: Window) -> Listing[Question]:
+        asked, total = QuestionTable(self.db).asked_during(window.start, window.end,
+                                                           self.rules.top)  # fmt: skip
+        return Listing(tuple(asked), total)
+
     def _kept(self, window: Window, recipient: str) -> tuple[dict[str, int], Listing[KeptRow]]:
         params = (recipient.lower(), epoch(window.start), epoch(window.end))
         counts = {str(a): int(n) for a, n in self.db.execute(KEPT_COUNTS, params)}
@@ -199,8 +262,12 @@ def _source(row: Row) -> SourceRow:
     return SourceRow(str(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
+def _session(row: Row) -> SessionRow:
+    return SessionRow(moment(int(str(row[0]))), str(row[1]), str(row[2]), float(str(row[3])))
+
+
 def _login(row: Row) -> LoginRow:
-    return LoginRow(moment(int(row[0])), str(row[1]), str(row[2]), str(row[3]))
+    return LoginRow(moment(int(row[0])), str(row[1]), str(row[2]), str(row[3]), str(row[4]))
 
 
 def _clock(row: Row) -> ClockRow:

@@ -1,7 +1,7 @@
 """Intake: an event off the digest queue → one row of ``digest_event``.
 
 Who reads an event in their digest (its *audience*) is decided here, once, with the
-worker's own routing rules (``consumer/routing.py``): every recipient of a matching route
+worker's own routing rules (``consumer/core/routing.py``): every recipient of a matching route
 whose first matching route for them is not ``ignore`` — so recipients of ``immediate``
 routes get a digest too (it is where their silenced and folded events surface), and
 ``digest`` routes are the ones that get *only* the digest. Routes changed later apply to
@@ -13,7 +13,7 @@ the arrival, else the arrival itself. So an event that arrives after its own win
 sent (a host's spool drained late, a clock behind, a forged back-date) is reported in the
 current window instead of vanishing, and a clock ahead cannot push it into a future
 window. Both times are stored (``arrived_at``, ``host_at``): the digest names the hosts
-whose clock was off by more than ``consumer.clock.SKEW``.
+whose clock was off by more than ``consumer.core.clock.SKEW``.
 
 ``Intake`` stores a batch of deliveries this way, in one transaction, and records
 first-seen sources as the worker does; the scheduler acks the batch once it is stored.
@@ -26,18 +26,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from consumer.delivery import Delivery
+from consumer.broker.delivery import Delivery
+from consumer.core.addresses import canonical_address, network_of
+from consumer.core.identity import Identity, effective_user
+from consumer.core.records import logout_event
+from consumer.core.routing import audience
 from consumer.digest.lease import Lease
-from consumer.digest.store import DigestStore, EventRow, epoch
+from consumer.digest.tables import DigestStore, EventRow, epoch
 from consumer.digest.windows import Schedule, Window, current
-from consumer.routing import audience
-from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
-from consumer.stages.enrich import canonical_address, network_of
 from consumer.store import Sighting, Store
 from consumer.store.text import sql_text
-from schemas.config import Config, Route, broker_user
+from schemas import wire
+from schemas.config import Config, Route
 from schemas.errors import DecodeError, StoreError
 from schemas.event import LoginEvent
+from schemas.nodes import broker_user
+from schemas.records import Heartbeat, Logout
 
 log = logging.getLogger("loginwatch.digest")
 
@@ -57,9 +61,14 @@ def slot(event_time: datetime, collecting: Window, now: datetime) -> int:
 
 
 def event_row(
-    event: LoginEvent, routes: tuple[Route, ...], collecting: Window, now: datetime
+    event: LoginEvent,
+    routes: tuple[Route, ...],
+    collecting: Window,
+    now: datetime,
+    session: float | None = None,
 ) -> EventRow:
-    """The stored row of one event that arrived at ``now``."""
+    """The stored row of one event that arrived at ``now``; ``session``: a logout's length
+    (seconds, from its wtmp or wtmpdb record)."""
     address = canonical_address(event.client_ip) or sql_text(event.client_ip)
     said = host_time(event)
     return (
@@ -75,6 +84,9 @@ def event_row(
         " ".join(audience(routes, event)),
         epoch(now),
         epoch(said),
+        event.fingerprint,
+        sql_text(event.service),
+        session,
     )
 
 
@@ -97,8 +109,10 @@ class Intake:
         self.seen = seen
         self.lease = lease
         self.schedule = Schedule.from_config(config.digest)
-        self.decoder = Decoder(Identity.from_config(config))
+        self.identity = Identity.from_config(config)
         self.own_user = broker_user(config.broker)
+        # The lengths of the logouts being stored (by event id), until their rows are made.
+        self._lengths: dict[str, float | None] = {}
 
     def store(self, batch: Sequence[Delivery], now: datetime) -> list[Unstorable]:
         """Store the events of ``batch`` in one transaction; the undecodable ones are skipped
@@ -113,6 +127,7 @@ class Intake:
                 unacked delivery comes back; stored ones are kept once).
         """
         collecting = current(self.schedule, now, self.events.cuts(now - LOOKBACK))
+        self._lengths.clear()  # this batch's logouts only
         taken = [(d, event) for d in batch if (event := self._decoded(d)) is not None]
         try:
             self._store(taken, collecting, now)
@@ -125,7 +140,16 @@ class Intake:
     def _decoded(self, delivery: Delivery) -> LoginEvent | None:
         user = effective_user(delivery.user_id, delivery.headers, self.own_user)
         try:
-            return self.decoder(Incoming(delivery.body, user))
+            found = wire.decode(delivery.body)
+            if isinstance(found, Heartbeat):
+                # The digest queue binds every type; the worker keeps the hosts table.
+                return None
+            if isinstance(found, Logout):
+                # The session's end it stands for, with its length (core/records.py).
+                checked = self.identity.checked(found, user, delivery.body)
+                self._lengths[checked.id_hex] = checked.length
+                return logout_event(checked)
+            return self.identity.checked(found, user, delivery.body)
         except Exception as exc:  # DecodeError, or a decoder bug: never the batch's end
             # The worker dead-letters its own copy of this message, with the reason.
             reason = exc.reason if isinstance(exc, DecodeError) else _why(exc)
@@ -135,7 +159,8 @@ class Intake:
     def _store(
         self, taken: list[tuple[Delivery, LoginEvent]], collecting: Window, now: datetime
     ) -> None:
-        rows = [event_row(e, self.config.route, collecting, now) for _, e in taken]
+        rows = [event_row(e, self.config.route, collecting, now, self._lengths.get(e.id_hex))
+                for _, e in taken]  # fmt: skip
         self.events.add_events(rows, [s for d, e in taken if (s := self._sighting(d, e, now))])
 
     def _sighting(self, delivery: Delivery, event: LoginEvent, now: datetime) -> Sighting | None:
@@ -143,13 +168,14 @@ class Intake:
         first-seen list does not depend on a worker sharing the store. A relay's report is
         no vote for other hosts (Identity.votes), here as in the worker."""
         address = canonical_address(event.client_ip)
-        if event.kind != "login" or not address:
+        if event.kind != "login" or not (address or event.fingerprint):
             return None
         user = effective_user(delivery.user_id, delivery.headers, self.own_user)
         return Sighting(event.user, event.id_hex, now, address=address,
-                        network=network_of(address), host=event.host,
+                        network=network_of(address) if address else None, host=event.host,
                         vouchers=self.config.enrich.first_seen_hosts,
-                        votes=self.decoder.identity.votes(user, event.host))  # fmt: skip
+                        votes=self.identity.votes(user, event.host),
+                        key=event.fingerprint or None)  # fmt: skip
 
     def _store_alone(
         self, delivery: Delivery, event: LoginEvent, collecting: Window, now: datetime

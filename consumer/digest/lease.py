@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from consumer.digest.store import DigestStore
+from consumer.digest.tables import DigestStore
 from schemas.config import Config
 from schemas.errors import LoginwatchError
 

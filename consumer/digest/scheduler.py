@@ -23,15 +23,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from consumer.broker import Broker, node_cursor
-from consumer.delivery import Delivery
+from consumer.broker.connection import Broker, node_cursor
+from consumer.broker.delivery import Delivery
+from consumer.broker.retries import dead_letter
+from consumer.broker.runtime import Link, Runtime
 from consumer.digest.intake import LOOKBACK, Intake
 from consumer.digest.lease import Lease, LeaseLost
 from consumer.digest.sender import WindowSender
-from consumer.digest.store import DigestStore
+from consumer.digest.tables import DigestStore
 from consumer.digest.windows import due
-from consumer.retries import dead_letter
-from consumer.runtime import Link, Runtime
+from consumer.store import retention
+from consumer.store.actions import prune_actions
 from schemas import topology
 from schemas.config import Config
 from schemas.errors import BrokerError, StoreError, TransientSendError
@@ -47,7 +49,7 @@ def new_runtime(config: Config, broker: Callable[[], Broker] | None = None) -> R
     """The runtime a scheduler runs on: the digest queue, ``PREFETCH`` deliveries per
     transaction, a store outage retried like a broker outage."""
     nodes = node_cursor(config.broker)  # one for every connection
-    return Runtime(topology.DIGEST_QUEUE, PREFETCH,
+    return Runtime((topology.DIGEST_QUEUE,), PREFETCH,
                    connect=broker or (lambda: Broker(config.broker, nodes=nodes)),
                    retry_on=(BrokerError, StoreError), log=log)  # fmt: skip
 
@@ -56,7 +58,7 @@ class Scheduler:
     """``Scheduler(config, store, intake=…, sender=…, lease=…, runtime=…, clock=…)
     .run(once=False)`` → exit status.
 
-    A handler of the consumer runtime (consumer/runtime.py): each tick renews the lease,
+    A handler of the consumer runtime (consumer/broker/runtime.py): each tick renews the lease,
     then pumps the connection, stores what came (``intake``) and sends what is due
     (``sender``). ``runtime`` is the one whose connection also counts the dead queue for
     the sender."""
@@ -105,7 +107,7 @@ class Scheduler:
                 self.lease.release()
 
     def stop(self, *_: object) -> None:
-        self.runtime.stop.set()
+        self.runtime.stop()
 
     def tick(self, runtime: Runtime) -> int | None:
         """One tick: as the lease holder, or standing by."""
@@ -154,7 +156,7 @@ class Scheduler:
             log.warning("lost the scheduler lease to %s: standing by",
                         self.lease.holder())  # fmt: skip
             self._disconnect()
-        self.runtime.stop.sleep(self.tick_s)
+        self.runtime.pause(self.tick_s)
 
     def _connect(self, runtime: Runtime) -> Link:
         link = runtime.connect()
@@ -235,17 +237,26 @@ class Scheduler:
         return all(self.store.finished(w, self.sender.recipients) for w in windows)
 
     def _prune(self) -> None:
+        """Every PRUNE_EVERY, forget what is older than [store] keep, in bounded batches
+        (consumer/store/retention.py); at the next tick again while a table had more."""
         if self._pruned is not None and time.monotonic() - self._pruned < PRUNE_EVERY:
             return
-        self._pruned = time.monotonic()
-        before = self.clock() - timedelta(seconds=self.config.store.keep.seconds)
+        now = self.clock()
+        before = now - timedelta(seconds=self.config.store.keep.seconds)
         try:
-            count = self.store.prune(before)
+            pruned = self.store.prune_all(before)
+            # Silences, questions, answers and the web's state (consumer/store/actions.py).
+            pruned |= prune_actions(self.store.db, before=before, now=now)
         except StoreError as exc:
+            self._pruned = time.monotonic()
             log.warning("pruning the store: %s", exc)
             return
-        if count:
-            log.info("pruned %d stored events older than %s", count, self.config.store.keep)
+        more = any(count >= retention.MOST for count in pruned.values())
+        self._pruned = None if more else time.monotonic()
+        if any(pruned.values()):
+            counts = ", ".join(f"{count} {table}" for table, count in pruned.items() if count)
+            log.info("pruned rows older than %s: %s%s", self.config.store.keep, counts,
+                     "; more next tick" if more else "")  # fmt: skip
 
     def _drained(self, link: Link) -> bool:
         """The queue looks empty. A consumer cannot tell "empty" from "the rest

@@ -21,6 +21,10 @@ and recipient (``digest_send``), only the lease holder moves the state::
   apart from a crash before the ``250`` (no protocol can; the worker's alerts have the same
   edge): the digest is sent again with the *same* Message-ID, derived from the window key
   and the recipient, which mail stores and clients use to fold the copy.
+
+A route's receivers (``receiver:NAME``) get their digest as a short summary
+(``digest/brief.py``) through the same ``send_once`` and the same rules; the resend of that
+edge carries the same delivery id (a webhook's ``webhook-id``, ntfy's ``sequence_id``).
 """
 
 from __future__ import annotations
@@ -30,21 +34,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from consumer import metrics
+from consumer.channels.base import Channel, send_once
+from consumer.core import metrics
+from consumer.core.notice import Notice
+from consumer.core.routing import digest_recipients
 from consumer.digest.aggregate import Aggregator, Rules, audiences, reading
+from consumer.digest.brief import digest_notice
 from consumer.digest.lease import Lease, LeaseLost
-from consumer.digest.render import DigestRenderer
-from consumer.digest.store import DigestStore, State
+from consumer.digest.mail import DigestRenderer
 from consumer.digest.summary import Summary
+from consumer.digest.tables import DigestStore, State
 from consumer.digest.view import Annotate, DigestView, build_view
 from consumer.digest.windows import Schedule, Window, outside_hours
-from consumer.routing import digest_recipients
-from consumer.stages.geoip import GeoIp
-from consumer.stages.rdns import ReverseDns
-from consumer.stages.smtp import Sender
+from consumer.lookups.geoip import GeoIp
+from consumer.lookups.rdns import ReverseDns
+from consumer.silences.rules import from_config
 from consumer.store import Store
 from schemas.config import Config
 from schemas.errors import PermanentSendError, StoreError, TransientSendError
+from schemas.receivers import reference
 
 log = logging.getLogger("loginwatch.digest")
 
@@ -86,7 +94,7 @@ class WindowSender:
     config: Config
     store: DigestStore
     sent_log: Store
-    mailer: Sender
+    mailer: Channel  # every target's channel: mail, and each [receiver.NAME]
     renderer: DigestRenderer
     annotate: Annotate
     lease: Lease
@@ -107,6 +115,8 @@ class WindowSender:
             burst_failures=digest.burst_failures,
             burst_seconds=int(digest.burst_window.seconds),
             outside=tuple(outside),
+            configured=tuple(from_config(i, s) for i, s in enumerate(self.config.silence)),
+            quiet_after=self.config.hosts.quiet_after.seconds,
         )
 
     def summaries(
@@ -181,29 +191,40 @@ class WindowSender:
         if not self.lease.renew():
             raise LeaseLost(f"{self.lease.owner} lost the scheduler lease")
 
+    def _notice(self, summary: Summary, key: str, now: datetime) -> Notice:
+        """The digest for its target: a mail for an address, a short summary for a receiver.
+
+        Raises:
+            PermanentSendError: a template failed, or the headers did not survive.
+        """
+        view = self.view(summary)
+        to_mail = reference(summary.recipient) is None
+        mail = self.renderer.render(view, now) if to_mail else None
+        return digest_notice(summary, view, key, mail=mail)
+
     def _send_one(self, window: Window, summary: Summary, now: datetime) -> int:
         recipient, stamp = summary.recipient, self.lease.now()
         key = f"digest:{window.key}:{recipient}"
-        if self.sent_log.was_sent(key):  # check-before: it went out, the mark did not
-            self.store.finish(window, recipient, State.SENT, stamp)
-            log.info("digest %s for %s: already sent, marked", window.key, recipient)
-            return 0
         if summary.empty and self.config.digest.empty == "skip":
             self.store.finish(window, recipient, State.SKIPPED, stamp)
             log.info("digest %s for %s: empty window, skipped", window.key, recipient)
             return 0
         try:
-            msg = self.renderer.render(self.view(summary), now)  # before the send: a
-            self._hold()  # scheduler that lost its lease while aggregating must not send
-            self.mailer.send(msg)
+            # Rendered before the send, the lease renewed just before it: a scheduler that
+            # lost its lease while aggregating must not send.
+            sent = send_once(self.sent_log, self.mailer, key,
+                             lambda: self._notice(summary, key, now), now, before=self._hold,
+                             between=lambda: self.checkpoint("after-smtp"))  # fmt: skip
         except PermanentSendError as exc:
             self.store.finish(window, recipient, State.FAILED, stamp)
             log.error("digest %s for %s failed for good: %s", window.key, recipient, exc)
             return 0
         except TransientSendError:
             raise
-        self.checkpoint("after-smtp")
-        self.sent_log.record_sent(key, now)  # record-after
+        if not sent:  # check-before: it went out, the mark did not
+            self.store.finish(window, recipient, State.SENT, stamp)
+            log.info("digest %s for %s: already sent, marked", window.key, recipient)
+            return 0
         self.checkpoint("after-record")
         self.store.finish(window, recipient, State.SENT, stamp)
         metrics.digest_window_sent()

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from consumer.digest.windows import Window
+from consumer.questions.table import Question
+from consumer.silences.rules import Rule
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class LoginRow:
     host: str
     user: str
     source: str
+    answer: str = ""  # "yes"/"no": what the user said to "was this you?"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,45 @@ class ClockRow:
     behind: int  # the most its time was behind the arrival (seconds, <= 0 when it was)
     ahead: int  # the most its time was ahead (seconds, >= 0 when it was)
     events: int  # its events that were off
+
+
+@dataclass(frozen=True)
+class QuotaRow:
+    """A host past a store quota (consumer/store/quota.py) on the days of the window."""
+
+    host: str
+    events: int  # events counted, not stored
+    first_seen: int  # first-seen rows not recorded
+
+
+@dataclass(frozen=True)
+class Growth:
+    """A host that added most of the store's rows on the days of the window."""
+
+    host: str
+    rows: int
+    total: int  # every host's rows
+    hosts: int  # hosts that added rows
+
+
+@dataclass(frozen=True)
+class QuietRow:
+    """A host that stopped reporting (consumer/detect/quiet.py): since when, and whether it
+    said goodbye first (stopped) or not (gone)."""
+
+    host: str
+    since: datetime
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """A session that ended in the window: when, where, whose, how long (seconds)."""
+
+    at: datetime
+    host: str
+    user: str
+    seconds: float
 
 
 T = TypeVar("T")
@@ -107,6 +149,17 @@ class Summary:
     dropped_events: int = 0
     dead: int | None = None  # messages in the dead queue when the digest was made
     clocks: Listing[ClockRow] = Listing()
+    over_cap: Listing[QuotaRow] = Listing()
+    dominant: Growth | None = None
+    # Silences and acks in force during the window (the config's first), who made them;
+    # the "was this you?" questions asked in it, answered or not.
+    silences: Listing[Rule] = Listing()
+    questions: Listing[Question] = Listing()
+    # Hosts quiet at the window's end (every digest, until they report again); failure
+    # sources no login ever came from; sessions that ended, with their lengths.
+    quiet: Listing[QuietRow] = Listing()
+    new_failure_sources: int = 0
+    sessions: Listing[SessionRow] = Listing()
 
     @property
     def total(self) -> int:
@@ -115,4 +168,5 @@ class Summary:
     @property
     def empty(self) -> bool:
         """Nothing to report: no event, no loss, nothing dead."""
-        return self.total == 0 and not self.dropped_events and not self.dead
+        return (self.total == 0 and not self.dropped_events and not self.dead
+                and not self.quiet.total)  # fmt: skip

@@ -1,6 +1,6 @@
 """What the digest templates see: a ``Summary`` as display strings (``display.visible``).
 
-Like ``stages/view.py`` for alerts: every stored field is hostile text, so each reaches the
+Like ``stages/notice.py`` for alerts: every stored field is hostile text, so each reaches the
 templates made visible and cut to size, never raw; HTML escaping stays with autoescape.
 Numbers are plain integers, identical in the text and the HTML part. Source addresses are
 annotated here, at digest time, with reverse DNS and GeoIP (only the few listed ones).
@@ -15,11 +15,25 @@ from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from consumer import clock
-from consumer.digest.summary import ClockRow, HostRow, LoginRow, SourceRow, Summary
-from consumer.display import visible
+from consumer.core import clock
+from consumer.core.display import visible
+from consumer.detect.words import length
+from consumer.digest.summary import (
+    ClockRow,
+    Growth,
+    HostRow,
+    LoginRow,
+    QuotaRow,
+    SourceRow,
+    Summary,
+)
+from consumer.questions.table import Question
+from consumer.silences.rules import Rule
+from consumer.store.quota import EVENTS_CAP, FIRST_SEEN_CAP
 
 FIELD: Final = 64  # hosts, users, names in tables
+# What a user said to "was this you?", beside the login.
+ANSWERS: Final = {"yes": "said yes", "no": "said NO, not them (escalated)"}
 SHADES: Final = (".", "░", "▒", "▓", "█")  # heat-map levels 0-4 in the text part
 COLORS: Final = ("#f3f4f6", "#fde68a", "#fbbf24", "#f97316", "#b91c1c")
 # (address) -> (rDNS name or None, forward-confirmed, "City, Country" or "")
@@ -92,8 +106,25 @@ class DigestView:
     clocks: tuple[tuple[str, str], ...]  # (host, "host clock off by …; N events")
     clocks_more: int
     clock_skew: str  # "5 min": how far off a host clock is listed
+    over_cap: tuple[tuple[str, str], ...]  # (host, "N events counted, not stored; …")
+    over_cap_more: int
+    dominant: str  # "" or "web-1 added 83% of the rows the store gained (…)"
     dead: str
     working_hours: str
+    # (what, matchers, for whom, from - until, by whom, comment), each made visible.
+    silences: tuple[tuple[str, str, str, str, str, str], ...] = ()
+    silences_more: int = 0
+    # (asked when, user, host, source, asked whom, the answer), each made visible.
+    questions: tuple[tuple[str, str, str, str, str, str], ...] = ()
+    questions_more: int = 0
+    # (host, "gone since …" / "stopped since …"): hosts that stopped reporting (``quiet``
+    # is the empty window's "all quiet").
+    quiet_hosts: tuple[tuple[str, str], ...] = ()
+    quiet_hosts_more: int = 0
+    new_failure_sources: int = 0
+    # (ended when, user, host, "1 h 05 min"): sessions that ended, the longest first.
+    sessions: tuple[tuple[str, str, str, str], ...] = ()
+    sessions_more: int = 0
 
     @property
     def legend_colors(self) -> tuple[str, ...]:
@@ -142,8 +173,25 @@ def build_view(
         return Source(_text(row.address), name, geo, row.events, row.users, row.hosts)
 
     def login(row: LoginRow, action: str = "") -> Login:
+        action = action or ANSWERS.get(row.answer, "")
         return Login(when(row.at), _text(row.host), _text(row.user),
                      visible(row.source, FIELD) or "(local)", action)  # fmt: skip
+
+    def silence(rule: Rule) -> tuple[str, str, str, str, str, str]:
+        matchers = " ".join(f"{n}={','.join(v)}" for n, v in rule.matchers().items())
+        what = f"{rule.kind} {rule.id}"
+        span = f"{when(rule.starts) if rule.origin != 'config' else 'config'} - {when(rule.until)}"
+        return (what, visible(matchers, 2 * FIELD), visible(", ".join(rule.to), FIELD)
+                or "everyone", span, visible(rule.created_by, FIELD),
+                visible(rule.comment, 2 * FIELD))  # fmt: skip
+
+    def question(q: Question) -> tuple[str, str, str, str, str, str]:
+        said = ANSWERS.get(q.verdict, "unanswered")
+        if q.flag:
+            said += " (a yes and a no within seconds: likely a mail scanner)"
+        source = visible(q.client_ip, FIELD) or "(local)"
+        return (when(q.asked_at), _text(q.user), _text(q.host), source, visible(q.asked, FIELD),
+                said)  # fmt: skip
 
     peak = max((c for h in summary.hosts.rows for c in h.cells), default=0)
     return DigestView(
@@ -188,8 +236,26 @@ def build_view(
         clocks=tuple((_text(c.host), _clock(c)) for c in summary.clocks.rows),
         clocks_more=summary.clocks.more,
         clock_skew=clock.span(clock.SKEW),
+        over_cap=tuple((_text(q.host), _over(q)) for q in summary.over_cap.rows),
+        over_cap_more=summary.over_cap.more,
+        dominant=_dominant(summary.dominant),
         dead="unknown" if summary.dead is None else str(summary.dead),
         working_hours=working_hours,
+        silences=tuple(silence(r) for r in summary.silences.rows),
+        silences_more=summary.silences.more,
+        questions=tuple(question(q) for q in summary.questions.rows),
+        questions_more=summary.questions.more,
+        quiet_hosts=tuple(
+            (_text(q.host), f"{'stopped' if q.stopped else 'gone'} since {when(q.since)}")
+            for q in summary.quiet.rows
+        ),
+        quiet_hosts_more=summary.quiet.more,
+        new_failure_sources=summary.new_failure_sources,
+        sessions=tuple(
+            (when(r.at), _text(r.user), _text(r.host), length(r.seconds))
+            for r in summary.sessions.rows
+        ),
+        sessions_more=summary.sessions.more,
     )
 
 
@@ -245,7 +311,8 @@ def _host(row: HostRow) -> HostRow:
 
 def _totals(summary: Summary) -> tuple[tuple[str, int], ...]:
     kinds = summary.kinds
-    other = summary.total - sum(kinds.get(k, 0) for k in ("login", "logout", "failure"))
+    named = ("login", "logout", "failure", "sudo", "su", "console")
+    other = summary.total - sum(kinds.get(k, 0) for k in named)
     return (
         ("events", summary.total),
         ("logins", kinds.get("login", 0)),
@@ -264,6 +331,32 @@ def _totals(summary: Summary) -> tuple[tuple[str, int], ...]:
             summary.kept_counts.get("folded", 0) + summary.kept_counts.get("burst", 0),
         ),
         ("events dropped by host spools", summary.dropped_events),
+        ("hosts that stopped reporting", summary.quiet.total),
+        # After the rest: digest.subject.j2 reads logins and hosts by their place.
+        ("sudo and su sessions", kinds.get("sudo", 0) + kinds.get("su", 0)),
+        ("console logins", kinds.get("console", 0)),
+    )
+
+
+def _over(row: QuotaRow) -> str:
+    parts = []
+    if row.events:
+        parts.append(f"{row.events:,} event(s) counted, not stored (over {EVENTS_CAP:,} a day)")
+    if row.first_seen:
+        parts.append(
+            f"{row.first_seen:,} first-seen row(s) not recorded (over {FIRST_SEEN_CAP:,} a"
+            " day: its logins read as from new sources)"
+        )
+    return "; ".join(parts)
+
+
+def _dominant(growth: Growth | None) -> str:
+    if growth is None:
+        return ""
+    share = 100 * growth.rows // max(growth.total, 1)
+    return (
+        f"{_text(growth.host)} added {share}% of the rows the store gained on these days"
+        f" ({growth.rows:,} of {growth.total:,}, from {growth.hosts} hosts)"
     )
 
 

@@ -1,4 +1,4 @@
-"""Digest windows: pure functions of an injected ``now`` (STYLE.md #8).
+"""Digest windows: pure functions of an injected ``now`` (architecture.md #8).
 
 A schedule is ``[digest] every`` (a divisor of a day — "1h", "6h" — or whole days — "1d",
 "1w"), an optional ``at`` ("07:00") and a time zone. Boundaries are *local wall-clock*

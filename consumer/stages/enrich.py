@@ -2,27 +2,30 @@
 
 ``facts(event, now)`` is the cheap part every event gets before the policy decides: GeoIP
 (a memory-mapped file), the network, and first-seen from the store. ``names(enriched)`` is
-the costly part, reverse DNS (``stages/rdns.py``: network round trips, one time bound per
+the costly part, reverse DNS (``lookups/rdns.py``: network round trips, one time bound per
 address), which the pipeline asks for only when a mail will go out; the digest looks up its
 listed sources itself when it is made.
 
 Reverse DNS and GeoIP never fail an event: no answer in time, or no database, leaves the
 fields empty. First-seen comes from the store, per host (``Store.observe``), and is recorded
 only for successful logins; other events (failed passwords) are compared without recording,
-so an attacker's attempts never make a source look familiar.
+so an attacker's attempts never make a source look familiar. A failed login is no
+first-seen question at all: every brute-force source is new, and "NEW SOURCE" on each
+would drown the one that matters (the digest counts new failure sources instead). The
+login's SSH key is a scope of its own: "a key this user never used before".
 """
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 
 import dns.resolver
 import msgspec
 
-from consumer.enriched import Enriched
-from consumer.stages.geoip import NOWHERE, GeoIp
-from consumer.stages.rdns import ReverseDns
+from consumer.core.addresses import canonical_address, network_of
+from consumer.core.enriched import Enriched
+from consumer.lookups.geoip import NOWHERE, GeoIp
+from consumer.lookups.rdns import ReverseDns
 from consumer.store import Sighting, Store
 from schemas.config import EnrichConfig
 from schemas.event import LoginEvent
@@ -88,23 +91,34 @@ class Enricher:
             city=place.city,
             network=network_of(address) if address else None,
             received=now,
+            latitude=place.latitude,
+            longitude=place.longitude,
+            radius=place.radius,
         )
 
     def sighting(self, placed: Enriched, now: datetime, *, votes: bool = True) -> Sighting:
         """What the store records (or, for a failed login, only compares) about ``placed``'s
         source: its first-seen marks (``Store.observe``)."""
         event = placed.event
+        if event.kind != "login":
+            return Sighting(user=event.user, event_id=event.id_hex, now=now, record=False)
+        # A hop through a jump host: first-seen asks about the original client, and about
+        # the jump host's address, which the jump host's heartbeats cannot make familiar.
+        seen = canonical_address(event.client_ip)
+        address = canonical_address(placed.hop.client) if placed.hop is not None else seen
         return Sighting(
             user=event.user,
             event_id=event.id_hex,
             now=now,
-            address=canonical_address(event.client_ip),
+            address=address,
+            via=seen if seen != address else None,
             network=placed.network,
             country=placed.country,
-            record=event.kind == "login",
+            record=True,
             host=event.host,
             vouchers=self.first_seen_hosts,
             votes=votes,
+            key=event.fingerprint or None,
         )
 
     def names(self, enriched: Enriched) -> Enriched:
@@ -118,20 +132,3 @@ class Enricher:
     def close(self) -> None:
         if self.geoip is not None:
             self.geoip.close()
-
-
-def canonical_address(text: str) -> str | None:
-    """The address in canonical form (IPv4-mapped IPv6 as IPv4); None when not an address."""
-    try:
-        ip = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
-
-
-def network_of(address: str) -> str:
-    """The /24 of an IPv4 address, the /64 of an IPv6 one: what "the same network" means."""
-    prefix = 24 if ":" not in address else 64
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))

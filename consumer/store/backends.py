@@ -18,13 +18,16 @@ from contextlib import AbstractContextManager, contextmanager
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg.pq import TransactionStatus
 
 from schemas.config import is_postgres
 from schemas.errors import StoreError
+from schemas.transport import is_loopback, postgres_hosts
 
 Row = tuple[Any, ...]
 Run = Callable[[str, Sequence[object]], list[Row]]
@@ -141,17 +144,46 @@ class SqliteDatabase:
 _IDLE = TransactionStatus.IDLE
 
 
+# libpq 16 added require_auth: the client refuses any authentication but this one, so no
+# server (or man in the middle) can ask for the password in clear text or md5.
+REQUIRE_AUTH_LIBPQ: Final = 160000
+
+
+def tls_options(url: str, ca_file: str | None, libpq: int) -> dict[str, str]:
+    """What libpq is told beside the URL (the URL's own settings win): ``sslrootcert`` from
+    ``[store] ca_file``, and then ``sslmode=verify-full`` unless the URL names a mode;
+    ``require_auth=scram-sha-256`` for a server off this machine, where ``libpq`` (its
+    version number, ``psycopg.pq.version()``) knows it."""
+    query = parse_qs(urlsplit(url).query)
+    options: dict[str, str] = {}
+    if ca_file is not None and "sslrootcert" not in query:
+        options["sslrootcert"] = ca_file
+    if ca_file is not None and "sslmode" not in query:
+        options["sslmode"] = "verify-full"
+    remote = any(not (h.startswith(("/", "@")) or is_loopback(h)) for h, _ in postgres_hosts(url))
+    if remote and libpq >= REQUIRE_AUTH_LIBPQ and "require_auth" not in query:
+        options["require_auth"] = "scram-sha-256"
+    return options
+
+
 class PostgresDatabase:
     """A PostgreSQL database shared by workers on several machines; reconnects when broken."""
 
     dialect = "postgres"
 
-    def __init__(self, url: str, connect_timeout: int = 10, password: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect_timeout: int = 10,
+        password: str | None = None,
+        ca_file: str | None = None,
+    ) -> None:
         self._url = url
         self._timeout = connect_timeout
         # From [store] password_file: handed to libpq as a keyword (None: none), never put
         # into the URL, which messages may show.
         self._password = password
+        self._options = tls_options(url, ca_file, psycopg.pq.version())
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Row] | None = None
         hint = " (password from $.store.password_file)" if password is not None else ""
@@ -161,7 +193,10 @@ class PostgresDatabase:
     def _connection(self) -> psycopg.Connection[Row]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(
-                self._url, autocommit=True, connect_timeout=self._timeout, password=self._password
+                make_conninfo(self._url, **self._options),
+                autocommit=True,
+                connect_timeout=self._timeout,
+                password=self._password,
             )
         return self._conn
 
@@ -272,16 +307,17 @@ def _pg(sql: str) -> str:
 
 
 def connect(
-    url: str, durable: bool = False, password: str | None = None
+    url: str, durable: bool = False, password: str | None = None, ca_file: str | None = None
 ) -> SqliteDatabase | PostgresDatabase:
     """``postgresql://…`` (or ``postgres://``) → PostgreSQL; anything else is a SQLite path.
 
     ``durable``: every SQLite commit is fsync'd (PostgreSQL's always are). ``password``:
-    PostgreSQL's, from ``[store] password_file`` (``schemas.config.store_password``).
+    PostgreSQL's, from ``[store] password_file`` (``schemas.config.store_password``);
+    ``ca_file``: ``[store] ca_file`` (``tls_options``).
 
     Raises:
         StoreError: cannot open or connect.
     """
     if is_postgres(url):
-        return PostgresDatabase(url, password=password)
+        return PostgresDatabase(url, password=password, ca_file=ca_file)
     return SqliteDatabase(url.removeprefix("sqlite://"), durable)

@@ -3,7 +3,8 @@
 The worker's pipeline thread takes the deliveries that wait (up to ``HAND_BACK_BATCH``) and
 decides them in order, each exactly as it would be decided alone::
 
-    work = store.batch(sightings, budgets, now=…, window=…)  # 1 round trip: first-seen, flood
+    work = store.batch(sightings, budgets, now=…, window=…, hosts=…)  # 1 round trip: the
+                                                             #   hosts' rows, first-seen, flood
     for each event, in order:
         state = work.flood_state(now, host=…, kind=…)        # in memory: no round trip
         decide; if a decision mails:
@@ -30,12 +31,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from consumer.decisions import Budget, Decision, PolicyState
-from consumer.enriched import FirstSeen
+from consumer.core.decisions import Budget, Decision, PolicyState
+from consumer.core.enriched import FirstSeen
 from consumer.store.backends import Database, Row, Statement
 from consumer.store.first_seen import Sighting, observe
 from consumer.store.flood import FloodLedger, note_statements
+from consumer.store.hosts import HostReport, report_statements
 from consumer.store.logs import decision_statements, record_sent_statement, was_sent_statement
+from consumer.store.quota import HostQuota
 
 
 class StoreBatch:
@@ -50,17 +53,26 @@ class StoreBatch:
         budgets: Iterable[tuple[str, str]],
         now: datetime,
         window: float,
+        quota: HostQuota | None = None,
+        hosts: Sequence[HostReport] = (),
+        reads: Sequence[Statement] = (),
     ) -> None:
-        """Observe ``sightings`` in order and read the flood budgets of each ``(host,
-        kind)`` of ``budgets`` at ``now``, in one transaction."""
+        """Note ``hosts`` (consumer/store/hosts.py), observe ``sightings`` in order (within
+        each host's ``quota`` of new rows) and read the flood budgets of each ``(host, kind)``
+        of ``budgets`` at ``now``, and the caller's ``reads`` (their rows: ``read``), in one
+        transaction."""
         self.db = db
         self.ledger = FloodLedger(window)
         pairs = list(dict.fromkeys(budgets))
-        reads = [self.ledger.read(host, kind, now) for host, kind in pairs]
+        flood = [self.ledger.read(host, kind, now) for host, kind in pairs]
         self.first_seen: list[FirstSeen]
-        self.first_seen, rows = observe(db, sightings, reads=reads)
-        for (host, kind), read in zip(pairs, rows, strict=True):
+        self.first_seen, rows = observe(
+            db, sightings, before=report_statements(hosts), reads=[*flood, *reads], quota=quota
+        )
+        for (host, kind), read in zip(pairs, rows[: len(pairs)], strict=True):
             self.ledger.load(host, kind, read)
+        # What the caller's reads found (the detections' state: consumer/alerts/detecting.py).
+        self.read: list[list[Row]] = list(rows[len(pairs) : len(pairs) + len(reads)])
         self._pending: list[tuple[str, list[Statement]]] = []
         self._sent: dict[str, bool] = {}
 

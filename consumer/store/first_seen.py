@@ -8,14 +8,14 @@ each scope's answer from their rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
-from consumer.clock import utc
-from consumer.decisions import flood_host
-from consumer.enriched import FirstSeen
+from consumer.core.clock import utc
+from consumer.core.enriched import FirstSeen
 from consumer.store.backends import Database, Row, Statement
+from consumer.store.quota import HostQuota, day_of, quota_host
 from consumer.store.text import sql_text
 
 
@@ -120,9 +120,16 @@ class Sighting:
     host: str | None = None
     vouchers: int = 2
     votes: bool = True
+    key: str | None = None  # the login's SSH key fingerprint (SHA256:…)
+    # A hop's own source (the jump host's address, as the login's host saw it): recorded
+    # and asked as an address too, and the address is new when either is. ``address`` is
+    # then the original client, which only the jump host's events vouch for: a host that
+    # lies about its addresses or its logins cannot make a new source read as a known one.
+    via: str | None = None
 
     def scopes(self) -> list[tuple[str, str]]:
-        pairs = (("address", self.address), ("network", self.network), ("country", self.country))
+        pairs = (("address", self.address), ("address", self.via), ("network", self.network),
+                 ("country", self.country), ("key", self.key))  # fmt: skip
         return [(scope, sql_text(value)) for scope, value in pairs if value]
 
     def asks(self) -> list[list[_Ask]]:
@@ -159,8 +166,18 @@ class Sighting:
             return bool(rows) and rows[0][0] == self.event_id
         return bool(rows) and rows[0][0] == self.event_id and bool(rows[0][1])
 
+    def creates(self, rows: list[Row]) -> bool:
+        """Whether the deciding statement's rows say this sighting made its host's row
+        (a row's first event is the one that made it; a redelivery counts again)."""
+        return (
+            self.record
+            and self._where() is not None
+            and bool(rows)
+            and (rows[0][0] == self.event_id)
+        )
+
     def _where(self) -> str | None:
-        return None if self.host is None else sql_text(flood_host(self.host))
+        return None if self.host is None else quota_host(self.host)
 
 
 _FLEET, _HOST = 0, 1  # the table a statement touches: first_seen, first_seen_host
@@ -183,9 +200,14 @@ def observe(
     *,
     before: Sequence[Statement] = (),
     reads: Sequence[Statement] = (),
+    quota: HostQuota | None = None,
 ) -> tuple[list[FirstSeen], list[list[Row]]]:
     """``before``, the sightings' statements, then ``reads``, in one transaction (one round
     trip on PostgreSQL): each sighting's verdict, and the rows of ``reads``.
+
+    With ``quota`` (``consumer/store/quota.py``), a host past its day's budget of new rows
+    records nothing: its sightings are only read (``record=False``) and counted as over;
+    the rows the others create are counted, and the counts written with the round trip.
 
     A sighting's statement reads and writes only its own table's rows of its own source
     (user, scope, value), so the statements of one source must run in the sightings'
@@ -197,6 +219,11 @@ def observe(
     batches cannot deadlock but for one source reported to both from two hosts at once; a
     deadlock fails one batch, which the pipeline then takes one event at a time.
     """
+    day = day_of(sightings[0].now) if sightings else 0
+    if quota is not None and sightings:
+        sightings = _gated(sightings, quota, day)
+        counted, read = quota.statements(day)
+        before, reads = [*counted, *before], [*reads, read]
     asked = [sighting.asks() for sighting in sightings]
     flat = [ask for scopes in asked for asks in scopes for ask in asks]
     if not before and not reads and not flat:
@@ -212,13 +239,35 @@ def observe(
             by_source = {tuple(row[:3]): list(row[3:]) for row in got}
             answered.update((n, [tuple(by_source[flat[n].key])]) for n in answer)
     seen, n = [], 0
+    created: dict[str, int] = {}
     for sighting, scopes in zip(sightings, asked, strict=True):
-        verdicts = {}
+        verdicts: dict[str, bool] = {}
         for (scope, _), asks in zip(sighting.scopes(), scopes, strict=True):
             n += len(asks)
-            verdicts[scope] = sighting.verdict(answered[n - 1])
+            verdicts[scope] = verdicts.get(scope, False) or sighting.verdict(answered[n - 1])
+            if sighting.creates(answered[n - 1]):
+                where = sighting._where() or ""
+                created[where] = created.get(where, 0) + 1
         seen.append(FirstSeen(**verdicts))
-    return seen, rows[len(before) + len(statements) :]
+    read_rows = rows[len(before) + len(statements) :]
+    if quota is not None and sightings:
+        quota.load(read_rows.pop(), day)
+        for host, count in created.items():
+            quota.add(host, day, stored=count)
+    return seen, read_rows
+
+
+def _gated(sightings: Sequence[Sighting], quota: HostQuota, day: int) -> list[Sighting]:
+    """The sightings, those of a host past its budget only read (and counted over)."""
+    gated = []
+    for sighting in sightings:
+        where = sighting._where()
+        if sighting.record and where is not None and quota.full(where, day):
+            quota.add(where, day, over=len(sighting.scopes()))
+            gated.append(replace(sighting, record=False))
+        else:
+            gated.append(sighting)
+    return gated
 
 
 def _layers(flat: list[_Ask], dialect: str) -> tuple[list[Statement], list[int | list[int]]]:

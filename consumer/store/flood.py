@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
-from consumer.clock import utc
-from consumer.decisions import Budget, FloodCount, PolicyState, flood_host
+from consumer.core.clock import utc
+from consumer.core.decisions import Budget, FloodCount, PolicyState, flood_host
 from consumer.store.backends import Row, Statement
 from consumer.store.text import sql_text
 

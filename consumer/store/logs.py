@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
-from consumer.clock import utc
-from consumer.decisions import Action, Decision
+from consumer.core.clock import utc
+from consumer.core.decisions import Action, Decision
 from consumer.store.backends import Statement
 
 _DECISION: Final = """

@@ -204,6 +204,205 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE first_seen_host ADD COLUMN votes INTEGER NOT NULL DEFAULT 1",
         ),
     ),
+    Migration(
+        8,
+        "quotas: first-seen expires by its last sighting; rows per host and day, counted",
+        (
+            # Pruning finds expired sources by their last sighting ([store] keep), in batches.
+            "CREATE INDEX first_seen_last ON first_seen (last_at)",
+            "CREATE INDEX first_seen_host_last ON first_seen_host (last_at)",
+            # What each host added to the store per UTC day (`what`: first_seen, events) and
+            # what it was refused past its cap (consumer/store/quota.py). Kept [store] keep.
+            """CREATE TABLE store_quota (
+                host TEXT NOT NULL,
+                day BIGINT NOT NULL,
+                what TEXT NOT NULL,
+                stored BIGINT NOT NULL,
+                over BIGINT NOT NULL,
+                PRIMARY KEY (host, day, what)
+            )""",
+            "CREATE INDEX store_quota_day ON store_quota (day)",
+        ),
+    ),
+    Migration(
+        9,
+        "run-time silences and acks, questions and answers, the web service's state",
+        (
+            # A silence or an ack (`kind`), made with the CLI or the web page; `matchers`
+            # and `recipients` are JSON lists (consumer/silences/table.py). `expired_at`
+            # set: ended early by someone (`expired_by`). Kept [store] keep after its end.
+            """CREATE TABLE silence (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                matchers TEXT NOT NULL,
+                recipients TEXT NOT NULL,
+                starts_at DOUBLE PRECISION NOT NULL,
+                ends_at DOUBLE PRECISION NOT NULL,
+                comment TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expired_at DOUBLE PRECISION,
+                expired_by TEXT NOT NULL DEFAULT '',
+                event_id TEXT NOT NULL DEFAULT ''
+            )""",
+            "CREATE INDEX silence_ends ON silence (ends_at)",
+            "CREATE INDEX silence_creator ON silence (created_by, ends_at)",
+            # One "was this you?" per login event (`id` is the event's id), to `asked`.
+            # `verdict`: '' (unanswered), 'yes' or 'no' (a no is never overwritten);
+            # `flag`: 'likely-scanner' when a yes and a no came within seconds.
+            """CREATE TABLE question (
+                id TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                username TEXT NOT NULL,
+                client_ip TEXT NOT NULL,
+                client_port BIGINT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                login_at DOUBLE PRECISION NOT NULL,
+                asked TEXT NOT NULL,
+                asked_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                verdict TEXT NOT NULL DEFAULT '',
+                flag TEXT NOT NULL DEFAULT '',
+                answered_at DOUBLE PRECISION,
+                escalated_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX question_asked ON question (asked_at)",
+            "CREATE INDEX question_subject ON question (host, username, client_ip)",
+            "CREATE INDEX question_answered ON question (answered_at)",
+            # Every answer, with the client and time it came from. A link answers once
+            # (its token id), and a question has two links: two rows at most.
+            """CREATE TABLE answer (
+                question_id TEXT NOT NULL,
+                token_id TEXT NOT NULL,
+                answer TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                client TEXT NOT NULL,
+                agent TEXT NOT NULL,
+                PRIMARY KEY (question_id, token_id)
+            )""",
+            "CREATE INDEX answer_at ON answer (at)",
+            # Spent single-use values: form nonces and link ids, kept until they expire.
+            """CREATE TABLE web_nonce (
+                nonce TEXT PRIMARY KEY,
+                purpose TEXT NOT NULL,
+                used_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX web_nonce_expires ON web_nonce (expires_at)",
+            # Operators' sessions: the SHA-256 of the cookie's value, never the value.
+            """CREATE TABLE web_session (
+                id_hash TEXT PRIMARY KEY,
+                operator TEXT NOT NULL,
+                csrf TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                client TEXT NOT NULL
+            )""",
+            "CREATE INDEX web_session_operator ON web_session (operator, expires_at)",
+            "CREATE INDEX web_session_expires ON web_session (expires_at)",
+            # Sign-in state per operator name: failures in the current window, last sign-in.
+            """CREATE TABLE web_operator (
+                name TEXT PRIMARY KEY,
+                failures BIGINT NOT NULL,
+                failed_at DOUBLE PRECISION NOT NULL,
+                signed_in_at DOUBLE PRECISION,
+                seen_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX web_operator_seen ON web_operator (seen_at)",
+            # Expected logins: the digest keeps each login's key fingerprint.
+            "ALTER TABLE digest_event ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
+    Migration(
+        10,
+        "hosts: each host's last event and the host-side version it reported",
+        (
+            # Written by the worker for every batch (consumer/store/hosts.py), read by
+            # `loginwatch status`: which versions a fleet runs while it upgrades.
+            """CREATE TABLE hosts (
+                name TEXT PRIMARY KEY,
+                last_event DOUBLE PRECISION NOT NULL,
+                hook_version TEXT NOT NULL
+            )""",
+            "CREATE INDEX hosts_last_event ON hosts (last_event)",
+        ),
+    ),
+    Migration(
+        11,
+        "failed logins per host, source and minute (consumer/store/failures.py)",
+        (
+            """CREATE TABLE source_failures (
+                host TEXT NOT NULL,
+                source TEXT NOT NULL,
+                slot BIGINT NOT NULL,
+                failures BIGINT NOT NULL,
+                PRIMARY KEY (host, source, slot)
+            )""",
+            "CREATE INDEX source_failures_source ON source_failures (source, slot)",
+            "CREATE INDEX source_failures_slot ON source_failures (slot)",
+        ),
+    ),
+    Migration(
+        12,
+        "detections: last place per user, logins' sessions, heartbeats, the service per event",
+        (
+            # Each user's latest login with GeoIP coordinates (consumer/store/places.py), for
+            # impossible travel; one row per user, written under the host's first-seen quota.
+            """CREATE TABLE user_place (
+                username TEXT PRIMARY KEY,
+                latitude DOUBLE PRECISION NOT NULL,
+                longitude DOUBLE PRECISION NOT NULL,
+                radius DOUBLE PRECISION NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                host TEXT NOT NULL,
+                address TEXT NOT NULL,
+                network TEXT NOT NULL,
+                place TEXT NOT NULL,
+                seen_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX user_place_seen ON user_place (seen_at)",
+            # A login's session as its host names it (consumer/store/sessions.py): `link` is
+            # "audit:N" (the kernel's audit session) or "pid:N" (sshd's session process), so a
+            # su/sudo or a logout of that session finds its login. Bounded per host and day.
+            """CREATE TABLE login_link (
+                host TEXT NOT NULL,
+                link TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                username TEXT NOT NULL,
+                service TEXT NOT NULL,
+                source TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                seen_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (host, link)
+            )""",
+            "CREATE INDEX login_link_seen ON login_link (seen_at)",
+            "CREATE INDEX login_link_user ON login_link (username, at)",
+            # Heartbeats (consumer/store/hosts.py): the host's own word on its spool and
+            # addresses, a goodbye when it was stopped cleanly, retired by an operator, and
+            # when the quiet-host alert went out (one per silence).
+            "ALTER TABLE hosts ADD COLUMN heartbeat_at DOUBLE PRECISION",
+            "ALTER TABLE hosts ADD COLUMN spool_depth BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE hosts ADD COLUMN dropped BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE hosts ADD COLUMN addresses TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE hosts ADD COLUMN goodbye_at DOUBLE PRECISION",
+            "ALTER TABLE hosts ADD COLUMN goodbye_why TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE hosts ADD COLUMN retired_at DOUBLE PRECISION",
+            "ALTER TABLE hosts ADD COLUMN quiet_alerted_at DOUBLE PRECISION",
+            # Each host's own addresses from its last heartbeat (at most 32): a login from one
+            # of them to another host is a hop through it (consumer/detect/hops.py).
+            """CREATE TABLE host_address (
+                address TEXT NOT NULL,
+                host TEXT NOT NULL,
+                seen_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (address, host)
+            )""",
+            "CREATE INDEX host_address_host ON host_address (host)",
+            # The PAM service of each digest event (sshd, sudo…), and a logout's session.
+            "ALTER TABLE digest_event ADD COLUMN service TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE digest_event ADD COLUMN session_seconds DOUBLE PRECISION",
+        ),
+    ),
 )
 
 

@@ -8,24 +8,45 @@ share a store. The SQL lives with what it serves: ``first_seen.py``, ``flood.py`
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final
 
-from consumer.clock import utc
-from consumer.decisions import Budget, Decision, PolicyState
-from consumer.enriched import FirstSeen
-from consumer.store.backends import Database, Statement, connect
+from consumer.core.clock import utc
+from consumer.core.decisions import Budget, Decision, PolicyState
+from consumer.core.detections import HostState
+from consumer.core.enriched import FirstSeen
+from consumer.store.backends import Database, Row, Statement, connect
 from consumer.store.batch import StoreBatch
+from consumer.store.failures import FailureTally, read_statement
 from consumer.store.first_seen import Sighting, observe
 from consumer.store.flood import FLOOD_KEEP, FLOOD_SLOT, FloodLedger, note_statements
+from consumer.store.hosts import (
+    Beat,
+    HostReport,
+    HostRow,
+    alerted_statement,
+    beat_statements,
+    host_states,
+    quiet_read,
+    reported_since,
+    retire_statement,
+)
 from consumer.store.logs import decision_statements, record_sent_statement, was_sent_statement
 from consumer.store.migrations import MIGRATIONS, Migration, check
+from consumer.store.quota import HostQuota, day_of
+from consumer.store.retention import prune_table
 from schemas.errors import StoreError
 
-__all__ = ["FLOOD_KEEP", "FLOOD_SLOT", "Sighting", "Store", "StoreBatch", "migrate", "open_store"]
+__all__ = [
+    "FLOOD_KEEP", "FLOOD_SLOT", "Beat", "HostReport", "HostRow", "Sighting", "Store",
+    "StoreBatch", "migrate", "open_store",
+]  # fmt: skip
 
+# The migration that made store_quota (consumer/store/quota.py).
+QUOTA_VERSION: Final = 8
 # Serialises migrations of workers starting at once against one PostgreSQL database.
 _PG_MIGRATION_LOCK: Final = 0x6C6F67696E77  # "loginw"
 
@@ -39,6 +60,9 @@ class Store:
     def __init__(self, db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> None:
         self.db = db
         migrate(db, migrations)
+        # Each host's new first-seen rows per day (consumer/store/quota.py), this process's
+        # view; none on a schema before the quota table (tests of older migrations).
+        self.quota = HostQuota("first_seen") if len(migrations) >= QUOTA_VERSION else None
 
     @property
     def dialect(self) -> str:
@@ -83,7 +107,7 @@ class Store:
         """``observe`` each, in order, in one transaction (one round trip on PostgreSQL):
         a source two of them share is new to the first only. ``before``: statements of
         the caller's to run first in the same transaction (their rows are dropped)."""
-        seen, _ = observe(self.db, sightings, before=before)
+        seen, _ = observe(self.db, sightings, before=before, quota=self.quota)
         return seen
 
     def was_sent(self, key: str) -> bool:
@@ -123,26 +147,90 @@ class Store:
         budgets: Iterable[tuple[str, str]],
         now: datetime,
         window: float,
+        hosts: Sequence[HostReport] = (),
+        reads: Sequence[Statement] = (),
     ) -> StoreBatch:
-        """The store's work for one batch of events (``consumer/store/batch.py``): the
-        sightings observed and the ``(host, kind)`` flood budgets read, in one round trip."""
-        return StoreBatch(self.db, sightings, budgets=budgets, now=now, window=window)
+        """The store's work for one batch of events (``consumer/store/batch.py``): the hosts'
+        rows noted, the sightings observed, the ``(host, kind)`` flood budgets and the
+        caller's ``reads`` read, in one round trip."""
+        return StoreBatch(self.db, sightings, budgets=budgets, now=now, window=window,
+                          quota=self.quota, hosts=hosts, reads=reads)  # fmt: skip
+
+    def hosts_reported(self, since: datetime) -> list[HostRow]:
+        """The hosts whose last event arrived at ``since`` or later (consumer/store/hosts.py),
+        with the version it reported, by name."""
+        return reported_since(self.db, since)
+
+    def note_beats(self, beats: Sequence[Beat]) -> None:
+        """The hosts' heartbeats (consumer/store/hosts.py), in one transaction."""
+        if statements := beat_statements(beats):
+            self.db.batch(statements)
+
+    def quiet_hosts(self, since: datetime) -> list[HostState]:
+        """The hosts, not retired, whose last event and heartbeat came before ``since``."""
+        return host_states(self.db.execute(*quiet_read(since)))
+
+    def quiet_alerted(self, host: str, now: datetime) -> None:
+        """The quiet alert of ``host``'s silence went out (its next report clears it)."""
+        self.db.execute(*alerted_statement(host, now))
+
+    def read_all(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        """Reads of the caller's (``consumer/store/hosts.py``, ``sessions.py``), in one
+        round trip; their rows in order."""
+        return [list(rows) for rows in self.db.batch(statements)] if statements else []
+
+    def retire_host(self, host: str, now: datetime) -> bool:
+        """End the watch on ``host``; False: no such host reported."""
+        return bool(self.db.execute(*retire_statement(host, now)))
+
+    def count_failures(self, tally: FailureTally, now: datetime) -> None:
+        """Write the failed logins ``tally`` holds (one transaction) and forget them; on
+        ``StoreError`` the tally keeps them for the next call."""
+        if statements := tally.statements(now):
+            self.db.batch(statements)
+            tally.written()
+
+    def failures(self, source: str, since: datetime, host: str = "") -> int:
+        """Failed logins from ``source`` since ``since``, on ``host`` (``""``: any host),
+        shed ones included (``consumer/store/failures.py``)."""
+        return int(self.db.execute(*read_statement(source, since, host))[0][0])
 
     def prune(self, before: datetime) -> int:
-        """Forget sent-log and decision-log entries older than ``before`` (``[store]
-        keep``); how many sent-log entries went."""
+        """``prune_all``; how many sent-log entries went."""
+        return self.prune_all(before)["delivery_log"]
+
+    def prune_all(self, before: datetime) -> dict[str, int]:
+        """Forget what is older than ``before`` (``[store] keep``), bounded
+        (``consumer/store/retention.py``): sent-log and decision-log entries, first-seen
+        sources last seen before it (they read as new again), the per-host row counts of
+        the days before it. How many rows went, per table."""
         stamp = utc(before).timestamp()
-        with self.db.transaction() as run:
-            count = run("SELECT COUNT(*) FROM delivery_log WHERE delivered_at < ?", (stamp,))
-            run("DELETE FROM delivery_log WHERE delivered_at < ?", (stamp,))
-            run("DELETE FROM decision_log WHERE decided_at < ?", (stamp,))
-        return int(count[0][0])
+        pruned = {
+            table: prune_table(self.db, table, column, stamp)
+            for table, column in (
+                ("delivery_log", "delivered_at"),
+                ("decision_log", "decided_at"),
+                ("first_seen", "last_at"),
+                ("first_seen_host", "last_at"),
+                ("user_place", "seen_at"),
+                ("login_link", "seen_at"),
+                ("host_address", "seen_at"),
+            )
+        }
+        if self.quota is not None:
+            pruned["store_quota"] = prune_table(self.db, "store_quota", "day", day_of(before))
+        return pruned
 
     def schema_version(self) -> int:
         rows = self.db.execute("SELECT MAX(version) FROM loginwatch_schema")
         return int(rows[0][0] or 0)
 
     def close(self) -> None:
+        # The counts of the last batch, which would have gone with the next round trip.
+        counted = self.quota.statements(0)[0] if self.quota is not None else []
+        if counted:
+            with contextlib.suppress(StoreError):
+                self.db.batch(counted)
         self.db.close()
 
     def __enter__(self) -> Store:
@@ -191,13 +279,15 @@ def open_store(
     *,
     durable: bool = False,
     password: str | None = None,
+    ca_file: str | None = None,
 ) -> Store:
     """The store at ``url``: a SQLite file path, or a ``postgresql://`` URL; migrated.
 
     ``durable``: fsync every commit, for callers that ack a broker message after it.
-    ``password``: PostgreSQL's, from ``[store] password_file`` (never in ``url``).
+    ``password``: PostgreSQL's, from ``[store] password_file`` (never in ``url``);
+    ``ca_file``: the CA of its certificate (``[store] ca_file``).
 
     Raises:
         StoreError: cannot open, connect or migrate.
     """
-    return Store(connect(url, durable, password), migrations)
+    return Store(connect(url, durable, password, ca_file), migrations)

@@ -407,8 +407,9 @@ pam_add_auth() {
 
 # pam_check FILE PAMDIR: fails, naming the line, unless every line of FILE is a
 # comment, "@include NAME" of a file in PAMDIR, or "TYPE CONTROL MODULE ARGS"
-# with a known type, a well-formed control and a module that exists. Run on
-# every file before it replaces the live one: a typo there can lock out root.
+# with a known type, a well-formed control and a module that exists (on this
+# machine, or in the tree PAMDIR is the /etc/pam.d of: an image built with --root).
+# Run on every file before it replaces the live one: a typo there can lock out root.
 pam_check() {
     _lw_bad=$(
         awk '
@@ -456,7 +457,7 @@ pam_check() {
         ' "$1" | while read -r _lw_kind _lw_name; do
             case $_lw_kind in
             INC) [ -f "$2/$_lw_name" ] || echo "$1: includes missing $2/$_lw_name" ;;
-            MOD) pam_module_exists "$_lw_name" || echo "$1: module $_lw_name not found" ;;
+            MOD) pam_module_exists "$_lw_name" "${2%/etc/pam.d}" || echo "$1: module $_lw_name not found" ;;
             *) echo "$_lw_kind $_lw_name" ;;
             esac
         done
@@ -466,14 +467,16 @@ pam_check() {
     return 1
 }
 
-# pam_module_exists NAME: an absolute path, or a file in one of libpam's directories.
+# pam_module_exists NAME [ROOT]: an absolute path, or a file in one of libpam's
+# directories, on this machine or below ROOT.
 pam_module_exists() {
     case $1 in
-    /*) [ -f "$1" ]; return ;;
+    /*) [ -f "$1" ] || { [ -n "${2:-}" ] && [ -f "$2$1" ]; }; return ;;
     esac
     for _lw_dir in /lib/security /lib64/security /usr/lib/security /usr/lib64/security \
         /lib/*/security /usr/lib/*/security; do
         [ -f "$_lw_dir/$1" ] && return 0
+        [ -n "${2:-}" ] && [ -f "$2$_lw_dir/$1" ] && return 0
     done
     return 1
 }

@@ -3,13 +3,20 @@
     python -m tests.bench [--quick] [--only SECTION ...] [--output bench-results.json]
 
 Sections, each a module that also runs alone: ``hook`` (tests/bench/bench_hook.py: foreground vs
-``python -c pass``, ssh login with vs without the hook, a silent broker), ``wire`` (bytes
-per event on the wire), ``worker`` (tests/bench/bench_worker.py: throughput vs raw pika, alert
-mails per second, login-to-inbox p50/p99), ``mail`` (tests/bench/bench_mail.py), ``store``
-(tests/bench/bench_store.py), ``digest`` (tests/bench/bench_digest.py: one window of 1M events, time
-and RSS), ``load`` (tests/bench/bench_load.py: 10,000 hosts, the maximum sustained rate),
-``machines`` (tests/bench/bench_machines.py: two workers on two network namespaces sharing a
-PostgreSQL store against one, mail-per-login and digest-only).
+``python -c pass``, ssh login with vs without the hook, a silent broker, a PAM environment of
+15,000 variables, the CPU of a 30-password spray), ``fsync`` (tests/bench/bench_fsync.py: one
+durable spool write into a preallocated slot with ``fsync`` vs ``fdatasync``, vs a new file),
+``login`` (tests/bench/bench_login.py: the ssh login on Debian's installed stack with no
+hook, ``pam_exec /bin/true``, the Python foreground and the C front-end, interleaved, each
+login's stall read from tcpdump, the hooks' own wall time), ``wire`` (bytes per event on the
+wire), ``worker`` (tests/bench/bench_worker.py: throughput vs raw
+pika, alert mails per second, login-to-inbox p50/p99), ``mail`` (tests/bench/bench_mail.py),
+``store`` (tests/bench/bench_store.py), ``digest`` (tests/bench/bench_digest.py: one window of 1M
+events, time and RSS), ``load`` (tests/bench/bench_load.py: 10,000 hosts, the maximum sustained
+rate), ``machines`` (tests/bench/bench_machines.py: two workers on two network namespaces sharing
+a PostgreSQL store against one, mail-per-login and digest-only), ``channels``
+(tests/bench/bench_channels.py: a channel's ``deliver()`` against raw httpx to the same server,
+the worker's webhook posts per second beside its mails per second).
 Every ratio is measured side by side inside its section, in this one run. Figures only:
 nothing here passes or fails; a section that breaks is reported with its error.
 """
@@ -27,16 +34,27 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+
 from producer import capture
 from producer.build import build_event
+from schemas.compact import compact, pack_address
 from schemas.event import encode
+from schemas.records import Heartbeat
+from schemas.wire import encode as wire_encode
 from tests.support.hookrun import PAM_ENV
 
 Figures = dict[str, object]
 
 
+# A typical host name of a fleet: what the wire figures are measured with (issue 21's target:
+# a key login from such a host in at most 160 bytes).
+LONG_HOST = "web-01.prod.example.com"
+
+
 def wire(_quick: bool) -> Figures:
-    """The msgpack body of real hook events (what crosses the network per login)."""
+    """The msgpack body of real hook events (what crosses the network per login), in the
+    compact form the hook sends (tag 2) and in the first form (tag 1), side by side."""
     sizes: Figures = {}
     failure_env = {k: v for k, v in PAM_ENV.items() if k != "SSH_AUTH_INFO_0"}
     failure_env |= {"PAM_TYPE": "auth", "SSH_AUTH_INFO_0": "password\n"}
@@ -44,7 +62,20 @@ def wire(_quick: bool) -> Figures:
     for name, env, outcome in cases:
         environ = {k.encode(): v.encode() for k, v in env.items()}
         _, record = capture.record(environ, outcome, time.time_ns())
-        sizes[f"wire_bytes_{name}"] = len(encode(build_event(capture.parse(record), "web-01")))
+        event = build_event(capture.parse(record), LONG_HOST)
+        if outcome == "success":  # the escalation link a login's hook records
+            event = msgspec.structs.replace(event, audit_session=4711, login_uid=1000,
+                                            session_pid=123456, session_start=98765432)  # fmt: skip
+        sizes[f"wire_bytes_{name}"] = len(wire_encode(compact(event)))
+        sizes[f"wire_bytes_{name}_v1"] = len(encode(event))
+    beat = Heartbeat(
+        id=bytes(16),
+        time=datetime.now(UTC),
+        host=LONG_HOST,
+        hook_version="0.3.0",
+        addresses=(pack_address("192.0.2.10")[0], pack_address("2001:db8::10")[0]),
+    )
+    sizes["wire_bytes_heartbeat"] = len(wire_encode(beat))
     return sizes
 
 
@@ -58,6 +89,20 @@ def hook(quick: bool) -> Figures:
     if quick:
         bench_hook.ROUNDS = 10
     return dict(bench_hook.run())
+
+
+def login(quick: bool) -> Figures:
+    from tests.bench import bench_login
+
+    return bench_login.measure(
+        *((4, 6) if quick else (bench_login.ROUNDS, bench_login.TIMED_ROUNDS))
+    )
+
+
+def fsync(quick: bool) -> Figures:
+    from tests.bench.bench_fsync import measure
+
+    return dict(measure(rounds=50 if quick else 200))
 
 
 def worker(quick: bool) -> Figures:
@@ -95,6 +140,12 @@ def load(quick: bool) -> Figures:
     return measure(quick)
 
 
+def channels(quick: bool) -> Figures:
+    from tests.bench.bench_channels import measure
+
+    return measure(quick)
+
+
 def machines(quick: bool) -> Figures:
     from tests.bench.bench_machines import measure
 
@@ -104,12 +155,15 @@ def machines(quick: bool) -> Figures:
 SECTIONS: dict[str, Callable[[bool], Figures]] = {
     "wire": wire,
     "hook": hook,
+    "login": login,
+    "fsync": fsync,
     "worker": worker,
     "mail": mail,
     "store": store,
     "digest": digest,
     "load": load,
     "machines": machines,
+    "channels": channels,
 }
 
 

@@ -8,7 +8,12 @@ editable install adds a ``.pth`` import finder to every interpreter start.)
 - a loopback ``ssh host true`` through a real sshd with the hook in the session
   stack against the same sshd without it (the PAM file is swapped between runs);
 - a broker that accepts TCP and never answers: the hook's foreground, and
-  whether every event arrives once the broker is back.
+  whether every event arrives once the broker is back;
+- a PAM environment of 15,000 variables (~1.6 MB, near what execve takes at all): the
+  hook's foreground against ``python -c pass`` with the same environment;
+- a password spray: the CPU of 30 failed passwords (10 at a time, as sshd's
+  ``MaxStartups`` lets them in), the hooks and every publisher they started (reaped
+  as a child subreaper: they are detached), against 30 bare ``python -I -c pass``.
 
 Run alone: ``.venv/bin/python -m tests.bench.bench_hook``.
 """
@@ -24,8 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from producer.backlog import spool_lock
 from tests.bench.bench_support import bench_vhost, median_ms
+from tests.support.cpu_meter import cpu_of
 from tests.support.hookrun import (
+    FAILED_PASSWORD,
+    PAM_ENV,
     SilentListener,
     TapQueue,
     run_hook,
@@ -145,14 +154,86 @@ def silent_broker(vhost: Vhost, work: Path, python: str, hook_path: str) -> dict
     }
 
 
-def run() -> dict[str, float]:
+def big_env(vhost: Vhost, work: Path, python: str, hook_path: str) -> dict[str, float]:
+    """The foreground with thousands of PAM variables, against a bare interpreter with them."""
+    config = write_config(work, vhost.url())
+    run_hook(config, hook=hook_path)
+    extra = {f"X{n:05d}": "v" * 100 for n in range(15_000)}
+    env = {**extra, **PAM_ENV}
+    bare: list[float] = []
+    hook: list[float] = []
+    for _ in range(ROUNDS // 2):
+        start = time.perf_counter()
+        subprocess.Popen([python, "-I", "-c", "pass"], env=extra).wait()
+        bare.append(time.perf_counter() - start)
+        hook.append(run_hook(config, env=env, hook=hook_path).seconds)
+        wait_for(lambda: not spooled(work), timeout=10, step=0.01)
+    return {
+        "big_env_python_pass_ms": median_ms(bare),
+        "big_env_hook_foreground_ms": median_ms(hook),
+        "big_env_hook_vs_python_pass": statistics.median(hook) / statistics.median(bare),
+    }
+
+
+SPRAY = 30
+SPRAY_ROUNDS = 3
+
+
+def spray(vhost: Vhost, work: Path, python: str, hook_path: str) -> dict[str, float]:
+    """30 failed passwords, hooks and publishers, against 30 bare interpreters: CPU each.
+
+    Three rounds, each a batch of bare interpreters then a spray (its publisher done
+    before the next round): the medians, so a burst of load on a shared machine moves
+    one round, not the figure.
+    """
+    config = write_config(work, vhost.url())
+    tap = TapQueue(vhost.url())
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **FAILED_PASSWORD}
+    argv = [hook_path, "--config", str(config), "--outcome", "failure"]
+    bare: list[float] = []
+    hooks: list[float] = []
+    publishers = arrived = 0
+    try:
+        run_hook(config, hook=hook_path)  # the settings cache and the slots, as on a live host
+        tap.take(1)
+        for _ in range(SPRAY_ROUNDS):
+            # The last publisher lingers; the spray must start its own, to be measured.
+            with spool_lock(str(work / "spool"), wait=60):
+                pass
+            bare.append(cpu_of([[python, "-I", "-c", "pass"]] * SPRAY, env, parallel=10).seconds)
+            measured = cpu_of([argv] * SPRAY, env, parallel=10)
+            hooks.append(measured.seconds)
+            publishers += measured.processes - SPRAY
+            arrived += len(tap.take(SPRAY, timeout=30))
+    finally:
+        tap.close()
+    ratios = [h / b for h, b in zip(hooks, bare, strict=True)]
+    return {
+        "spray_python_pass_cpu_ms": statistics.median(bare) / SPRAY * 1000,
+        "spray_failure_cpu_ms": statistics.median(hooks) / SPRAY * 1000,
+        "spray_vs_python_pass": statistics.median(ratios),
+        "spray_vs_python_pass_max": max(ratios),
+        "spray_publishers_per_30": publishers / SPRAY_ROUNDS,
+        "spray_events_lost": SPRAY * SPRAY_ROUNDS - arrived,
+    }
+
+
+def run(only: list[str] | None = None) -> dict[str, float]:
     figures: dict[str, float] = {}
     with bench_vhost() as vhost, tempfile.TemporaryDirectory() as tmp:
         python, hook_path = installed_hook(Path(tmp))
         sink = TapQueue(vhost.url())  # a queue bound to the exchange, so events route
         try:
-            benches = (("fg", foreground), ("ssh", ssh_login), ("silent", silent_broker))
+            benches = (
+                ("fg", foreground),
+                ("ssh", ssh_login),
+                ("silent", silent_broker),
+                ("big_env", big_env),
+                ("spray", spray),
+            )
             for name, bench in benches:
+                if only and name not in only:
+                    continue
                 work = Path(tmp) / name
                 work.mkdir()
                 figures |= bench(vhost, work, python, hook_path)
@@ -162,5 +243,9 @@ def run() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    for key, value in run().items():
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", choices=["fg", "ssh", "silent", "big_env", "spray"])
+    for key, value in run(parser.parse_args().only).items():
         print(f"{key:32} {value:10.2f}")

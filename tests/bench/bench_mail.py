@@ -12,9 +12,9 @@ import json
 import sys
 import time
 
-from consumer.decisions import Action, Decision
+from consumer.channels.mail import SmtpSender
+from consumer.core.decisions import Action, Decision
 from consumer.stages.render import Renderer
-from consumer.stages.smtp import SmtpSender
 from schemas.config import SmtpConfig, parse_config
 from tests.support.factories import enriched, event
 from tests.support.smtp_server import SmtpServer

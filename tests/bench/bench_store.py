@@ -27,10 +27,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from consumer.delivery import Delivery
+from consumer.broker.delivery import Delivery
 from consumer.digest.intake import Intake
 from consumer.digest.lease import Lease
-from consumer.digest.store import DigestStore
+from consumer.digest.tables import DigestStore
 from consumer.stages.enrich import Enricher
 from consumer.store import Store, StoreBatch, open_store
 from schemas.config import EnrichConfig, WorkerConfig, parse_config

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import pika
 
-from consumer.broker import Broker
-from consumer.enriched import Enriched
-from consumer.pipeline import Settlement, Stages, build_stages
+from consumer.alerts.pipeline import Settlement, Stages, build_stages
+from consumer.alerts.worker import Worker
+from consumer.broker.connection import Broker
+from consumer.core.enriched import Enriched
 from consumer.store import Sighting
-from consumer.worker import Worker
 from schemas import topology
 from schemas.config import Config, load_config
 from schemas.event import LoginEvent, encode

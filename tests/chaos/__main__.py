@@ -1,19 +1,22 @@
 """``make chaos``: the pipeline under fire, each scenario bounded and accounted for.
 
-    python -m tests.chaos [--quick] [--smtp-down SECONDS] [SCENARIO ...]
+    python -m tests.chaos [--quick] [--smtp-down SECONDS] [--webhook-down SECONDS] [SCENARIO ...]
 
 Scenarios (default: all, in this order): ``workers`` (kill -9 of a worker every few seconds
-while events flow, two workers), ``smtp`` (the SMTP server down, then flaky), ``disk`` (a
+while events flow, two workers), ``smtp`` (the SMTP server down, then flaky), ``webhook`` (a
+Standard Webhooks receiver down, then flaky: tests/chaos/chaos_webhook.py), ``disk`` (a
 host's spool on a full disk), ``digest`` (the digest scheduler killed at random points),
 ``broker`` (a private RabbitMQ node stopped, then killed, during a storm of hook runs from
 ten hosts), ``node`` (a private three-node cluster: ``kill -9`` of the node leading the
 alerts queue during a storm of hook runs, two workers; restarted later), ``machine`` (two
 central machines, network namespaces sharing a private PostgreSQL: every process of the one
-with the active digest scheduler killed). Each prints: events sent, mailed, digest-only,
-ignored, dead (with reasons), lost and duplicate mails (tests/support/chaos_support.py says
-how each is established), and all go to ``chaos-results.json``. Loopback, private mount
-namespaces and our own network namespaces only; the shared broker is only used through
-throwaway vhosts, never stopped.
+with the active digest scheduler killed), ``flood`` (one host floods at 3,500 messages a second
+for two minutes, junk then valid logins; the other hosts' logins: 0 lost, 0 duplicates, and
+p99 login-to-inbox within 1 s of the p99 without the flood, measured in the same run). Each
+prints: events sent, mailed, digest-only, ignored, dead (with reasons), lost and duplicate
+mails (tests/support/chaos_support.py says how each is established), and all go to
+``chaos-results.json``. Loopback, private mount namespaces and our own network namespaces
+only; the shared broker is only used through throwaway vhosts, never stopped.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from pathlib import Path
 from schemas import topology
 from tests.chaos.chaos_cluster import node_loss
 from tests.chaos.chaos_digest import digest_kills
+from tests.chaos.chaos_flood import flood
 from tests.chaos.chaos_hosts import broker_restarts, spool_disk_full
 from tests.chaos.chaos_machine import machine_kill
+from tests.chaos.chaos_webhook import webhook_outage
 from tests.support.chaos_support import (
     Ledger,
     chaos_config,
@@ -166,11 +171,13 @@ def _flake(server: SmtpServer, faults: int, calm: threading.Event, log: Counter[
 SCENARIOS: dict[str, Scenario] = {
     "workers": worker_kills,
     "smtp": smtp_outage,
+    "webhook": webhook_outage,
     "disk": spool_disk_full,
     "digest": digest_kills,
     "broker": broker_restarts,
     "node": node_loss,
     "machine": machine_kill,
+    "flood": flood,
 }
 
 
@@ -181,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS))
     parser.add_argument("--quick", action="store_true", help="smaller numbers (under 3 minutes)")
     parser.add_argument("--smtp-down", type=float, help="SMTP outage in seconds (default 120)")
+    parser.add_argument(
+        "--webhook-down", type=float, help="webhook receiver outage in seconds (default 120)"
+    )
     parser.add_argument("--output", default="chaos-results.json")
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
@@ -200,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         print_report(name, figures)
         failed |= "error" in figures or not (
             "skipped" in figures
-            or (figures.get("lost") == 0 and figures.get("duplicate_mails") == 0)
+            or (
+                figures.get("lost") == 0
+                and figures.get("duplicate_mails", 0) == 0
+                and figures.get("duplicates_outside_window", 0) == 0
+            )
         )
     Path(args.output).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nresults in {args.output}", flush=True)

@@ -5,9 +5,12 @@ are collected from."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.smtp_server import SmtpServer
 
 HERE = Path(__file__).parent
 
@@ -16,3 +19,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server of our own on loopback, stopped after the test."""
+    with SmtpServer() as server:
+        yield server

@@ -38,7 +38,9 @@ def run_install(*args: str | Path, script: Path = INSTALL_HOST) -> str:
         ["sh", str(script), *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=120,
+        # A venv made with pip and the host lock's wheels: about 20 s on a quiet machine,
+        # past 120 s seen at a load average of 25 (CI shares its cores).
+        timeout=400,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -119,3 +121,11 @@ class InstalledHost:
         path = self.ns.home / ".pam_environment"
         path.write_text(text)
         os.chown(path, TEST_UID, TEST_UID)
+
+
+def pam_tree(tmp_path: Path) -> Path:
+    """A host tree under ``tmp_path`` with a copy of this machine's /etc/pam.d, for an
+    installer's ``--root``."""
+    tree = tmp_path / "root"
+    shutil.copytree("/etc/pam.d", tree / "etc" / "pam.d", symlinks=True)
+    return tree

@@ -5,14 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from consumer.broker import Broker
-from consumer.commands.digest import DigestProcess, wire
+from consumer.broker.connection import Broker
 from consumer.digest.intake import event_row
+from consumer.digest.process import DigestProcess, wire
 from consumer.digest.sender import WindowSender
 from consumer.digest.windows import current
 from consumer.store import open_store
@@ -90,14 +87,6 @@ def totals(text: str) -> dict[str, str]:
     """The "Totals" block of a digest's text part: label -> number."""
     block = text.split("Totals\n", 1)[1].split("\n\n", 1)[0]
     return {m[1].strip(): m[2] for m in re.finditer(r"^  (.+?)\s{2,}(\S+)$", block, re.M)}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "loginwatch.db")
-    new_url: Callable[[], str] = request.getfixturevalue("pg_urls")
-    return new_url()
 
 
 def day(n: int, hours: float = 0) -> datetime:

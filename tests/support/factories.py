@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from consumer.enriched import Enriched, FirstSeen
+from consumer.core.enriched import Enriched, FirstSeen
 from schemas.event import LoginEvent, Outcome, PamType
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -52,3 +52,19 @@ def enriched(login: LoginEvent | None = None, **fields: Any) -> Enriched:
     }
     base.update(fields)
     return Enriched(**base)
+
+
+def books(store: Any, config: Any, monotonic: Any = None) -> dict[str, Any]:
+    """The ``Stages`` keywords of a real store's silence and answer books (``monotonic``:
+    their clock; a constant one reads the store once, then never again) and detections."""
+    from consumer.alerts.detecting import Detecting
+    from consumer.questions.flags import AnswerBook
+    from consumer.questions.table import QuestionTable
+    from consumer.silences.book import SilenceBook
+    from consumer.silences.table import SilenceTable
+
+    interval = config.worker.silence_interval.seconds
+    clock = {} if monotonic is None else {"monotonic": monotonic}
+    return {"silences": SilenceBook(SilenceTable(store.db), config, **clock),
+            "answers": AnswerBook(QuestionTable(store.db), interval, **clock),
+            "detecting": Detecting(config, getattr(store, "quota", None))}  # fmt: skip

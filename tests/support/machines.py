@@ -13,7 +13,9 @@ machines reach it over their veth links: a private RabbitMQ node (``BridgeNode``
 AMQP with ``allow_plaintext = true``, the explicit opt-in, or with ``tls=True`` AMQPS with
 a throwaway CA and client certificates; a user of its own whose password sits in a 0600
 file; tests/support/bridge_node.py), a private PostgreSQL (tests/support/pg_server.py:
-SCRAM password from ``[store] password_file``), and an in-process SMTP server. The shared broker
+TLS with a throwaway CA, ``sslmode=verify-full`` through ``[store] ca_file``, SCRAM password
+from ``[store] password_file``), and an in-process SMTP server (STARTTLS with a certificate
+for the bridge address, verified through ``[smtp] ca_file``). The shared broker
 on :5672 and the machine's own PostgreSQL are never touched. Everything is stopped and
 removed on exit, after a failure too.
 """
@@ -64,7 +66,8 @@ class StampedSmtp(SmtpServer):
     """An SMTP server that also notes when each mail arrived (monotonic seconds)."""
 
     def __init__(self, host: str) -> None:
-        super().__init__(host=host, port=_free_port(host))
+        # STARTTLS with a certificate for its address: off loopback, the worker insists.
+        super().__init__(host=host, port=_free_port(host), tls="starttls")
         self.arrivals: list[float] = []
 
     def store(self, received: Received) -> None:
@@ -152,10 +155,13 @@ host = "{self.net.address}"
 port = {self.smtp.port}
 from = "loginwatch@test.example"
 timeout = 5
+starttls = true
+ca_file = "{self.smtp.cert_file}"
 
 [store]
 url = "{self.pg.url}"
 password_file = "{store_pw}"
+ca_file = "{self.pg.ca_file}"
 
 [enrich]
 dns = false

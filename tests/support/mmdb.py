@@ -2,8 +2,8 @@
 
 Follows the MaxMind DB format spec 2.0: a binary search tree over IPv6 bits (IPv4 networks
 live under ``::/96``) with 24-bit records, a 16-byte separator, the data section, then the
-metadata marker and map. Supports strings, unsigned ints, maps and arrays — what GeoIP2
-City records use.
+metadata marker and map. Supports strings, doubles (Python floats: a City record's
+``location`` coordinates), unsigned ints, maps and arrays — what GeoIP2 City records use.
 """
 
 from __future__ import annotations
@@ -78,7 +78,16 @@ def _number(node: list[Any], out: list[list[Any]]) -> None:
             _number(child, out)
 
 
-_TYPES = {"pointer": 1, "utf8": 2, "uint16": 5, "uint32": 6, "map": 7, "uint64": 9, "array": 11}
+_TYPES = {
+    "pointer": 1,
+    "utf8": 2,
+    "double": 3,
+    "uint16": 5,
+    "uint32": 6,
+    "map": 7,
+    "uint64": 9,
+    "array": 11,
+}
 
 
 def encode(value: Any) -> bytes:
@@ -91,6 +100,8 @@ def encode(value: Any) -> bytes:
         return _control("utf8", len(raw)) + raw
     if isinstance(value, bool):
         raise TypeError("booleans are not needed by these tests")
+    if isinstance(value, float):
+        return _control("double", 8) + struct.pack(">d", value)
     if isinstance(value, int):
         return _unsigned("uint32", value)
     if isinstance(value, dict):
@@ -121,9 +132,22 @@ def _control(kind: str, size: int) -> bytes:
     return bytes([size_bits, type_number - 7]) + extra
 
 
-def city(iso: str, country: str, name: str | None = None) -> dict[str, Any]:
-    """A GeoIP2-City-shaped record."""
+def city(
+    iso: str,
+    country: str,
+    name: str | None = None,
+    *,
+    at: tuple[float, float] | None = None,
+    radius: int | None = None,
+) -> dict[str, Any]:
+    """A GeoIP2-City-shaped record; ``at``: its (latitude, longitude), ``radius``: its
+    ``accuracy_radius`` in km."""
     record: dict[str, Any] = {"country": {"iso_code": iso, "names": {"en": country}}}
     if name:
         record["city"] = {"names": {"en": name}}
+    if at is not None:
+        location: dict[str, Any] = {"latitude": float(at[0]), "longitude": float(at[1])}
+        if radius is not None:
+            location["accuracy_radius"] = ("uint16", radius)
+        record["location"] = location
     return record

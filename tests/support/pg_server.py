@@ -3,6 +3,11 @@
     with PgServer("10.231.7.1") as pg:           # or "127.0.0.1"
         pg.url                                    # postgresql://loginwatch@10.231.7.1:PORT/loginwatch
         pg.password_file(tmp / "store.password")  # a 0600 file with the password, for [store]
+        pg.ca_file                                # off loopback: the CA of its certificate
+
+Off loopback it speaks TLS only (``hostssl`` in ``pg_hba.conf``), with a certificate for its
+address from a throwaway CA of its own, so a client reaches it as the transport rule wants
+(``[store] ca_file``: ``sslmode=verify-full``), never by ``allow_plaintext``.
 
 The machine's own PostgreSQL (which trusts local sockets) is never changed: this instance
 has its own data directory under a temporary directory, its own port and socket directory,
@@ -30,6 +35,8 @@ from pathlib import Path
 
 import psycopg
 
+from schemas.transport import is_loopback
+from tests.support.rabbit_node import ThrowawayCA
 from tests.support.services import missing
 
 USER = "loginwatch"
@@ -58,7 +65,7 @@ def write_secret(path: Path, text: str, owner: int | None = None) -> Path:
 class PgServer:
     """``postgres`` on ``address:self.port`` with SCRAM password authentication only."""
 
-    def __init__(self, address: str = "127.0.0.1") -> None:
+    def __init__(self, address: str = "127.0.0.1", *, tls: bool | None = None) -> None:
         bin_dir = binaries()
         if bin_dir is None or os.geteuid() != 0:
             missing("root and PostgreSQL's server binaries (apt-get install postgresql)")
@@ -74,6 +81,8 @@ class PgServer:
         os.chown(self.dir, self._owner.pw_uid, self._owner.pw_gid)
         self.data = self.dir / "data"
         self.port = _free_port(address)
+        self.tls = not is_loopback(address) if tls is None else tls
+        self.ca_file: str | None = None
 
     @property
     def url(self) -> str:
@@ -85,10 +94,25 @@ class PgServer:
         return write_secret(path, self.password + "\n")
 
     def connect(self, database: str = DATABASE) -> psycopg.Connection[tuple[object, ...]]:
+        tls = f"?sslmode=verify-full&sslrootcert={self.ca_file}" if self.ca_file else ""
         return psycopg.connect(
-            f"postgresql://{USER}@{self.address}:{self.port}/{database}",
+            f"postgresql://{USER}@{self.address}:{self.port}/{database}{tls}",
             password=self.password, autocommit=True, connect_timeout=5,
         )  # fmt: skip
+
+    def _certificate(self) -> str:
+        """A CA, and a certificate and key for this address (the key postgres's, 0600);
+        returns the postgresql.conf lines that use them."""
+        tls = self.dir / "tls"
+        tls.mkdir(mode=0o755)
+        ca = ThrowawayCA(tls)
+        cert, key = ca.issue(
+            "server", f"subjectAltName=IP:{self.address}\nextendedKeyUsage=serverAuth\n"
+        )
+        os.chown(key, self._owner.pw_uid, self._owner.pw_gid)
+        key.chmod(0o600)
+        self.ca_file = str(ca.cert)
+        return f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n"
 
     def _as_postgres(self, *argv: str, timeout: float = START_S) -> None:
         done = subprocess.run(
@@ -112,12 +136,12 @@ class PgServer:
             conf.write(
                 f"\nlisten_addresses = '{self.address}'\nport = {self.port}\n"
                 f"unix_socket_directories = '{sockets}'\npassword_encryption = scram-sha-256\n"
-                "max_connections = 60\n"
+                "max_connections = 60\n" + (self._certificate() if self.tls else "")
             )
+        tcp = "hostssl" if self.tls else "host"  # hostssl: TCP without TLS is refused
         (self.data / "pg_hba.conf").write_text(
             "# loginwatch tests: a password for everyone, over the socket and TCP alike\n"
-            "local all all scram-sha-256\n"
-            "host  all all all scram-sha-256\n"
+            f"local all all scram-sha-256\n{tcp} all all all scram-sha-256\n"
         )
 
     def __enter__(self) -> PgServer:

@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from schemas.topology import HASH_PLUGIN
 from tests.support.rabbit_node import SERVER, free_port
 
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -36,7 +37,8 @@ class PrivateNode:
             'ERL_EPMD_ADDRESS=127.0.0.1\nexport ERL_FLAGS="-kernel inet_dist_use_interface'
             ' {127,0,0,1}"\n'
         )
-        (directory / "enabled_plugins").write_text("[].\n")
+        # The plugin the alert lanes need (schemas/topology.py), as every broker has it.
+        (directory / "enabled_plugins").write_text(f"[{HASH_PLUGIN}].\n")
         (directory / "advanced.config").write_text("[].\n")
 
     def env(self) -> dict[str, str]:

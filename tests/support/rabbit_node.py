@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+from schemas.topology import HASH_PLUGIN
 from tests.support.deploy_host import REPO
 from tests.support.services import missing
 
@@ -100,7 +101,7 @@ class TlsNode:
             'ERL_EPMD_ADDRESS=127.0.0.1\nexport ERL_FLAGS="-kernel inet_dist_use_interface'
             ' {127,0,0,1}"\n'
         )
-        (self.dir / "enabled_plugins").write_text("[].\n")
+        (self.dir / "enabled_plugins").write_text(f"[{HASH_PLUGIN}].\n")
         env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": str(self.dir),  # the node's own Erlang cookie

@@ -134,7 +134,11 @@ def watched_install(
 
     ``secrets`` maps an option (``--password-file``) to the bytes it passes.
     ``root`` must be reachable by ``nobody`` (``tests.support.deploy_host.traversable_dir``).
+    The script's $TMPDIR is ROOT/tmp, under the watch too: a copy it keeps there (the host
+    config, read once before it is checked) is watched as closely as the files it installs.
     """
+    (root / "tmp").mkdir(mode=0o1777, exist_ok=True)
+    (root / "tmp").chmod(0o1777)
     fifos = {}
     for option, data in secrets.items():
         fifo = fifo_dir / option.strip("-")
@@ -145,8 +149,9 @@ def watched_install(
     for option in secrets:
         command += [option, str(fifo_dir / option.strip("-"))]
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
-    )
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        env={**os.environ, "TMPDIR": str(root / "tmp")},
+    )  # fmt: skip
     try:
         while fifos:
             fifo, fd = open_writer(list(fifos), proc)

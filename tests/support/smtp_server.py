@@ -103,6 +103,7 @@ class SmtpServer:
         host: str = "127.0.0.1",
     ) -> None:
         self.messages: list[Received] = []
+        self.arrived: list[float] = []  # when each of messages was stored (epoch s)
         self.faults: deque[str] = deque()
         self.reject_rcpt: set[str] = set()
         self.attempts = 0
@@ -112,6 +113,7 @@ class SmtpServer:
         self.users = users or {}
         self.port = port or free_port()
         self.cert_file: str | None = None
+        self._also = "" if host == "127.0.0.1" else f",IP:{host}"  # in the certificate too
         self._tmp = tempfile.TemporaryDirectory(prefix="lw-smtp-")
         kwargs: dict[str, Any] = {}
         context = self._tls_context() if tls or users else None
@@ -139,7 +141,7 @@ class SmtpServer:
             ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
              "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=localhost",
              "-keyout", str(key), "-out", str(cert),
-             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+             "-addext", f"subjectAltName=DNS:localhost,IP:127.0.0.1{self._also}"],
             check=True, capture_output=True, timeout=30,
         )  # fmt: skip
         self.cert_file = str(cert)
@@ -158,6 +160,7 @@ class SmtpServer:
     def store(self, received: Received) -> None:
         with self.lock:
             self.messages.append(received)
+            self.arrived.append(time.time())
             if self.maildir is not None:
                 self.maildir.add(received.data)
 

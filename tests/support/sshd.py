@@ -126,8 +126,11 @@ class PamNamespace:
 class Sshd:
     """sshd on 127.0.0.1:PORT in its own mount namespace, with our PAM stack."""
 
-    def __init__(self, pam_stack: str, *, password_auth: bool = False) -> None:
+    def __init__(self, pam_stack: str, *, password_auth: bool = False, setup: str = "") -> None:
+        """``setup``: shell commands to run in sshd's namespace before it starts (a
+        mount of its own, say); their output goes to the log (``tail``)."""
         require_root_namespaces()
+        self.setup = setup
         # sshd reads authorized_keys as the user: the path must be traversable,
         # which pytest's private tmp_path is not.
         root = Path(tempfile.mkdtemp(prefix="loginwatch-sshd-"))
@@ -175,7 +178,7 @@ class Sshd:
     def __enter__(self) -> Sshd:
         with open(self.log, "wb") as log:
             self.proc = self.ns.popen(
-                f"exec /usr/sbin/sshd -D -e -f {self.config}",
+                f"{self.setup}\nexec /usr/sbin/sshd -D -e -f {self.config}",
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -197,6 +200,12 @@ class Sshd:
                 self.proc.wait()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def client_fingerprint(self) -> str:
+        """The SHA256 fingerprint of the client's key, as sshd logs it and the hook ships it."""
+        listed = subprocess.run(["ssh-keygen", "-lf", f"{self.client_key}.pub"],
+                                capture_output=True, text=True, check=True)  # fmt: skip
+        return listed.stdout.split()[1]
+
     def ssh_args(self, user: str, *options: str) -> list[str]:
         return [
             "ssh",
@@ -214,11 +223,14 @@ class Sshd:
             f"{user}@127.0.0.1",
         ]
 
-    def ssh(self, user: str, command: str = "true", timeout: float = 30) -> float:
-        """Log in with the key and run ``command``; returns the wall time in seconds."""
+    def ssh(
+        self, user: str, command: str = "true", timeout: float = 30, tty: bool = False
+    ) -> float:
+        """Log in with the key and run ``command`` (``tty``: on a terminal, which sshd records
+        in wtmp); returns the wall time in seconds."""
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [*self.ssh_args(user, "-o", "BatchMode=yes"), command],
+            [*self.ssh_args(user, "-o", "BatchMode=yes", *(["-tt"] if tty else [])), command],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

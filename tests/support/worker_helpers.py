@@ -54,6 +54,19 @@ retry_delays = [{retry_delays}]
 """
 
 
+def store_only_config(store: Path) -> str:
+    """A config whose only concern is the SQLite store at ``store`` (and its one route)."""
+    return f"""[store]
+url = "{store}"
+[smtp]
+host = "127.0.0.1"
+from = "loginwatch@example.org"
+[[route]]
+to = ["ops@example.com"]
+mode = "digest"
+"""
+
+
 def write_config(
     path: Path, vhost: Vhost, *, smtp_port: int = 2525, extra: str = "", broker_port: int = 0
 ) -> Path:
@@ -96,6 +109,7 @@ def publish(
     user_id: str | None = "guest",
     headers: Mapping[str, Any] | None = None,
     message_id: str | None = None,
+    timestamp: int | None = None,
 ) -> None:
     """Publish to the events exchange as a single-machine install does: persistent,
     confirmed, as the central user (``guest``, which may speak for any host)."""
@@ -111,6 +125,7 @@ def publish(
                 user_id=user_id,
                 headers=dict(headers or {}),
                 message_id=message_id,
+                timestamp=timestamp,
                 content_type=topology.CONTENT_TYPE,
             ),
             mandatory=True,
@@ -120,6 +135,14 @@ def publish(
 def depth(vhost: Vhost, queue: str) -> int:
     with connect(vhost) as connection:
         return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+
+
+def alerts_depth(vhost: Vhost, lanes: int = topology.DEFAULT_LANES) -> int:
+    """Ready messages in the shared alerts queue and every lane together."""
+    with connect(vhost) as connection:
+        channel = connection.channel()
+        return sum(int(channel.queue_declare(q, passive=True).method.message_count)
+                   for q in topology.alert_queues(lanes))  # fmt: skip
 
 
 def wait_depth(vhost: Vhost, queue: str, count: int, timeout: float = 30) -> int:
@@ -226,10 +249,17 @@ class FreezableProxy:
     worker talks real AMQP to the real broker through it.
     """
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        target_port: int,
+        target_host: str = "127.0.0.1",
+        port: int = 0,
+        listen_host: str = "127.0.0.1",
+    ) -> None:
+        """``port``: where to listen (0: any free port, ``self.port``), on ``listen_host``."""
         self.target = (target_host, target_port)
         self.frozen = threading.Event()
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server = socket.create_server((listen_host, port))
         self.port: int = self._server.getsockname()[1]
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []

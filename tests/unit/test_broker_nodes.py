@@ -8,21 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from consumer.definitions import definitions
-from consumer.hosts import host_config
+from consumer.broker.definitions_file import definitions
+from consumer.broker.host_users import host_config
 from schemas import topology
-from schemas.config import (
-    DEFAULT_BROKER_URL,
-    BrokerConfig,
-    NodeCursor,
-    broker_url,
-    broker_urls,
-    broker_user,
-    broker_vhost,
-    node_order,
-    parse_config,
-)
+from schemas.config import DEFAULT_BROKER_URL, BrokerConfig, parse_config
 from schemas.errors import ConfigError
+from schemas.nodes import NodeCursor, broker_url, broker_urls, broker_user, broker_vhost, node_order
 from schemas.tls import tls_context
 
 NODES = ("amqps://lw@mq1.example:5671/fleet", "amqps://lw@mq2.example:5671/fleet",
@@ -123,10 +114,11 @@ def test_queues_get_an_odd_number_of_members_up_to_five(nodes: int, members: int
 
 
 def test_every_queue_of_a_cluster_names_its_members_and_one_node_none() -> None:
-    cluster = topology.queue_specs((30, 120), nodes=3)
+    cluster = topology.queue_specs((30, 120), nodes=3, lanes=2)
     assert {spec.name for spec in cluster} == {
         topology.ALERTS_QUEUE, topology.DIGEST_QUEUE, topology.DEAD_QUEUE,
         "loginwatch.retry.30s", "loginwatch.retry.120s",
+        "loginwatch.alerts.0", "loginwatch.alerts.1",
     }  # fmt: skip
     for spec in cluster:
         assert spec.arguments["x-queue-type"] == "quorum"
@@ -140,7 +132,7 @@ def test_definitions_of_a_cluster_carry_the_members() -> None:
     limits = topology.policy_specs(10, 1000)
     document = definitions("fleet", (30,), limits, nodes=5)
     sizes = {q["name"]: q["arguments"]["x-quorum-initial-group-size"] for q in document["queues"]}
-    assert set(sizes.values()) == {5} and len(sizes) == 4
+    assert set(sizes.values()) == {5} and len(sizes) == 4 + topology.DEFAULT_LANES
 
 
 def test_host_add_prints_every_node_for_a_cluster() -> None:

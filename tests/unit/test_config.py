@@ -8,19 +8,12 @@ from pathlib import Path
 import pytest
 
 from producer import settings
-from schemas import config as config_module
-from schemas.config import (
-    Config,
-    SpoolConfig,
-    broker_url,
-    broker_user,
-    config_path,
-    load_config,
-    parse_config,
-    read_secret,
-    seconds,
-)
+from schemas import files
+from schemas.config import Config, SpoolConfig, config_path, load_config, parse_config, seconds
 from schemas.errors import ConfigError
+from schemas.files import read_secret
+from schemas.nodes import broker_url, broker_user
+from schemas.transport import plaintext_refusal
 
 
 @pytest.mark.parametrize(
@@ -92,7 +85,7 @@ def test_secret_files_must_be_owned_by_the_reader(
     ):
         read_secret(str(secret), "$.broker.password_file")
     # Root may use the central service user's own secrets (`loginwatch setup` as root).
-    monkeypatch.setattr(config_module, "_service_uid", lambda: 4242)
+    monkeypatch.setattr(files, "_service_uid", lambda: 4242)
     assert read_secret(str(secret), "$.broker.password_file") == "s3cret"
 
 
@@ -162,3 +155,29 @@ def test_password_file_overrides_the_url_password(tmp_path: Path) -> None:
 )
 def test_durations(text: str, value: float) -> None:
     assert seconds(text) == value
+
+
+@pytest.mark.parametrize(
+    ("host", "encrypted", "allowed", "refused"),
+    [
+        ("127.0.0.1", False, False, False),
+        ("::1", False, False, False),
+        ("localhost", False, False, False),
+        (None, False, False, False),  # no host: the client's default, localhost
+        ("localhost.example.org", False, False, True),  # a name is never resolved
+        ("mq.example.org", False, False, True),
+        ("mq.example.org", True, False, False),
+        ("mq.example.org", False, True, False),
+    ],
+)
+def test_one_transport_rule(
+    host: str | None, encrypted: bool, allowed: bool, refused: bool
+) -> None:
+    why = plaintext_refusal("$.x.url", host, encrypted=encrypted, allow_plaintext=allowed,
+                            plain="x://", what="the x password", fix="use xs://")  # fmt: skip
+    assert (why is not None) is refused
+    if why:
+        assert why == (
+            f"$.x.url is x:// to {host}, which would send the x password unencrypted:"
+            " use xs://, or set allow_plaintext = true"
+        )

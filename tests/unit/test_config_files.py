@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from producer import settings
-from schemas.config import CONFIG_LIMIT, broker_url, load_config
+from schemas.config import load_config
 from schemas.errors import ConfigError
+from schemas.files import CONFIG_LIMIT
+from schemas.nodes import broker_url
 from tests.support.deploy_host import traversable_dir
 from tests.support.hookrun import HOOK
 

@@ -7,10 +7,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from consumer.delivery import Delivery
-from consumer.display import quoted
-from consumer.retries import republish_headers
-from consumer.stages.decode import Decoder, Identity, Incoming, effective_user
+from consumer.broker.delivery import Delivery
+from consumer.broker.retries import republish_headers
+from consumer.core.display import quoted
+from consumer.core.identity import Identity, effective_user
+from consumer.stages.decode import Decoder, Incoming
 from schemas import topology
 from schemas.errors import DecodeError
 from schemas.event import MAX_BODY, encode

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from consumer.digest.store import DigestStore
+from consumer.digest.tables import DigestStore
 from consumer.store import open_store
 from tests.support.digest_support import config_text
 from tests.support.worker_helpers import ROOT

@@ -15,10 +15,10 @@ from typing import Any, cast
 
 import pytest
 
-from consumer.broker import Broker
-from consumer.delivery import Delivery, QueueState
+from consumer.broker.connection import Broker
+from consumer.broker.delivery import Delivery, QueueState
 from consumer.digest.scheduler import Scheduler
-from consumer.digest.store import EventRow
+from consumer.digest.tables import EventRow
 from consumer.store import Sighting
 from schemas import topology
 from schemas.errors import StoreError
@@ -80,7 +80,16 @@ class ScriptedConnection:
         for body in q.script.pop(0):
             q._tag += 1
             q.unacked[q._tag] = body
-            q.on_delivery(Delivery(q._tag, body, "login", redelivered=False, user_id=q.user_id))
+            q.on_delivery(
+                Delivery(
+                    q._tag,
+                    body,
+                    "login",
+                    redelivered=False,
+                    user_id=q.user_id,
+                    queue=topology.DIGEST_QUEUE,
+                )
+            )
 
     def queue_state(self, name: str) -> QueueState:
         self.q.asked = True
@@ -91,7 +100,7 @@ class ScriptedConnection:
         tags = [t for t in self.q.unacked if t == delivery.tag or (through and t < delivery.tag)]
         self.q.acked += [self.q.unacked.pop(t) for t in sorted(tags)]
 
-    def held(self) -> tuple[int, float]:
+    def held(self, _queue: str) -> tuple[int, float]:
         return len(self.q.unacked), 0.0
 
     def publish(self, _exchange: str, key: str, body: bytes, **kw: Any) -> None:

@@ -8,9 +8,9 @@ from typing import Any, cast
 import pytest
 
 from consumer.digest.lease import Lease, LeaseLost
-from consumer.digest.render import DigestRenderer
+from consumer.digest.mail import DigestRenderer
 from consumer.digest.sender import WindowSender
-from consumer.digest.store import DigestStore, State
+from consumer.digest.tables import DigestStore, State
 from consumer.digest.windows import window_at
 from consumer.store import open_store
 from tests.support.digest_support import ALICE, OPS, day, login, make_config, no_dns, store_events

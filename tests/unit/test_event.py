@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import msgspec
 import pytest
 
 from producer.build import build_event
 from schemas.errors import DecodeError
-from schemas.event import LoginEvent, Outcome, PamType, decode, encode, escape_bytes, unescape
+from schemas.event import LoginEvent, Outcome, PamType, encode, escape_bytes, unescape
+from schemas.wire import decode_event as decode
 from tests.support.hookrun import ED25519_FINGERPRINT, PAM_ENV
+
+UTC = timezone.utc  # datetime.UTC is 3.11's; these tests run on 3.9 too
 
 
 def captured(**overrides: bytes) -> dict[str, bytes]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import capture, safedir, settings, spool
+from producer import backlog, capture, ledger, safedir, settings, slots, spool
 
 OTHER_UID = 4242  # a user that is not us (tests/support/sshd.py's test user)
 LOGIN = {b"PAM_TYPE": b"open_session", b"PAM_USER": b"alice"}
@@ -15,10 +15,6 @@ LOGIN = {b"PAM_TYPE": b"open_session", b"PAM_USER": b"alice"}
 
 def _record(n: int = 1) -> tuple[str, bytes]:
     return capture.record(LOGIN, "", n)
-
-
-def _nothing_spooled(directory: Path) -> bool:
-    return not [p for p in directory.iterdir() if p.name.endswith(".cap")]
 
 
 @pytest.mark.parametrize("mode", [0o770, 0o707, 0o1777, 0o720, 0o702])
@@ -29,9 +25,11 @@ def test_a_spool_others_can_write_is_refused(tmp_path: Path, mode: int) -> None:
     with pytest.raises(safedir.UnsafePath, match=r"writable by group or others .*chmod 700"):
         spool.write(str(directory), *_record(), 10, 1 << 20)
     with pytest.raises(safedir.UnsafePath):
-        spool.count_dropped(str(directory))
+        ledger.add(str(directory), [])
     with pytest.raises(safedir.UnsafePath):
-        spool.pending(str(directory))
+        backlog.Backlog(str(directory))
+    with pytest.raises(safedir.UnsafePath):
+        spool.try_lock(str(directory))
     assert list(directory.iterdir()) == []
 
 
@@ -60,20 +58,43 @@ def test_a_symlinked_counter_is_not_followed(tmp_path: Path) -> None:
     victim.write_bytes(b"root:$6$secret:19000::::::\n")
     directory = tmp_path / "spool"
     directory.mkdir(mode=0o700)
-    (directory / spool.DROPPED).symlink_to(victim)
+    (directory / ledger.FILE).symlink_to(victim)
     with pytest.raises(safedir.UnsafePath, match="dropped is a symlink: not followed"):
-        spool.count_dropped(str(directory))
+        ledger.add(str(directory), [], uncounted=1)
     with pytest.raises(safedir.UnsafePath, match="dropped is a symlink: not followed"):
-        spool.read_dropped(str(directory))
+        ledger.read(str(directory))
     assert victim.read_bytes() == b"root:$6$secret:19000::::::\n"
 
 
-def test_a_fifo_counter_does_not_hang(tmp_path: Path) -> None:
+def test_a_fifo_in_place_of_the_ledger_does_not_hang(tmp_path: Path) -> None:
     directory = tmp_path / "spool"
     directory.mkdir(mode=0o700)
-    os.mkfifo(directory / spool.DROPPED)
+    os.mkfifo(directory / ledger.FILE)
     with pytest.raises(safedir.UnsafePath, match="not a regular file"):
-        spool.count_dropped(str(directory))
+        ledger.add(str(directory), [], uncounted=1)
+
+
+def test_a_fifo_in_place_of_the_slots_does_not_hang(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir(mode=0o700)
+    os.mkfifo(directory / slots.FILE)
+    with pytest.raises(safedir.UnsafePath, match="not a regular file"):
+        spool.write(str(directory), *_record(), 10, 1 << 20)
+    with pytest.raises(safedir.UnsafePath, match="not a regular file"):
+        backlog.Backlog(str(directory))
+
+
+def test_symlinked_slots_are_not_written_through(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_bytes(bytes(slots.SIZE * 2))
+    (directory / slots.FILE).symlink_to(victim)
+    with pytest.raises(safedir.UnsafePath, match="slots is a symlink: not followed"):
+        spool.write(str(directory), *_record(), 10, 1 << 20)
+    with pytest.raises(safedir.UnsafePath, match="slots is a symlink"):
+        backlog.Backlog(str(directory))
+    assert victim.read_bytes() == bytes(slots.SIZE * 2)
 
 
 def test_a_symlinked_record_is_not_read(tmp_path: Path) -> None:
@@ -83,11 +104,12 @@ def test_a_symlinked_record_is_not_read(tmp_path: Path) -> None:
     secret.write_bytes(capture.MAGIC + b"LW_ID=00\0PAM_USER=from-a-file-root-reads")
     link = directory / "00000000000000000001-x.cap"
     link.symlink_to(secret)
-    [path] = spool.pending(str(directory))
-    with pytest.raises(safedir.UnsafePath, match="symlink"):
-        spool.read_record(path)
-    # Set aside as it is: the link moves, its target stays.
-    moved = spool.quarantine(path)
+    with backlog.Backlog(str(directory)) as spooled:
+        [entry] = spooled.pending()
+        with pytest.raises(safedir.UnsafePath, match="symlink"):
+            spooled.take(entry)
+        # Set aside as it is: the link moves, its target stays.
+        moved = spooled.set_aside(entry, b"")
     assert os.path.islink(moved) and secret.exists()
 
 

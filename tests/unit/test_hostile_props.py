@@ -7,7 +7,7 @@ Three boundaries where attacker text enters (issue 6, "hostile input"):
   become an event that encodes, stays within its bounds, and keeps non-UTF-8 bytes losslessly;
 - the worker's enrich → policy → render path on arbitrary events: every field hostile at once
   (``tests/unit/test_display.py`` covers user/host/rdns headers,
-  ``tests/integration/test_render.py`` fixed values); here the full event, both recipients,
+  ``tests/integration/alerts/test_render.py`` fixed values); here the full event, both recipients,
   the HTML's tag structure;
 - RFC 2047 encoded words (any charset, b/q, either case, a language tag, hostile payloads)
   split anywhere across the user name and the remote host: shown, never decoded.
@@ -32,20 +32,21 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from consumer import headers
-from consumer.decisions import Action, PolicyState
-from consumer.display import visible
+from consumer.channels import mail_headers
+from consumer.core.decisions import Action, PolicyState
+from consumer.core.display import visible
 from consumer.stages.enrich import Enricher
+from consumer.stages.notice import BODY, SUBJECT
 from consumer.stages.policy import Policy
 from consumer.stages.render import Renderer
-from consumer.stages.view import BODY, SUBJECT
 from consumer.store import Store, open_store
 from producer import capture
 from producer.build import build_event
 from schemas import event as ev
 from schemas.config import parse_config
 from schemas.errors import DecodeError
-from schemas.event import LoginEvent, Outcome, PamType, decode, encode, unescape
+from schemas.event import LoginEvent, Outcome, PamType, encode, unescape
+from schemas.wire import decode_event as decode
 from tests.support.factories import T0, event
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -302,7 +303,7 @@ def test_encoded_words_in_event_text_are_shown_and_never_decoded(
     now = T0 + timedelta(seconds=1)
     enriched = Enricher(CONFIG.enrich, store)(login, now)
     for decision in Policy(CONFIG).decide(enriched, PolicyState(), now):
-        wire = headers.wire(Renderer(CONFIG).render(enriched, decision, now=now))
+        wire = mail_headers.wire(Renderer(CONFIG).render(enriched, decision, now=now))
         head = wire.partition(b"\r\n\r\n")[0]
         assert b"=?" not in OWN_WORD.sub(b"", head)  # no encoded word but email's own
         mail = email.message_from_bytes(wire, policy=email.policy.default)
@@ -310,7 +311,7 @@ def test_encoded_words_in_event_text_are_shown_and_never_decoded(
         subject = str(mail["Subject"])
         assert "=?" not in subject and "\r" not in subject and "\n" not in subject
         # The user name shows literally, its "=?" as "=？".
-        assert headers.inert(visible(login.user, SUBJECT)) in subject
+        assert mail_headers.inert(visible(login.user, SUBJECT)) in subject
 
 
 _header_piece = st.one_of(
@@ -324,14 +325,14 @@ _header_piece = st.one_of(
 @given(text=st.lists(_header_piece, max_size=12).map("".join))
 def test_any_subject_builds_a_mail_that_reads_back_as_shown(text: str) -> None:
     """The wire check refuses no honest mail: any text, made inert, survives serializing."""
-    shown = headers.header_text(text, 200)
+    shown = mail_headers.header_text(text, 200)
     sender = Address("loginwatch", addr_spec="loginwatch@example.org")
-    msg = headers.compose(
+    msg = mail_headers.compose(
         [("From", sender), ("To", Address(addr_spec="ops@example.org")), ("Subject", shown)],
         "text\n",
         "<p>html</p>\n",
     )
-    read = email.message_from_bytes(headers.wire(msg), policy=email.policy.default)
+    read = email.message_from_bytes(mail_headers.wire(msg), policy=email.policy.default)
     assert list(read.keys()) == ["From", "To", "Subject", "MIME-Version", "Content-Type"]
     # Blanks may move where email folds its own encoded words; no other character may.
     assert str(read["Subject"]).split() == shown.split() or "".join(

@@ -10,17 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from consumer.decisions import Action, Decision, PolicyState
-from consumer.delivery import Delivery
-from consumer.enriched import Enriched, FirstSeen
-from consumer.pipeline import Stages, Verdict, process, process_batch
-from consumer.retries import republish_headers
-from consumer.stages.decode import Decoder, Identity, Incoming
-from consumer.store import Sighting
+from consumer.alerts.detecting import Detecting
+from consumer.alerts.pipeline import Stages, Verdict, process, process_batch
+from consumer.broker.delivery import Delivery
+from consumer.broker.retries import republish_headers
+from consumer.core.decisions import Action, Decision, PolicyState
+from consumer.core.enriched import Enriched, FirstSeen
+from consumer.core.identity import Identity
+from consumer.core.notice import Notice
+from consumer.stages.decode import Decoder, Incoming
+from consumer.store import HostReport, Sighting
 from schemas import topology
+from schemas.config import Config
 from schemas.errors import PermanentSendError, StoreError, TransientSendError
 from schemas.event import LoginEvent, encode
 from tests.support.factories import T0, event
+from tests.support.fakes import NoAnswers, NoSilences
 from tests.support.worker_helpers import loginwatch
 
 
@@ -29,12 +34,21 @@ class FakeStore:
     sent: set[str] = field(default_factory=set)
     fail: bool = False
     logged: list[str] = field(default_factory=list)
+    hosts: list[HostReport] = field(default_factory=list)
 
     def batch(
-        self, sightings: Sequence[Sighting], *, budgets: object, now: datetime, window: float
+        self,
+        sightings: Sequence[Sighting],
+        *,
+        budgets: object,
+        now: datetime,
+        window: float,
+        hosts: Sequence[HostReport] = (),
+        reads: object = (),
     ) -> FakeBatch:
         if self.fail:
             raise StoreError("database is locked")
+        self.hosts += hosts
         return FakeBatch(self, [FirstSeen() for _ in sightings])
 
 
@@ -63,13 +77,17 @@ class FakeBatch:
     def flush(self) -> None:
         pass
 
+    read: list[list[tuple[object, ...]]] = field(default_factory=list)
+
 
 @dataclass
 class FakePolicy:
     decisions: tuple[Decision, ...]
     flood_window: float = 600
 
-    def decide(self, enriched: Enriched, state: PolicyState, now: datetime) -> tuple[Decision, ...]:
+    def decide(
+        self, enriched: Enriched, state: PolicyState, now: datetime, *, silences: object = None
+    ) -> tuple[Decision, ...]:
         return self.decisions
 
 
@@ -95,6 +113,10 @@ class FakeSender:
     failures: dict[str, Exception]
     mails: list[str] = field(default_factory=list)
 
+    def deliver(self, notice: Notice) -> None:
+        assert notice.mail is not None
+        self.send(notice.mail)
+
     def send(self, msg: EmailMessage) -> None:
         to = str(msg["To"])
         if to in self.failures:
@@ -103,10 +125,10 @@ class FakeSender:
 
 
 class FakeRender:
-    def render(self, enriched: Enriched, decision: Decision) -> EmailMessage:
+    def notice(self, enriched: Enriched, decision: Decision, key: str) -> Notice:
         msg = EmailMessage()
         msg["To"] = decision.recipient or ""
-        return msg
+        return Notice(key, msg["To"], "loginwatch.alert", "", (), (), {}, mail=msg)
 
 
 def mail(to: str) -> Decision:
@@ -125,6 +147,9 @@ def stages(
         send=sender,  # type: ignore[arg-type]
         store=store,  # type: ignore[arg-type]
         clock=lambda: T0,
+        silences=NoSilences(),  # type: ignore[arg-type]
+        answers=NoAnswers(),  # type: ignore[arg-type]
+        detecting=Detecting(Config(), None),
     )
     return built, sender
 
@@ -212,7 +237,7 @@ def test_republished_copies_carry_the_host_user_and_none_of_its_headers() -> Non
 
 
 def test_dead_list_describes_broker_dead_lettered_messages() -> None:
-    from consumer.deadletters import describe
+    from consumer.broker.deadletters import describe
 
     when = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
     delivery = Delivery(
@@ -256,11 +281,18 @@ class RefusesBatches(FakeStore):
     bad: str = ""
 
     def batch(
-        self, sightings: Sequence[Sighting], *, budgets: object, now: datetime, window: float
+        self,
+        sightings: Sequence[Sighting],
+        *,
+        budgets: object,
+        now: datetime,
+        window: float,
+        hosts: Sequence[HostReport] = (),
+        reads: object = (),
     ) -> FakeBatch:
         if any(s.event_id == self.bad for s in sightings):
             raise StoreError("value out of range")
-        return super().batch(sightings, budgets=budgets, now=now, window=window)
+        return super().batch(sightings, budgets=budgets, now=now, window=window, hosts=hosts)
 
 
 def test_a_batch_the_store_refuses_is_taken_one_event_at_a_time() -> None:
@@ -271,3 +303,14 @@ def test_a_batch_the_store_refuses_is_taken_one_event_at_a_time() -> None:
     assert [s.verdict for s in settled] == [Verdict.DONE, Verdict.PARK, Verdict.DONE, Verdict.DONE]
     assert settled[1].reason == "store: value out of range"
     assert len(sender.mails) == 3
+
+
+def test_every_event_of_a_batch_reports_its_host_and_version() -> None:
+    # The store's hosts table (loginwatch status) hears of each event's host and hook version,
+    # in the batch's first write, whatever the policy decides.
+    logins = [event(host="web-1", hook_version="0.1.0"), event(host="db-2", hook_version="0.2.0")]
+    store = FakeStore()
+    built, _ = stages((), {}, store)
+    process_batch(built, [Incoming(encode(e), "guest") for e in logins])
+    assert [(r.name, r.version) for r in store.hosts] == [("web-1", "0.1.0"), ("db-2", "0.2.0")]
+    assert {r.at for r in store.hosts} == {T0}

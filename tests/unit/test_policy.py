@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from consumer.decisions import Action, Decision, FloodCount, PolicyState
+from consumer.core.decisions import Action, Decision, FloodCount, PolicyState
 from consumer.stages.policy import Policy
 from schemas.config import parse_config
 from schemas.errors import ConfigError

@@ -1,12 +1,12 @@
-"""Route precedence (consumer/routing.py), as the worker's policy and the digest both read it:
+"""Route precedence (consumer/core/routing.py), as the worker's policy and the digest both read it:
 the recipients an event's digest lists are those the policy did not ignore."""
 
 from __future__ import annotations
 
 import pytest
 
-from consumer.decisions import Action, PolicyState
-from consumer.routing import audience, digest_recipients, first_routes
+from consumer.core.decisions import Action, PolicyState
+from consumer.core.routing import audience, digest_recipients, first_routes
 from consumer.stages.policy import Policy
 from schemas.config import parse_config
 from schemas.event import LoginEvent

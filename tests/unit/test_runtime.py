@@ -8,9 +8,9 @@ import signal
 from dataclasses import dataclass, field
 from typing import cast
 
-from consumer.broker import Broker
-from consumer.delivery import Delivery
-from consumer.runtime import BACKOFF_S, Link, Runtime, Stop
+from consumer.broker.connection import Broker
+from consumer.broker.delivery import Delivery
+from consumer.broker.runtime import BACKOFF_S, Link, Runtime, StopFlag
 from schemas.errors import BrokerError, QueueMissing
 
 QUEUE = "loginwatch.alerts"
@@ -38,20 +38,21 @@ class FakeBroker:
     def process_events(self, _seconds: float) -> None:
         pass
 
-    def held(self) -> tuple[int, float]:
+    def held(self, _queue: str) -> tuple[int, float]:
         return 0, 0.0
 
     def close(self) -> None:
         self.closed += 1
 
 
-def deliveries(*tags: int, generation: int = 1) -> list[Delivery]:
-    return [Delivery(t, b"", "login", redelivered=False, generation=generation) for t in tags]
+def deliveries(*tags: int, generation: int = 1, queue: str = QUEUE) -> list[Delivery]:
+    return [Delivery(t, b"", "login", redelivered=False, generation=generation, queue=queue)
+            for t in tags]  # fmt: skip
 
 
 def test_the_next_run_of_tags_is_one_frame() -> None:
     broker = FakeBroker()
-    link = Link(cast(Broker, broker), QUEUE)
+    link = Link(cast(Broker, broker), (QUEUE,))
     link.ack(deliveries(1, 2, 3))
     link.ack(deliveries(4))
     link.ack([])
@@ -60,17 +61,28 @@ def test_the_next_run_of_tags_is_one_frame() -> None:
 
 def test_after_a_gap_every_delivery_is_acked_alone_for_the_rest_of_the_connection() -> None:
     broker = FakeBroker()
-    link = Link(cast(Broker, broker), QUEUE)
+    link = Link(cast(Broker, broker), (QUEUE,))
     link.ack(deliveries(1, 3))  # 2 is still unsettled: a frame through 3 would ack it
     link.ack(deliveries(4, 5))
     assert broker.acks == [(1, False), (3, False), (4, False), (5, False)]
-    fresh = Link(cast(Broker, broker), QUEUE)  # a new connection counts from 1 again
+    fresh = Link(cast(Broker, broker), (QUEUE,))  # a new connection counts from 1 again
     fresh.ack(deliveries(1, 2))
     assert broker.acks[-1] == (2, True)
 
 
+def test_each_queue_acks_the_runs_of_its_own_tags() -> None:
+    """Each queue is consumed on a channel of its own, so each counts its tags from 1: a
+    batch that mixes two lanes is one frame per lane."""
+    broker = FakeBroker()
+    lane = "loginwatch.alerts.3"
+    link = Link(cast(Broker, broker), (QUEUE, lane))
+    link.ack([*deliveries(1, 2), *deliveries(1, queue=lane), *deliveries(3)])
+    link.ack(deliveries(2, 3, queue=lane))
+    assert broker.acks == [(3, True), (1, True), (3, True)]
+
+
 def test_a_delivery_is_current_only_on_its_own_connection() -> None:
-    link = Link(cast(Broker, FakeBroker(generation=2)), QUEUE)
+    link = Link(cast(Broker, FakeBroker(generation=2)), (QUEUE,))
     assert link.current(deliveries(1, generation=2)[0])
     assert not link.current(deliveries(1, generation=1)[0])
 
@@ -91,7 +103,7 @@ class Handler:
         link.pump(0)
         self.ticks -= 1
         if self.ticks <= 0:
-            runtime.stop.set()
+            runtime.stop()
         return None
 
     def finish(self, _link: Link) -> None:
@@ -102,7 +114,7 @@ class Handler:
         return None
 
 
-class Sleepless(Stop):
+class Sleepless(StopFlag):
     """Records the backoff instead of sleeping it."""
 
     def __init__(self) -> None:
@@ -114,10 +126,10 @@ class Sleepless(Stop):
 
 
 def runtime_for(broker: FakeBroker) -> tuple[Runtime, list[float]]:
-    runtime = Runtime(QUEUE, 10, connect=lambda: cast(Broker, broker),
-                      log=logging.getLogger("test"))  # fmt: skip
-    runtime.stop = Sleepless()
-    return runtime, runtime.stop.slept
+    flag = Sleepless()
+    runtime = Runtime((QUEUE,), 10, connect=lambda: cast(Broker, broker),
+                      log=logging.getLogger("test"), flag=flag)  # fmt: skip
+    return runtime, flag.slept
 
 
 def test_reconnects_with_a_growing_backoff_then_finishes_in_flight_and_stops() -> None:
@@ -144,5 +156,5 @@ def test_sigterm_stops_the_runtime_and_the_old_handler_comes_back() -> None:
     before = signal.getsignal(signal.SIGTERM)
     with runtime.signals("stopping"):
         os.kill(os.getpid(), signal.SIGTERM)
-        assert runtime.stop()
+        assert runtime.stopping()
     assert signal.getsignal(signal.SIGTERM) is before

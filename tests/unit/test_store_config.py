@@ -11,7 +11,7 @@ from consumer.cli import main
 from schemas.config import parse_config, store_password
 from schemas.errors import ConfigError
 
-PG = "postgresql://loginwatch@db.example:5432/loginwatch"
+PG = "postgresql://loginwatch@db.example:5432/loginwatch?sslmode=verify-full"
 
 
 def secret(tmp_path: Path, text: str = "s3cret:/@ pass\n", mode: int = 0o600) -> Path:
@@ -91,7 +91,9 @@ def test_check_config_hides_a_password_written_into_the_url(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     toml = tmp_path / "loginwatch.toml"
-    toml.write_text('[store]\nurl = "postgresql://loginwatch:hunter2@db.example/lw"\n')
+    toml.write_text(
+        '[store]\nurl = "postgresql://loginwatch:hunter2@db.example/lw"\nallow_plaintext = true\n'
+    )
     assert main(["check-config", "--config", str(toml), "--as-user", "root"]) == 0
     out = capsys.readouterr().out
     assert "postgresql://loginwatch:***@db.example/lw" in out
@@ -102,7 +104,10 @@ def test_check_config_hides_a_password_in_the_url_query(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     toml = tmp_path / "loginwatch.toml"
-    toml.write_text('[store]\nurl = "postgresql://lw@db.example/lw?sslmode=require&password=x7"\n')
+    toml.write_text(
+        '[store]\nurl = "postgresql://lw@db.example/lw?sslmode=require&password=x7"\n'
+        "allow_plaintext = true\n"
+    )
     assert main(["check-config", "--config", str(toml), "--as-user", "root"]) == 0
     out = capsys.readouterr().out
     assert "postgresql://lw@db.example/lw?sslmode=require&password=***" in out

@@ -1,5 +1,6 @@
-"""The SQLite store's files: modes and owners whatever the umask, and one clear line when
-the store's path cannot be made (issue 9 item 8, issue 10 item 3)."""
+"""The SQLite store's files: modes whatever the umask, and one clear line when the store's
+path cannot be made (issue 9 item 8, issue 10 item 3). As another user:
+tests/integration/store/test_store_files_as_others.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,27 +16,7 @@ import pytest
 
 from consumer.store import open_store
 from schemas.errors import StoreError
-from tests.support.worker_helpers import ROOT
-
-NOBODY = 65534
-CONFIG = """[store]
-url = "{url}"
-[smtp]
-host = "127.0.0.1"
-from = "loginwatch@example.org"
-[[route]]
-to = ["ops@example.com"]
-mode = "digest"
-"""
-
-
-def _python_for_others() -> str:
-    """An interpreter another user can start: this one, unless it sits under a private
-    home (pyenv under /root); then the system's, which the venv's argv[0] still selects."""
-    real = Path(os.path.realpath(sys.executable))
-    if all(mode(p) & 0o001 for p in real.parents):
-        return str(real)
-    return "/usr/bin/python3"
+from tests.support.worker_helpers import ROOT, store_only_config
 
 
 def mode(path: Path) -> int:
@@ -48,15 +28,6 @@ def umask_022() -> Iterator[None]:
     old = os.umask(0o022)
     yield
     os.umask(old)
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A directory every user can enter (pytest's tmp_path is 0700, root's)."""
-    made = Path(tempfile.mkdtemp(prefix="lw-store-files-"))
-    made.chmod(0o755)
-    yield made
-    subprocess.run(["rm", "-rf", str(made)], check=True)
 
 
 @pytest.mark.usefixtures("umask_022")
@@ -71,29 +42,6 @@ def test_a_new_store_is_private_under_umask_022(tmp_path: Path) -> None:
         assert mode(directory) == 0o700, directory
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown)")
-@pytest.mark.usefixtures("umask_022")
-def test_root_leaves_files_the_service_user_can_write(shared_dir: Path) -> None:
-    """``sudo loginwatch digest --preview`` on the service user's store directory."""
-    state = shared_dir / "state"
-    state.mkdir(mode=0o750)
-    os.chown(state, NOBODY, NOBODY)
-    path = state / "sub" / "loginwatch.db"
-    with open_store(str(path)) as store:
-        store.record_sent("k", datetime.now(UTC))
-        made = [path.parent, *path.parent.iterdir()]
-        assert len(made) == 4  # sub/, the db, -wal, -shm
-        assert {(p.name, p.stat().st_uid, p.stat().st_gid) for p in made} == {
-            (p.name, NOBODY, NOBODY) for p in made
-        }
-    # ... and the service user can use it afterwards.
-    script = f"from consumer.store import open_store; open_store({str(path)!r}).close()"
-    done = subprocess.run([sys.executable, "-c", script], executable=_python_for_others(),
-                          user=NOBODY, group=NOBODY, extra_groups=[], cwd=ROOT,
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-
-
 def test_an_uncreatable_store_path_is_one_store_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
@@ -105,42 +53,12 @@ def test_an_uncreatable_store_path_is_one_store_error(tmp_path: Path) -> None:
         open_store(str(tmp_path / "is-a-dir.db"))
 
 
-def run_as(user: int, config: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "consumer.cli", *command, "--config", str(config)],
-        executable=_python_for_others(), user=user, group=user, extra_groups=[], cwd=ROOT,
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as another user")
-@pytest.mark.parametrize("command", [("worker",), ("digest", "--preview")])
-def test_a_store_path_the_user_cannot_create_is_one_line(
-    shared_dir: Path, command: tuple[str, ...]
-) -> None:
-    """The worker started by hand as the service user, /var/lib/loginwatch missing."""
-    store = shared_dir / "var" / "lib" / "loginwatch" / "loginwatch.db"
-    config = shared_dir / "loginwatch.toml"
-    config.write_text(CONFIG.format(url=store))
-    config.chmod(0o644)
-    done = run_as(NOBODY, config, *command)
-    assert done.returncode == 1
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0] == (
-        f"loginwatch {command[0]}: cannot create {shared_dir / 'var'} for the store {store}:"
-        " Permission denied; create it, writable by the user loginwatch runs as"
-        " (install-central.sh does), or set $.store.url to a path that user can write"
-    )
-    assert not (shared_dir / "var").exists()
-
-
 @pytest.mark.parametrize("command", [("worker",), ("digest", "--preview")])
 def test_a_store_under_a_file_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
     (tmp_path / "file").write_text("")
     store = tmp_path / "file" / "loginwatch.db"
     config = tmp_path / "loginwatch.toml"
-    config.write_text(CONFIG.format(url=store))
+    config.write_text(store_only_config(store))
     done = subprocess.run(
         [sys.executable, "-m", "consumer.cli", *command, "--config", str(config)],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,

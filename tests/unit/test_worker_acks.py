@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import cast
 
-from consumer.broker import Broker
-from consumer.delivery import Delivery
-from consumer.pipeline import Settlement, Verdict
-from consumer.runtime import Link
-from consumer.worker import Worker
+from consumer.alerts.pipeline import Settlement, Verdict
+from consumer.alerts.worker import Worker
+from consumer.broker.connection import Broker
+from consumer.broker.delivery import Delivery
+from consumer.broker.runtime import Link
 from schemas import topology
 from schemas.config import parse_config
 
@@ -33,12 +33,13 @@ class RecordingBroker:
 
 def worker_on(broker: RecordingBroker) -> Worker:
     worker = Worker(parse_config('[broker]\nurl = "amqp://127.0.0.1/"'))
-    worker.runtime.link = Link(cast(Broker, broker), topology.ALERTS_QUEUE)
+    worker.runtime.link = Link(cast(Broker, broker), (topology.ALERTS_QUEUE,))
     return worker
 
 
 def settle(worker: Worker, *tags: int, generation: int = 1) -> None:
-    batch = [(Delivery(tag, b"", "login", redelivered=False, generation=generation), DONE)
+    batch = [(Delivery(tag, b"", "login", redelivered=False, generation=generation,
+                  queue=topology.ALERTS_QUEUE), DONE)
              for tag in tags]  # fmt: skip
     worker._busy += len(batch)
     worker._settle(batch)
