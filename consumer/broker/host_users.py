@@ -26,7 +26,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from consumer.broker import rabbitmqctl
@@ -228,19 +228,29 @@ def remove(name: str, password_file: Path) -> bool:
     return True
 
 
-def entries(vhost: str) -> list[HostEntry]:
-    """Every ``host-*`` broker user with permissions on ``vhost``, and whether it is write-only.
+def vhost_permissions(vhost: str) -> list[dict[str, Any]]:
+    """Every user's permissions on ``vhost``, as ``rabbitmqctl list_permissions`` rows. A
+    user with permissions on the vhost exists, so this one call (each starts an Erlang VM,
+    about half a second of CPU) finds the vhost's users too.
+
+    Raises:
+        BrokerError: rabbitmqctl failed.
+    """
+    return rabbitmqctl.run_json("list_permissions", "-p", vhost)
+
+
+def entries(vhost: str, rows: list[dict[str, Any]] | None = None) -> list[HostEntry]:
+    """Every ``host-*`` broker user with permissions on ``vhost``, and whether it is write-only;
+    from ``rows`` when the caller read ``vhost_permissions`` already.
 
     Host users of other vhosts (another fleet on the same broker) are not listed.
 
     Raises:
         BrokerError: rabbitmqctl failed.
     """
-    # A user with permissions on the vhost exists: one rabbitmqctl call (each starts an
-    # Erlang VM, about half a second of CPU) finds them, a second reads limits if any.
     permissions = {
         str(row.get("user", "")): {key: row.get(key) for key in HOST_PERMISSIONS}
-        for row in rabbitmqctl.run_json("list_permissions", "-p", vhost)
+        for row in (vhost_permissions(vhost) if rows is None else rows)
     }
     hosts = {user: name for user in permissions if (name := user_host(user)) is not None}
     limits = user_limits() if hosts else {}
@@ -270,15 +280,15 @@ def user_limits() -> dict[str, dict[str, int]]:
     return found
 
 
-def limit_all(vhost: str) -> list[str]:
+def limit_all(vhost: str, rows: list[dict[str, Any]] | None = None) -> list[str]:
     """Give ``HOST_LIMITS`` to every host user of ``vhost`` that has none or looser ones
-    (made before ``host add`` set them); the users it changed.
+    (made before ``host add`` set them); the users it changed. ``rows`` as for ``entries``.
 
     Raises:
         BrokerError: rabbitmqctl failed.
     """
     changed = []
-    for entry in entries(vhost):
+    for entry in entries(vhost, rows):
         if not entry.limited:
             rabbitmqctl.run("set_user_limits", entry.user, json.dumps(HOST_LIMITS))
             changed.append(entry.user)

@@ -23,7 +23,7 @@ user, which is trusted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -94,14 +94,11 @@ def restrict_all(vhost: str, users: Iterable[str], *, old_hooks: bool = False) -
         rabbitmqctl.run("import_definitions", stdin=json.dumps({"topic_permissions": rows}))
 
 
-def speakers(vhost: str, relays: Iterable[str] = ()) -> list[str]:
-    """The host users (``host-*``) with permissions on ``vhost``, and those of ``relays``
-    (``[worker.host_users]``) that have: the users whose routing keys should be limited.
-
-    Raises:
-        BrokerError: rabbitmqctl failed.
-    """
-    users = [str(row.get("user")) for row in rabbitmqctl.run_json("list_permissions", "-p", vhost)]
+def speakers(permissions: Iterable[Mapping[str, object]], relays: Iterable[str] = ()) -> list[str]:
+    """Of the users with ``permissions`` on a vhost (``rabbitmqctl list_permissions`` rows),
+    the host users (``host-*``) and those of ``relays`` (``[worker.host_users]``): the users
+    whose routing keys should be limited."""
+    users = [str(row.get("user")) for row in permissions]
     wanted = set(relays)
     return [u for u in users if topology.user_host(u) is not None or u in wanted]
 

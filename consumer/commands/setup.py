@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from consumer.broker import host_users, queue_limits, topic_keys
 from consumer.broker.connection import Broker
@@ -91,13 +92,14 @@ def _retire_lanes(broker: Broker, lanes: int) -> list[str]:
     return said
 
 
-def _host_keys(config: Config, vhost: str) -> str:
-    """Topic permissions for host users and relays that have none yet (made before lanes).
+def _host_keys(config: Config, vhost: str, permissions: list[dict[str, Any]]) -> str:
+    """Topic permissions for host users and relays that have none yet (made before lanes),
+    of the users with ``permissions`` on ``vhost``.
 
     Raises:
         BrokerError: rabbitmqctl failed.
     """
-    users = topic_keys.speakers(vhost, config.worker.host_users)
+    users = topic_keys.speakers(permissions, config.worker.host_users)
     applied = topic_keys.upgrade(vhost, users)
     if not applied.old_hooks:
         return f"routing keys: every one of {len(users)} host user(s) has its topic permission"
@@ -137,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     try:
         queue_limits.apply(vhost, limits, cluster)
-        keys = _host_keys(config, vhost)
+        # Read once for the routing keys and the limits: neither changes who has permissions.
+        permissions = host_users.vhost_permissions(vhost)
+        keys = _host_keys(config, vhost, permissions)
     except BrokerError as exc:
         # The queues work without limits; say loudly that they have none yet.
         print(
@@ -152,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     print(keys)
     # Host users made before `host add` set limits get them now (the node is the one
     # queue_limits.apply checked: rabbitmqctl here manages the connected broker).
-    limited = host_users.limit_all(vhost)
+    limited = host_users.limit_all(vhost, permissions)
     if limited:
         shown = ", ".join(visible(user) for user in limited[:20])
         more = f" and {len(limited) - 20} more" if len(limited) > 20 else ""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.broker import host_users, rabbitmqctl
+from consumer.broker import host_users, rabbitmqctl, topic_keys
 from schemas import topology
 from schemas.errors import BrokerError
 
@@ -60,3 +60,21 @@ def test_a_failed_import_leaves_no_user_and_no_password_file(
     with pytest.raises(BrokerError, match="does not exist"):
         host_users.add("web-1", "x", secret)
     assert deleted == ["host-web-1"] and not secret.exists()
+
+
+def test_setup_reads_the_vhosts_permissions_once_for_routing_keys_and_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        calls.append(args[0])
+        return "[]"
+
+    monkeypatch.setattr(rabbitmqctl, "run", run)
+    rows = [{"user": "guest", **topology.HOST_PERMISSIONS},
+            {"user": "host-web-1", **topology.HOST_PERMISSIONS},
+            {"user": "relay", **topology.HOST_PERMISSIONS}]  # fmt: skip
+    assert topic_keys.speakers(rows, relays=["relay"]) == ["host-web-1", "relay"]
+    assert host_users.limit_all("fleet", rows) == ["host-web-1"]  # listed without limits
+    assert calls == ["list_user_limits", "set_user_limits"]  # no second list_permissions
